@@ -1,0 +1,28 @@
+"""The 3-D face core: morphable models (Eq. 1, 4), pose (Eq. 4, 8), camera and landmark fitting."""
+
+from talkinghead.face.builtin import builtin_identity_std, builtin_morphable_model
+from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES, LIP_BLENDSHAPES, OTHER_BLENDSHAPES
+from talkinghead.face.faceverse import FaceVerseFormatError, load_faceverse
+from talkinghead.face.fitting import FitResult, fit_landmarks
+from talkinghead.face.morphable_model import MorphableModel
+from talkinghead.face.pose import apply_pose, compose_relative, matrix_to_pose, pose_to_matrix, relative_pose
+
+__all__ = [
+    "ARKIT_BLENDSHAPES",
+    "LIP_BLENDSHAPES",
+    "OTHER_BLENDSHAPES",
+    "FaceVerseFormatError",
+    "FitResult",
+    "MorphableModel",
+    "PerspectiveCamera",
+    "apply_pose",
+    "builtin_identity_std",
+    "builtin_morphable_model",
+    "compose_relative",
+    "fit_landmarks",
+    "load_faceverse",
+    "matrix_to_pose",
+    "pose_to_matrix",
+    "relative_pose",
+]

@@ -1,0 +1,101 @@
+"""FaceVerse, the paper's morphable model (§3.1, §4.2), loaded from the user's own file.
+
+FaceVerse is not redistributable, so the package ships none; the user passes the path of the
+official ``.npy`` dict (``faceverse_simple_v2.npy`` or similar, read with ``allow_pickle=True`` —
+load only a file you trust). Keys used:
+
+========================  ===========================  ==========================================
+key                       shape                        meaning
+========================  ===========================  ==========================================
+``meanshape``             (N, 3) or (1, 3N) or (3N,)   mean shape S̄
+``idBase``                (3N, K_id)                   identity basis U_id (150 in FaceVerse)
+``exBase``                (3N, 52)                     expression basis U_exp
+``tri``                   (F, 3)                       triangles (zero-based vertex ids)
+``keypoints``             (68,) (any 1-D int array)    landmark vertex ids; 48–67 are the mouth
+``exp_name_list``         52 strings (optional)        blendshape names in basis order
+========================  ===========================  ==========================================
+
+The lip vertices that carry O_lip default to the 20 mouth keypoints (68-point convention) and can be
+given explicitly with ``lip_ids``. ``scale`` converts the file's units to centimetres so the camera of
+:mod:`talkinghead.face.camera` frames the face as it frames the built-in model.
+"""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
+from talkinghead.face.morphable_model import MorphableModel
+
+REQUIRED_KEYS = ("meanshape", "idBase", "exBase", "tri", "keypoints")
+NAME_KEYS = ("exp_name_list", "exp_name_list_52")
+
+
+class FaceVerseFormatError(ValueError):
+    """The file is not a FaceVerse model dict; the message names the offending key."""
+
+
+def _read_dict(path: Path) -> dict:
+    if not path.is_file():
+        raise FaceVerseFormatError(f"FaceVerse model file not found: {path}")
+    try:
+        content = np.load(path, allow_pickle=True)
+    except (OSError, ValueError, EOFError) as error:
+        raise FaceVerseFormatError(f"{path} is not a readable .npy file ({error})") from None
+    if isinstance(content, np.ndarray) and content.dtype == object and content.shape == ():
+        content = content.item()
+    if not isinstance(content, dict):
+        raise FaceVerseFormatError(f"{path} does not hold a dict of arrays (FaceVerse .npy format)")
+    return content
+
+
+def _array(model: dict, key: str, path: Path) -> np.ndarray:
+    if key not in model:
+        raise FaceVerseFormatError(f"{path}: missing key {key!r}")
+    return np.asarray(model[key])
+
+
+def _per_vertex(basis: np.ndarray, scale: float) -> torch.Tensor:
+    """(3N, K) with x, y, z interleaved per vertex → (K, N, 3)."""
+    return torch.from_numpy(basis.astype(np.float64).T.reshape(basis.shape[1], -1, 3) * scale)
+
+
+def load_faceverse(path: str | Path, lip_ids: Sequence[int] | None = None, scale: float = 1.0) -> MorphableModel:
+    """Build a :class:`MorphableModel` from a FaceVerse ``.npy`` dict (see module docstring)."""
+    path = Path(path)
+    model = _read_dict(path)
+    mean, id_base, ex_base, tri, keypoints = (_array(model, key, path) for key in REQUIRED_KEYS)
+    if mean.size % 3:
+        raise FaceVerseFormatError(f"{path}: key 'meanshape' must hold 3·N numbers, got shape {mean.shape}")
+    mean = mean.reshape(-1, 3)
+    n = mean.shape[0]
+    for key, basis in (("idBase", id_base), ("exBase", ex_base)):
+        if basis.ndim != 2 or basis.shape[0] != 3 * n:
+            raise FaceVerseFormatError(f"{path}: key {key!r} must be (3N={3 * n}, K), got shape {basis.shape}")
+    if tri.ndim != 2 or tri.shape[1] != 3 or tri.size == 0 or tri.min() < 0 or tri.max() >= n:
+        raise FaceVerseFormatError(f"{path}: key 'tri' must be (F, 3) vertex ids below {n}, got shape {tri.shape}")
+    keypoints = keypoints.reshape(-1).astype(np.int64)
+    if keypoints.size == 0 or keypoints.min() < 0 or keypoints.max() >= n:
+        raise FaceVerseFormatError(f"{path}: key 'keypoints' must hold vertex ids below {n}")
+    names = next((list(map(str, model[k])) for k in NAME_KEYS if k in model), None)
+    if names is None:
+        if ex_base.shape[1] != len(ARKIT_BLENDSHAPES):
+            raise FaceVerseFormatError(f"{path}: key 'exBase' has {ex_base.shape[1]} columns and no 'exp_name_list'")
+        names = list(ARKIT_BLENDSHAPES)
+    if len(names) != ex_base.shape[1]:
+        raise FaceVerseFormatError(f"{path}: key 'exp_name_list' names {len(names)} of {ex_base.shape[1]} blendshapes")
+    if lip_ids is None:
+        if keypoints.size != 68:
+            raise FaceVerseFormatError(f"{path}: key 'keypoints' is not the 68-point set; pass lip_ids explicitly")
+        lip_ids = keypoints[48:68]
+    return MorphableModel(
+        mean_shape=torch.from_numpy(mean * scale),
+        identity_basis=_per_vertex(id_base, scale),
+        expression_basis=_per_vertex(ex_base, scale),
+        triangles=torch.from_numpy(tri.astype(np.int64)),
+        expression_names=names,
+        lip_ids=torch.as_tensor(np.asarray(lip_ids, dtype=np.int64)),
+        landmark_ids=torch.from_numpy(keypoints),
+    )

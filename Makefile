@@ -6,8 +6,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# libgl1/libglib2.0-0: OpenCV (pulled in by MediaPipe) loads them at import.
-DEBIAN_PACKAGES := libgl1 libglib2.0-0
+# libgl1/libglib2.0-0: OpenCV (pulled in by MediaPipe) loads them at import;
+# espeak-ng: the speech synthesizer of the embedded corpus (libespeak-ng through ctypes).
+DEBIAN_PACKAGES := libgl1 libglib2.0-0 espeak-ng
 DEMO_DIR := outputs/demo
 
 .PHONY: venv system-deps test lint demo clean
@@ -34,8 +35,12 @@ lint: venv
 test: venv lint
 	$(BIN)/python -m pytest
 
+CORPUS := $(DEMO_DIR)/corpus
+
 demo: venv
 	$(BIN)/python -m talkinghead.render.preview --out $(DEMO_DIR)
+	$(BIN)/talkinghead-data synth --out $(CORPUS)
+	$(BIN)/talkinghead-data inspect $(CORPUS) --sheet $(DEMO_DIR)/corpus_contact_sheet.png
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

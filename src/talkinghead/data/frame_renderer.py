@@ -1,0 +1,235 @@
+"""Synthetic video frames by mesh-guided warping of one portrait (the embedded corpus' frames).
+
+The portrait carries a fitted mesh, ``S_src = (S̄ + α_src U_id + β_src U_exp) ⊗ P_ref`` (Eq. 4). A frame for
+a driven mesh ``S_drv = (S̄ + α U_id + β U_exp + O_lip) ⊗ P`` is a *backward warp* of the portrait:
+
+1. the driven mesh is rasterized (plus a fan of triangles over the inner-lip loop, which the model leaves
+   as a hole); a covered pixel hits a triangle at perspective-correct barycentrics λ. The same triangle
+   and λ on the source mesh is the same surface point, so the 3-D source point ``Σ λ_i S_src,i`` projected
+   by the camera is where the portrait shows that point: the pixel samples the portrait there. The flow
+   is that sample position minus the pixel centre;
+2. outside the face the flow is extended smoothly (push-pull fill, a low-resolution Gaussian blur, and a
+   falloff to zero with distance from the face), so hair and ears follow the head while far background
+   stays put; rows below the chin are faded to zero flow, so the torso stays still;
+3. the portrait is sampled with ``grid_sample``;
+4. inside the driven inner-lip polygon a mouth interior (a dark cavity with a light teeth band under the
+   upper lip and a dimmer one over the lower lip) is blended in, in proportion to how much wider the driven
+   opening is than the portrait's own (so driven == source returns the portrait, mouth included).
+
+*Identity reshaping*: a driven mesh built with another α than the fitted one reshapes the face through the
+same warp (a wider jaw in ``S_drv`` pulls the portrait's jaw outwards), which is how the corpus varies
+identities from one photo.
+
+Pixel convention: the camera's (:mod:`talkinghead.face.camera`): origin at the top-left *corner*, pixel
+(i, j) centred at (j + 0.5, i + 0.5). ``grid_sample(..., align_corners=False)`` maps the normalized
+coordinate −1 to the left edge of column 0 and +1 to the right edge of column W − 1, so a sample position
+(u, v) in camera pixels is ``(2u / W − 1, 2v / H − 1)`` exactly, with no half-pixel shift.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual alias
+from kornia.filters import gaussian_blur2d
+
+from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.morphable_model import MorphableModel
+from talkinghead.render.base import Rasterizer
+
+CHIN_VERTEX = 152  # FaceMesh landmark at the bottom of the chin
+CAVITY_COLOR = (0.13, 0.04, 0.05)
+TEETH_COLOR = (0.88, 0.85, 0.79)
+
+
+@dataclass
+class WarpField:
+    """Where every frame pixel samples the portrait, and the mouth interior to paint over it.
+
+    Attributes:
+        sample: (B, H, W, 2) sample positions (u, v) in portrait pixels (camera convention).
+        face: (B, 1, H, W) coverage of the driven face mesh (the mouth fan excluded).
+        mouth: (B, 1, H, W) coverage of the driven inner-lip polygon (the fan).
+        lip_coordinate: (B, 1, H, W) inside the mouth, 0 on the upper inner lip, 0.5 at the fan's hub
+            (half-way between the lips' middles), 1 on the lower inner lip (interpolated over the fan); 0 elsewhere.
+        opening: (B,) opacity of the mouth interior, ``clamp(2 (1 − A_src / A_drv), 0, 1)`` with A the
+            screen areas of the source and driven inner-lip polygons.
+    """
+
+    sample: torch.Tensor
+    face: torch.Tensor
+    mouth: torch.Tensor
+    lip_coordinate: torch.Tensor
+    opening: torch.Tensor
+
+
+def _polygon_area(points: torch.Tensor) -> torch.Tensor:
+    """Shoelace area of closed polygons (..., K, 2) → (...)."""
+    x, y = points.unbind(-1)
+    return 0.5 * (x * y.roll(-1, -1) - x.roll(-1, -1) * y).sum(-1).abs()
+
+
+def push_pull(values: torch.Tensor, weight: torch.Tensor, min_size: int = 4) -> torch.Tensor:
+    """Fill values (B, C, H, W) where ``weight`` (B, 1, H, W) ∈ [0, 1] is low, from the known pixels around.
+
+    Gortler et al.'s push-pull: average-pool the weighted values and weights down a pyramid, fill each level
+    from the bilinearly upsampled coarser one where its own weight is below 1. Known pixels keep their value.
+    """
+    height, width = values.shape[-2:]
+    if min(height, width) <= min_size or height % 2 or width % 2:
+        total = weight.sum((-2, -1), keepdim=True)
+        return (values * weight).sum((-2, -1), keepdim=True) / total.clamp(min=1e-6) * torch.ones_like(values)
+    coarse_weight = F.avg_pool2d(weight, 2)
+    coarse = F.avg_pool2d(values * weight, 2) / coarse_weight.clamp(min=1e-6)
+    filled = push_pull(coarse, coarse_weight.mul(4.0).clamp(max=1.0), min_size)
+    upsampled = F.interpolate(filled, size=(height, width), mode="bilinear", align_corners=False)
+    return weight * values + (1.0 - weight) * upsampled
+
+
+def _smoothstep(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+class MeshWarpRenderer:
+    """Render frames of a portrait driven by meshes (see the module docstring for the method).
+
+    Args:
+        model: the morphable model whose topology the vertices use (its triangles and ``lip_inner`` loop).
+        camera: the crop camera of the portrait and the meshes (its ``image_size`` is the frame size).
+        rasterizer: any backend of :func:`talkinghead.render.make_rasterizer`.
+        reach: distance (px) over which the flow outside the face fades: the falloff is
+            ``clamp(2 · G_reach * face, 0, 1)``, 1 at the face border, about 0.3 at ``reach`` px and
+            0.05 at twice that.
+        smoothing: Gaussian sigma (px) of the flow outside the face.
+        torso_margin: the still region starts this many px below the lower of the source and driven chins
+            and reaches zero flow ``torso_ramp`` px further down.
+    """
+
+    def __init__(
+        self,
+        model: MorphableModel,
+        camera: PerspectiveCamera,
+        rasterizer: Rasterizer,
+        reach: float = 32.0,
+        smoothing: float = 6.0,
+        torso_margin: float = 4.0,
+        torso_ramp: float = 20.0,
+    ) -> None:
+        self.camera = camera
+        self.rasterizer = rasterizer
+        self.size = (camera.image_size, camera.image_size)
+        self.reach, self.smoothing = reach, smoothing
+        self.torso_margin, self.torso_ramp = torso_margin, torso_ramp
+        loop = model.region("lip_inner").cpu()
+        upper_chain, lower_chain = model.region("lip_inner_upper").cpu(), model.region("lip_inner_lower").cpu()
+        upper, lower = set(upper_chain.tolist()), set(lower_chain.tolist())
+        # The fan's hub: halfway between the middles of the upper and lower inner lip (FaceMesh 13 and 14).
+        self.lip_middles = torch.stack((upper_chain[len(upper_chain) // 2], lower_chain[len(lower_chain) // 2]))
+        centre = model.num_vertices  # the fan's extra vertex, appended after the mesh's own
+        fan = torch.stack((loop, loop.roll(-1), torch.full_like(loop, centre)), dim=1)  # both faces rasterize
+        self.num_face_triangles = model.triangles.shape[0]
+        self.triangles = torch.cat((model.triangles.cpu(), fan), dim=0)
+        self.lip_loop = loop
+        coordinate = torch.zeros(model.num_vertices + 1)
+        coordinate[centre] = 0.5
+        for vertex in loop.tolist():
+            coordinate[vertex] = 0.5 if vertex in upper and vertex in lower else (1.0 if vertex in lower else 0.0)
+        self.lip_coordinate = coordinate
+
+    def _with_mouth_centre(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Append the fan's hub (mid-point of the inner lips' middles) as vertex N: (B, N, 3) → (B, N + 1, 3)."""
+        centre = vertices[:, self.lip_middles].mean(1, keepdim=True)
+        return torch.cat((vertices, centre), dim=1)
+
+    def warp_field(self, source_vertices: torch.Tensor, driven_vertices: torch.Tensor) -> WarpField:
+        """Sampling positions for driven meshes (B, N, 3) given the source mesh (N, 3), both world cm."""
+        batch = driven_vertices.shape[0]
+        height, width = self.size
+        device, dtype = driven_vertices.device, driven_vertices.dtype
+        triangles = self.triangles.to(device)
+        source = self._with_mouth_centre(source_vertices.to(dtype)[None])
+        driven = self._with_mouth_centre(driven_vertices)
+        driven_screen = self.camera.project(driven)
+        source_screen = self.camera.project(source)
+        raster = self.rasterizer.rasterize(driven_screen, triangles, self.size)
+        attributes = torch.cat((source, self.lip_coordinate.to(device, dtype)[None, :, None]), dim=-1)
+        interpolated = self.rasterizer.interpolate(attributes.expand(batch, -1, -1), raster, triangles)
+        covered = raster.mask
+        mouth = (raster.triangle_id >= self.num_face_triangles).unsqueeze(1).to(dtype)
+        face = covered - mouth
+        sampled = self.camera.project(interpolated[:, :3].permute(0, 2, 3, 1))[..., :2].permute(0, 3, 1, 2)
+        rows = torch.arange(height, device=device, dtype=dtype) + 0.5
+        cols = torch.arange(width, device=device, dtype=dtype) + 0.5
+        centres = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=0)[None]  # (1, 2, H, W) as (u, v)
+        flow = (sampled - centres) * covered
+        flow = self._extend(flow, covered)
+        chin = torch.maximum(driven_screen[:, CHIN_VERTEX, 1], source_screen[:, CHIN_VERTEX, 1].expand(batch))
+        still = _smoothstep((rows[None, :] - chin[:, None] - self.torso_margin) / self.torso_ramp)
+        flow = flow * (1.0 - still)[:, None, :, None]
+        source_area = _polygon_area(source_screen[:, self.lip_loop, :2])
+        driven_area = _polygon_area(driven_screen[:, self.lip_loop, :2]).clamp(min=1e-6)
+        opening = (2.0 * (1.0 - source_area / driven_area)).clamp(0.0, 1.0)
+        return WarpField(
+            sample=(centres + flow).permute(0, 2, 3, 1),
+            face=face,
+            mouth=mouth,
+            lip_coordinate=interpolated[:, 3:] * mouth,
+            opening=opening,
+        )
+
+    def _extend(self, flow: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+        """Keep the flow on the mesh, extend it smoothly outside, fading to zero ``reach`` px away."""
+        factor = 4  # the smooth exterior is computed at a quarter of the resolution
+        filled = push_pull(flow, covered)
+        small = F.avg_pool2d(filled, factor)
+        small_mask = F.avg_pool2d(covered, factor)
+        sigma, reach = self.smoothing / factor, self.reach / factor
+        small = gaussian_blur2d(small, _kernel(sigma), (sigma, sigma), border_type="replicate")
+        falloff = gaussian_blur2d(small_mask, _kernel(reach), (reach, reach), border_type="constant")
+        exterior = small * (2.0 * falloff).clamp(max=1.0)
+        exterior = F.interpolate(exterior, size=flow.shape[-2:], mode="bilinear", align_corners=False)
+        inner = gaussian_blur2d(covered, (7, 7), (1.5, 1.5), border_type="constant")
+        keep = (2.0 * inner - 1.0).clamp(0.0, 1.0) * covered
+        return keep * flow + (1.0 - keep) * exterior
+
+    def render(
+        self, portrait: torch.Tensor, source_vertices: torch.Tensor, driven_vertices: torch.Tensor
+    ) -> torch.Tensor:
+        """Frames (B, C, H, W) of a portrait (C, H, W) in [0, 1] for driven meshes (B, N, 3).
+
+        ``source_vertices`` (N, 3) is the portrait's fitted mesh posed at P_ref (world cm). With C = 3 the
+        mouth interior is painted; other channel counts (e.g. coordinate images) are only warped.
+        """
+        field = self.warp_field(source_vertices, driven_vertices)
+        batch = driven_vertices.shape[0]
+        height, width = self.size
+        scale = torch.tensor([2.0 / width, 2.0 / height], device=portrait.device, dtype=portrait.dtype)
+        grid = field.sample * scale - 1.0
+        frames = F.grid_sample(
+            portrait[None].expand(batch, -1, -1, -1), grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
+        if portrait.shape[0] != 3:
+            return frames
+        mouth, alpha = self._mouth_interior(field)
+        return frames * (1.0 - alpha) + mouth * alpha
+
+    @staticmethod
+    def _mouth_interior(field: WarpField) -> tuple[torch.Tensor, torch.Tensor]:
+        """Colour (B, 3, H, W) and soft opacity (B, 1, H, W) of the cavity with its teeth bands."""
+        dtype, device = field.mouth.dtype, field.mouth.device
+        s = field.lip_coordinate
+        upper_teeth = _smoothstep((0.24 - s) / 0.06)
+        lower_teeth = 0.6 * _smoothstep((s - 0.9) / 0.05)
+        cavity = torch.tensor(CAVITY_COLOR, dtype=dtype, device=device)[None, :, None, None]
+        teeth = torch.tensor(TEETH_COLOR, dtype=dtype, device=device)[None, :, None, None]
+        shade = 0.7 + 0.3 * (1.0 - (2.0 * s - 1.0).abs())  # the cavity is darkest near the lips' shadow
+        colour = cavity * shade + (upper_teeth + lower_teeth).clamp(max=1.0) * (teeth - cavity * shade)
+        colour = gaussian_blur2d(colour * field.mouth, (5, 5), (0.8, 0.8), border_type="replicate")
+        alpha = gaussian_blur2d(field.mouth, (5, 5), (0.8, 0.8), border_type="constant")
+        colour = colour / alpha.clamp(min=1e-3)
+        return colour.clamp(0.0, 1.0), alpha * field.opening[:, None, None, None]
+
+
+def _kernel(sigma: float) -> tuple[int, int]:
+    size = 2 * int(3.0 * sigma + 0.5) + 1
+    return size, size

@@ -10,7 +10,6 @@ Landmark pixels use the camera's convention (:mod:`talkinghead.face.camera`): or
 top-left corner, so MediaPipe's normalized ``(x, y)`` times the image size are camera pixels as they are.
 """
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +27,7 @@ from talkinghead.face.fitting import fit_landmarks
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.pose import apply_pose
 from talkinghead.face.regions import mirror_permutation
+from talkinghead.native_stderr import native_stderr_silenced
 
 CROP_SIZE = 256
 # The crop camera's default view shows the canonical mean face's landmarks in a box of 125 × 159 px
@@ -41,26 +41,20 @@ class NoFaceError(ValueError):
     """The image shows no face MediaPipe can find."""
 
 
-def _mediapipe():
-    """Import mediapipe with its native INFO/WARNING log lines (TFLite delegate, feedback manager) silenced."""
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import mediapipe
-
-    return mediapipe
-
-
 @lru_cache(maxsize=1)
 def _face_mesh():
-    mp = _mediapipe()
-    return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=2, refine_landmarks=False)
+    import mediapipe as mp
+
+    with native_stderr_silenced():
+        return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=2, refine_landmarks=False)
 
 
 @lru_cache(maxsize=1)
 def _selfie_segmentation():
-    mp = _mediapipe()
+    import mediapipe as mp
 
-    return mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+    with native_stderr_silenced():
+        return mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
 
 
 def detect_face_landmarks(image_rgb: np.ndarray) -> np.ndarray:
@@ -73,7 +67,8 @@ def detect_face_landmarks(image_rgb: np.ndarray) -> np.ndarray:
     image_rgb = np.ascontiguousarray(image_rgb)
     if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image_rgb.dtype} {image_rgb.shape}")
-    result = _face_mesh().process(image_rgb)
+    with native_stderr_silenced():
+        result = _face_mesh().process(image_rgb)
     if not result.multi_face_landmarks:
         raise NoFaceError("MediaPipe FaceMesh found no face in the image")
     height, width = image_rgb.shape[:2]
@@ -86,7 +81,9 @@ def detect_face_landmarks(image_rgb: np.ndarray) -> np.ndarray:
 
 def person_mask(image_rgb: np.ndarray) -> np.ndarray:
     """Soft person mask (H, W) float32 in [0, 1] from MediaPipe's selfie segmentation (built once)."""
-    return _selfie_segmentation().process(np.ascontiguousarray(image_rgb)).segmentation_mask.astype(np.float32)
+    with native_stderr_silenced():
+        result = _selfie_segmentation().process(np.ascontiguousarray(image_rgb))
+    return result.segmentation_mask.astype(np.float32)
 
 
 def crop_box(

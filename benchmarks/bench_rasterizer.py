@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
+from talkinghead.face import builtin_morphable_model
 from talkinghead.face.camera import PerspectiveCamera
-from talkinghead.face.canonical_mesh import load_canonical_mesh
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.pose import apply_pose
 from talkinghead.render import NCCRenderer, make_rasterizer
@@ -33,19 +33,6 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or "unknown CPU"
-
-
-def face_model() -> MorphableModel:
-    mesh = load_canonical_mesh()
-    n = mesh.vertices.shape[0]
-    return MorphableModel(
-        mean_shape=torch.tensor(mesh.vertices, dtype=torch.float32),
-        identity_basis=torch.zeros(0, n, 3),
-        expression_basis=torch.zeros(0, n, 3),
-        triangles=torch.tensor(mesh.triangles),
-        expression_names=(),
-        lip_ids=torch.zeros(0, dtype=torch.long),
-    )
 
 
 def random_heads(model: MorphableModel, batch: int, seed: int) -> torch.Tensor:
@@ -83,7 +70,7 @@ def main() -> None:
     torch.set_num_threads(
         len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     )
-    model = face_model()
+    model = builtin_morphable_model()
     camera = PerspectiveCamera(image_size=256)
     runs = [("torch", "cpu", (1, 16))]
     if torch.cuda.is_available():

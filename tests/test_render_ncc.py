@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
+from talkinghead.face import builtin_morphable_model
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.canonical_mesh import load_canonical_mesh
-from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.pose import apply_pose
 from talkinghead.render import (
     NCCRenderer,
@@ -18,27 +18,13 @@ from talkinghead.render import (
 )
 
 
-def canonical_model() -> MorphableModel:
-    """The canonical mesh as a morphable model with empty bases (no dependency on the built-in bases)."""
-    mesh = load_canonical_mesh()
-    n = mesh.vertices.shape[0]
-    return MorphableModel(
-        mean_shape=torch.tensor(mesh.vertices, dtype=torch.float32),
-        identity_basis=torch.zeros(0, n, 3),
-        expression_basis=torch.zeros(0, n, 3),
-        triangles=torch.tensor(mesh.triangles),
-        expression_names=(),
-        lip_ids=torch.zeros(0, dtype=torch.long),
-    )
-
-
 @pytest.fixture(scope="module")
 def renderer() -> NCCRenderer:
-    return NCCRenderer(canonical_model(), PerspectiveCamera(), make_rasterizer("torch"))
+    return NCCRenderer(builtin_morphable_model(), PerspectiveCamera(), make_rasterizer("torch"))
 
 
 def test_ncc_colors_span_the_unit_cube_and_follow_the_axes() -> None:
-    mean_shape = canonical_model().mean_shape
+    mean_shape = builtin_morphable_model().mean_shape
     colors = ncc_colors(mean_shape)
     assert colors.shape == mean_shape.shape
     torch.testing.assert_close(colors.amin(0), torch.zeros(3))

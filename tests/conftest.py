@@ -11,3 +11,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+TINY_CORPUS_ARGS = ("--clips", "6", "--seconds", "2", "--seed", "3", "--workers", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory):
+    """A 6-clip, 3-identity embedded corpus of 2-s clips (built once per test session, ~10 s)."""
+    from talkinghead.data.cli import main as data_main
+
+    root = tmp_path_factory.mktemp("tiny_corpus")
+    assert data_main(["synth", "--out", str(root), *TINY_CORPUS_ARGS]) == 0
+    return root

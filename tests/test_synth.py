@@ -10,16 +10,9 @@ from talkinghead.data.cli import main as data_main
 from talkinghead.data.shards import iter_clips, load_index
 from talkinghead.data.synth import SynthConfig, make_clip
 from talkinghead.face import PerspectiveCamera, apply_pose, builtin_morphable_model
+from tests.conftest import TINY_CORPUS_ARGS
 
 CONFIG = SynthConfig(clips=6, seconds=1.0, seed=3, clips_per_shard=2)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    argv = ["synth", "--out", str(root), "--clips", "6", "--seconds", "1", "--seed", "3", "--workers", "1"]
-    assert data_main(argv) == 0
-    return root
 
 
 def test_same_seed_gives_identical_clips():
@@ -45,7 +38,8 @@ def test_stored_landmarks_are_the_projected_ground_truth_mesh():
     assert clip.meta["phonemes"], "the clip carries espeak-ng's phoneme timings"
 
 
-def test_cli_builds_shards_with_identity_split_and_inspects(corpus, capsys):
+def test_cli_builds_shards_with_identity_split_and_inspects(tiny_corpus, capsys):
+    corpus = tiny_corpus
     index = load_index(corpus)
     assert len(index["clips"]) == 6 and len(index["identities"]) == 3
     assert all(len(index["splits"][split]) == 2 for split in ("train", "val", "test"))
@@ -57,10 +51,10 @@ def test_cli_builds_shards_with_identity_split_and_inspects(corpus, capsys):
     assert (corpus / "contact_sheet.png").stat().st_size > 10_000
 
 
-def test_rerun_resumes_without_rewriting(corpus):
+def test_rerun_resumes_without_rewriting(tiny_corpus):
+    corpus = tiny_corpus
     before = {path.name: path.stat().st_mtime_ns for path in corpus.glob("shard-*.tar")}
-    argv = ["synth", "--out", str(corpus), "--clips", "6", "--seconds", "1", "--seed", "3", "--workers", "1"]
-    assert data_main(argv) == 0
+    assert data_main(["synth", "--out", str(corpus), *TINY_CORPUS_ARGS]) == 0
     assert {path.name: path.stat().st_mtime_ns for path in corpus.glob("shard-*.tar")} == before
     assert json.loads((corpus / "index.json").read_text())["clips"].keys() == load_index(corpus)["clips"].keys()
 

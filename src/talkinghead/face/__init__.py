@@ -22,7 +22,15 @@ __all__ = [
     "compose_relative",
     "fit_landmarks",
     "load_faceverse",
+    "load_morphable_model",
     "matrix_to_pose",
     "pose_to_matrix",
     "relative_pose",
 ]
+
+
+def load_morphable_model(source: str = "builtin", **kwargs) -> MorphableModel:
+    """``"builtin"`` (the MediaPipe-topology model) or the path of a FaceVerse ``.npy`` file (the paper's)."""
+    if source == "builtin":
+        return builtin_morphable_model(**kwargs)
+    return load_faceverse(source, **kwargs)

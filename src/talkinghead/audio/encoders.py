@@ -1,0 +1,186 @@
+"""Audio encoders: 16 kHz speech → one feature vector per video frame, ``A = (a_1, …, a_T)``.
+
+VividTalk §3.2: "we utilize a pre-trained audio extractor [1] (wav2vec 2.0) to extract the contextualized
+speech representation A = (a_1, …, a_f)". Every encoder here has that one output contract:
+
+``encoder(waveform (B, S) float32 at 16 kHz, num_frames=T) → A (B, T, encoder.output_dim)``
+
+and row ``t`` of ``A`` describes the audio span ``[t·sr/fps, (t+1)·sr/fps)`` = ``[t·640, (t+1)·640)`` at
+25 fps (the data module's convention, see :func:`talkinghead.audio.io.num_video_frames`). The waveform is
+first cut or zero-padded to exactly ``T·sr/fps`` samples, so odd lengths always give ``T`` rows and the
+same audio reaches every encoder. Items of a batch share ``S``; there is no padding mask, so an item
+zero-padded to the batch length is encoded with its padding (see :class:`Wav2Vec2Encoder`).
+
+* :class:`MelEncoder` (``"mel"``): weight-free log-mel, ``k`` mel frames per video frame stacked.
+* :class:`Wav2Vec2Encoder` (``"wav2vec2"``): the paper's wav2vec 2.0 [1] (transformers), 50 Hz hidden
+  states linearly interpolated to the video frames.
+"""
+
+import os
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+from torchaudio.transforms import MelSpectrogram
+from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+from talkinghead.audio.io import FPS, SAMPLE_RATE
+
+
+class AudioEncoder(nn.Module):
+    """Contract: ``forward(waveform (B, S), num_frames) → (B, num_frames, output_dim)`` (module docstring)."""
+
+    output_dim: int
+
+    def __init__(self, fps: float = FPS, sample_rate: int = SAMPLE_RATE) -> None:
+        super().__init__()
+        self.fps = fps
+        self.sample_rate = sample_rate
+
+    def frame_samples(self, num_frames: int) -> int:
+        """Samples covered by ``num_frames`` video frames (the encoders' input length)."""
+        return round(num_frames * self.sample_rate / self.fps)
+
+    def crop_to_frames(self, waveform: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Check the input and cut or zero-pad it to exactly ``num_frames`` video frames, float32 (B, S')."""
+        if waveform.ndim != 2:
+            raise ValueError(f"waveform must be (B, S), got shape {tuple(waveform.shape)}")
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        length = self.frame_samples(num_frames)
+        waveform = waveform.float()[:, :length]
+        return F.pad(waveform, (0, length - waveform.shape[1]))
+
+
+class MelEncoder(AudioEncoder):
+    """Weight-free log-mel features: ``C = frames_per_video_frame · n_mels`` (320 by default).
+
+    The front end is Whisper's (Radford et al. 2022): power mel spectrogram with Slaney mel scale and
+    area normalisation, a 25 ms Hann window (``n_fft = 400``), ``log10(max(mel, 1e-10))`` and the fixed
+    affine map ``(x + 4) / 4`` (speech lands roughly in [-1, 1.5], digital silence at -1.5). Fixed constants
+    instead of per-utterance statistics keep the features of a chunk independent of the rest of the
+    utterance (streaming). The hop is ``sample_rate / (fps · k)`` (10 ms for k = 4 at 25 fps).
+
+    Alignment: the waveform is zero-padded by ``(n_fft − hop) / 2`` on both sides and analysed without
+    centring, so mel frame ``j`` is centred on sample ``(j + ½)·hop``; the ``k`` frames of video frame ``t``
+    are therefore the ones centred inside ``[t·640, (t+1)·640)``. Output row ``t`` is their concatenation
+    in time order, ``[mel_{tk}, …, mel_{tk+k−1}]``, each of ``n_mels`` bins.
+    """
+
+    def __init__(
+        self,
+        n_mels: int = 80,
+        fps: float = FPS,
+        sample_rate: int = SAMPLE_RATE,
+        frames_per_video_frame: int = 4,
+        n_fft: int = 400,
+    ) -> None:
+        super().__init__(fps, sample_rate)
+        hop = sample_rate / (fps * frames_per_video_frame)
+        if hop != int(hop) or not 0 < hop <= n_fft:
+            raise ValueError(f"sample_rate / (fps · frames_per_video_frame) = {hop} must be an integer in [1, n_fft]")
+        self.hop = int(hop)
+        self.n_mels = n_mels
+        self.frames_per_video_frame = frames_per_video_frame
+        self.output_dim = n_mels * frames_per_video_frame
+        self.pad = ((n_fft - self.hop) // 2, n_fft - self.hop - (n_fft - self.hop) // 2)
+        self.mel = MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=self.hop,
+            n_mels=n_mels,
+            center=False,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+
+    def forward(self, waveform: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """(B, S) → (B, num_frames, k · n_mels)."""
+        waveform = F.pad(self.crop_to_frames(waveform, num_frames), self.pad)
+        with torch.autocast(waveform.device.type, enabled=False):
+            mel = self.mel(waveform)
+        features = (torch.log10(mel.clamp(min=1e-10)) + 4) / 4
+        batch = features.shape[0]
+        return features.transpose(1, 2).reshape(batch, num_frames, self.output_dim)
+
+
+class Wav2Vec2Encoder(AudioEncoder):
+    """wav2vec 2.0 [1] hidden states at the video frame rate: ``C = config.hidden_size``.
+
+    ``name_or_path`` is a hub name (e.g. ``facebook/wav2vec2-base-960h``, the paper's extractor) or a local
+    directory, loaded with ``Wav2Vec2Model.from_pretrained`` (a ``…ForCTC`` checkpoint loads its encoder);
+    ``config`` builds a randomly initialised model instead (:meth:`from_config`). Exactly one is given.
+
+    * The CNN feature encoder is frozen when ``freeze_feature_encoder`` (``requires_grad = False``); the
+      feature projection and the transformer stay trainable.
+    * Input normalisation as ``Wav2Vec2FeatureExtractor(do_normalize=True)``: per utterance (per batch
+      item) zero mean and unit variance, ``(x − μ) / sqrt(σ² + 1e-7)``, over the ``T·640`` samples used.
+    * ``layer``: the output of that transformer layer (``-1``: ``last_hidden_state``, otherwise
+      ``hidden_states[layer]`` with 0 the projected CNN features).
+    * ``spec_augment``: transformers' SpecAugment time/feature masking in training mode (off by default:
+      it is a CTC fine-tuning regulariser and raises for clips shorter than ``mask_time_length`` frames).
+
+    Alignment: the feature encoder has stride ``s`` (320 samples, 50 Hz) and receptive field ``r``
+    (400 samples). The normalised waveform is zero-padded by ``(r − s) / 2`` on both sides, which centres
+    feature ``j`` on sample ``(j + ½)·s`` and gives ``T·640 / s`` features (``2T`` at 50 Hz); they are
+    resampled to ``T`` rows by ``F.interpolate(mode="linear", align_corners=False)``, which maps the centre
+    of video frame ``t``, ``(t + ½)·640``, to feature time ``(t + ½)·640 / s`` — at 50 Hz the mean of
+    features ``2t`` and ``2t + 1``, the two halves of the frame's span.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str | os.PathLike | None = None,
+        freeze_feature_encoder: bool = True,
+        layer: int = -1,
+        fps: float = FPS,
+        normalize: bool = True,
+        spec_augment: bool = False,
+        config: Wav2Vec2Config | None = None,
+    ) -> None:
+        super().__init__(fps, SAMPLE_RATE)
+        if (name_or_path is None) == (config is None):
+            raise ValueError("give exactly one of name_or_path and config")
+        self.model = Wav2Vec2Model(config) if config is not None else Wav2Vec2Model.from_pretrained(name_or_path)
+        self.model.config.apply_spec_augment = spec_augment
+        if freeze_feature_encoder:
+            self.model.freeze_feature_encoder()
+        self.layer = layer
+        self.normalize = normalize
+        self.output_dim = self.model.config.hidden_size
+        stride, field = 1, 1
+        for kernel, step in zip(self.model.config.conv_kernel, self.model.config.conv_stride, strict=True):
+            field += (kernel - 1) * stride
+            stride *= step
+        self.stride, self.receptive_field = stride, field
+        margin = max(field - stride, 0)
+        self.pad = (margin // 2, margin - margin // 2)
+
+    @classmethod
+    def from_config(cls, config: Wav2Vec2Config, **kwargs) -> "Wav2Vec2Encoder":
+        """A randomly initialised model of ``config`` (tests, benchmarks; no download)."""
+        return cls(config=config, **kwargs)
+
+    def forward(self, waveform: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """(B, S) → (B, num_frames, hidden_size)."""
+        waveform = self.crop_to_frames(waveform, num_frames)
+        if self.normalize:
+            mean = waveform.mean(dim=1, keepdim=True)
+            variance = waveform.var(dim=1, unbiased=False, keepdim=True)
+            waveform = (waveform - mean) / torch.sqrt(variance + 1e-7)
+        waveform = F.pad(waveform, self.pad).to(self.model.dtype)
+        hidden_layers = self.layer != -1
+        out = self.model(waveform, output_hidden_states=hidden_layers)
+        hidden = out.hidden_states[self.layer] if hidden_layers else out.last_hidden_state
+        frames = F.interpolate(hidden.transpose(1, 2), size=num_frames, mode="linear", align_corners=False)
+        return frames.transpose(1, 2)
+
+
+ENCODERS = {"mel": MelEncoder, "wav2vec2": Wav2Vec2Encoder}
+
+
+def build_audio_encoder(kind: str = "mel", **kwargs) -> AudioEncoder:
+    """``"mel"`` → :class:`MelEncoder`, ``"wav2vec2"`` → :class:`Wav2Vec2Encoder`, with ``kwargs``."""
+    if kind not in ENCODERS:
+        raise ValueError(f"unknown audio encoder {kind!r}; choose one of {', '.join(sorted(ENCODERS))}")
+    return ENCODERS[kind](**kwargs)

@@ -1,0 +1,282 @@
+"""Global and Local Facial Motion Generator (VividTalk §3.2, Eq. 2–4; trained with Eq. 11).
+
+Audio features ``A`` (B, T, C) at video fps and the reference identity ``α`` (B, K) drive three branches:
+
+* ``β_lip`` (Eq. 2, i = lip): the 28 speech-driven ARKit blendshapes (``jaw*``, ``mouth*``, ``cheekPuff``,
+  :data:`~talkinghead.face.expression_basis.LIP_BLENDSHAPES`);
+* ``β_other`` (Eq. 2, i = other): the remaining 24 (brows, eyes, cheek squint, nose, tongue,
+  :data:`~talkinghead.face.expression_basis.OTHER_BLENDSHAPES`);
+* ``O_lip`` (Eq. 3): per-frame offsets (L, 3) of the L lip vertices, in cm, the fine-grained lip motion.
+
+"The audio feature A and the personal style embedding z_style are added": the memory is
+``A' = AudioEncoder(A) + z_style`` with ``z_style = MLP(α / σ_α)`` (σ_α the identity prior std, e.g.
+:func:`talkinghead.face.builtin_identity_std`). Each branch is a :class:`~talkinghead.models.attention.
+CausalDecoder` over its own past outputs (shifted right, a learned start token at frame 0) with aligned
+cross-attention to ``A'``; Eq. 4 then assembles the mesh from ``(β_lip, β_other)`` and ``O_lip``.
+
+Output ranges: blendshape heads end in a sigmoid, so β ∈ (0, 1) like ARKit weights (the fit's β is clamped
+to [0, 1]); the offset head is linear, ``O = offset_scale · head(h)`` with ``offset_scale`` = 0.1 cm, so the
+network works in units of ~typical offsets (≤ 0.3 cm). Previous outputs are fed back in the same units.
+
+Ablations of Fig. 7: ``use_blendshapes=False`` (vertex-offset only) and ``use_vertex_offsets=False``
+(blendshape only); a disabled branch is not built and returns zeros of its shape.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES, LIP_BLENDSHAPES, OTHER_BLENDSHAPES
+from talkinghead.models.attention import CausalDecoder, DecoderCache
+
+_LIP_INDEX = [ARKIT_BLENDSHAPES.index(name) for name in LIP_BLENDSHAPES]
+_OTHER_INDEX = [ARKIT_BLENDSHAPES.index(name) for name in OTHER_BLENDSHAPES]
+_MERGE_INDEX = sorted(range(len(ARKIT_BLENDSHAPES)), key=(_LIP_INDEX + _OTHER_INDEX).__getitem__)
+
+
+def split_blendshapes(beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """β (..., 52) in ARKit order → (β_lip (..., 28), β_other (..., 24)) in the name lists' order."""
+    return beta[..., _LIP_INDEX], beta[..., _OTHER_INDEX]
+
+
+def merge_blendshapes(beta_lip: torch.Tensor, beta_other: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`split_blendshapes`: (β_lip, β_other) → β (..., 52) in ARKit order (differentiable)."""
+    return torch.cat((beta_lip, beta_other), dim=-1)[..., _MERGE_INDEX]
+
+
+class AudioEncoder(nn.Module):
+    """A (B, T, C) → (B, T, D): Linear, then a residual centred 1-D conv over time for local context, LayerNorm."""
+
+    def __init__(self, audio_dim: int, d_model: int, kernel_size: int = 3, dropout: float = 0.0):
+        super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"audio_conv_kernel must be odd (centred), got {kernel_size}")
+        self.radius = kernel_size // 2
+        self.proj = nn.Linear(audio_dim, d_model)
+        self.conv = nn.Conv1d(d_model, d_model, kernel_size, padding=self.radius)
+        self.act = nn.GELU()
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(d_model)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        x = self.proj(audio)
+        x = x + self.dropout(self.act(self.conv(x.transpose(1, 2)).transpose(1, 2)))
+        return self.norm(x)
+
+
+class MotionBranch(nn.Module):
+    """One branch Φ of Eq. 2/3: embed own previous outputs → :class:`CausalDecoder` → output head.
+
+    ``sigmoid=True``: values in (0, 1) fed back as they are; otherwise ``value = scale · head(h)`` and fed
+    back as ``value / scale``.
+    """
+
+    def __init__(self, out_dim: int, d_model: int, *, sigmoid: bool, scale: float = 1.0, **decoder_kwargs):
+        super().__init__()
+        self.sigmoid = sigmoid
+        self.scale = scale
+        self.input_proj = nn.Linear(out_dim, d_model)
+        self.start_token = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.decoder = CausalDecoder(d_model, **decoder_kwargs)
+        self.head = nn.Linear(d_model, out_dim)
+
+    def embed(self, previous: torch.Tensor) -> torch.Tensor:
+        """Previous output values (B, T, out) → embeddings (B, T, D)."""
+        return self.input_proj(previous if self.sigmoid else previous / self.scale)
+
+    def output(self, hidden: torch.Tensor) -> torch.Tensor:
+        raw = self.head(hidden)
+        return torch.sigmoid(raw) if self.sigmoid else raw * self.scale
+
+    def start(self, batch: int) -> torch.Tensor:
+        return self.start_token.expand(batch, 1, -1)
+
+    def teacher_forced(self, inputs: torch.Tensor, memory_kv: list) -> torch.Tensor:
+        """Teacher values (B, T, out) → predictions (B, T, out); frame t sees inputs < t (shift right)."""
+        shifted = torch.cat((self.start(inputs.shape[0]), self.embed(inputs[:, :-1])), dim=1)
+        return self.output(self.decoder(shifted, memory_kv))
+
+
+@dataclass
+class GenerationState:
+    """Incremental-decoding state of :meth:`FacialMotionGenerator.start` / :meth:`~FacialMotionGenerator.step`."""
+
+    memory_kv: dict[str, list]  # branch → per-layer cross-attention K/V of A'
+    caches: dict[str, DecoderCache]  # branch → self-attention K/V cache
+    previous: dict[str, torch.Tensor | None]  # branch → last output (B, 1, out), None before frame 0
+    position: int
+    length: int
+
+
+class FacialMotionGenerator(nn.Module):
+    """Audio + identity → (β_lip, β_other, O_lip) per frame (Eq. 2, 3). Pure ``nn.Module``.
+
+    Args:
+        audio_dim: C of the audio features A (768 for wav2vec2-base), which are at video fps.
+        identity_dim: K of α (40 for the built-in model).
+        num_lip_blendshapes / num_other_blendshapes: sizes of β_lip / β_other (28 / 24, the ARKit split).
+        num_lip_vertices: L lip vertices of O_lip.
+        d_model, num_heads, num_layers, ff_dim, dropout: decoder sizes (per branch; ff_dim defaults to 4·d).
+        period: PPE and mask period p in frames (25 = 1 s at 25 fps).
+        audio_window: (w_past, w_future) frames of the cross-attention alignment mask.
+        max_context: self-attention window in frames (None = all past frames); also the default cache window.
+        use_blendshapes / use_vertex_offsets: the Fig. 7 ablations (blendshape-only, vertex-offset-only).
+        audio_conv_kernel: odd kernel of the audio encoder's temporal conv; it widens the audio a frame
+            depends on by ``kernel // 2`` on each side (see :attr:`audio_context`).
+        offset_scale: cm per network unit of the offset branch.
+        identity_std: (K,) prior std of α used to normalise it (None = no normalisation); saved as a buffer.
+    """
+
+    def __init__(
+        self,
+        audio_dim: int,
+        identity_dim: int = 40,
+        num_lip_blendshapes: int = len(LIP_BLENDSHAPES),
+        num_other_blendshapes: int = len(OTHER_BLENDSHAPES),
+        num_lip_vertices: int = 40,
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        ff_dim: int | None = None,
+        dropout: float = 0.1,
+        period: int = 25,
+        audio_window: Sequence[int] = (2, 2),
+        max_context: int | None = None,
+        use_blendshapes: bool = True,
+        use_vertex_offsets: bool = True,
+        audio_conv_kernel: int = 3,
+        offset_scale: float = 0.1,
+        identity_std: Sequence[float] | torch.Tensor | None = None,
+    ):
+        super().__init__()
+        if not (use_blendshapes or use_vertex_offsets):
+            raise ValueError("at least one of use_blendshapes / use_vertex_offsets must be enabled")
+        self.num_lip_blendshapes = num_lip_blendshapes
+        self.num_other_blendshapes = num_other_blendshapes
+        self.num_lip_vertices = num_lip_vertices
+        self.max_context = max_context
+        std = torch.ones(identity_dim) if identity_std is None else torch.as_tensor(identity_std, dtype=torch.float32)
+        if std.shape != (identity_dim,):
+            raise ValueError(f"identity_std must have shape ({identity_dim},), got {tuple(std.shape)}")
+        self.register_buffer("identity_std", std.clone())
+
+        self.audio_encoder = AudioEncoder(audio_dim, d_model, audio_conv_kernel, dropout)
+        self.style = nn.Sequential(nn.Linear(identity_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        decoder = dict(
+            num_heads=num_heads,
+            num_layers=num_layers,
+            ff_dim=ff_dim or 4 * d_model,
+            dropout=dropout,
+            period=period,
+            audio_window=tuple(audio_window),
+            max_context=max_context,
+        )
+        self.audio_window = tuple(audio_window)
+        branches = {}
+        if use_blendshapes:
+            branches["beta_lip"] = MotionBranch(num_lip_blendshapes, d_model, sigmoid=True, **decoder)
+            branches["beta_other"] = MotionBranch(num_other_blendshapes, d_model, sigmoid=True, **decoder)
+        if use_vertex_offsets:
+            branches["lip_offsets"] = MotionBranch(
+                num_lip_vertices * 3, d_model, sigmoid=False, scale=offset_scale, **decoder
+            )
+        self.branches = nn.ModuleDict(branches)
+
+    @property
+    def audio_context(self) -> tuple[int, int]:
+        """(past, future) audio frames that output frame t can depend on through cross-attention + conv."""
+        radius = self.audio_encoder.radius
+        return self.audio_window[0] + radius, self.audio_window[1] + radius
+
+    def memory(self, audio_features: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """A' = AudioEncoder(A) + z_style(α): (B, T, C), (B, K) → (B, T, D)."""
+        z_style = self.style(alpha / self.identity_std)
+        return self.audio_encoder(audio_features) + z_style[:, None]
+
+    def _flat(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        return value.flatten(2) if name == "lip_offsets" else value  # (B, T, L, 3) → (B, T, 3L)
+
+    def _outputs(self, values: dict[str, torch.Tensor], batch: int, length: int, ref: torch.Tensor) -> dict:
+        """Branch outputs (B, T, out) → the output dict, zeros for disabled branches."""
+        sizes = {"beta_lip": (self.num_lip_blendshapes,), "beta_other": (self.num_other_blendshapes,),
+                 "lip_offsets": (self.num_lip_vertices, 3)}
+        return {
+            name: values[name].reshape(batch, length, *size) if name in values
+            else ref.new_zeros(batch, length, *size)
+            for name, size in sizes.items()
+        }
+
+    def forward(
+        self,
+        audio_features: torch.Tensor,
+        alpha: torch.Tensor,
+        targets: dict[str, torch.Tensor] | None = None,
+        teacher_forcing_ratio: float = 1.0,
+    ) -> dict[str, torch.Tensor]:
+        """Teacher-forced decoding (targets given) or differentiable autoregressive decoding (targets None).
+
+        ``targets``: ``beta_lip`` (B, T, 28), ``beta_other`` (B, T, 24), ``lip_offsets`` (B, T, L, 3) for the
+        enabled branches (T ≤ the audio's T; the audio beyond T is still seen through the look-ahead). Frame
+        t's prediction sees the targets of frames < t. ``teacher_forcing_ratio`` < 1
+        (training only) is scheduled sampling in its one-pass parallel form: a no-grad teacher-forced pass
+        gives predictions, and each frame's input is the target with that probability, else the detached
+        prediction. Returns ``beta_lip`` (B, T, 28), ``beta_other`` (B, T, 24), ``lip_offsets`` (B, T, L, 3).
+        """
+        if targets is None:
+            return self._autoregressive(audio_features, alpha, self.max_context)
+        memory = self.memory(audio_features, alpha)
+        inputs = {name: self._flat(name, targets[name]) for name in self.branches}
+        batch, length = next(iter(inputs.values())).shape[:2]  # length may be a prefix of the audio's
+        if self.training and teacher_forcing_ratio < 1.0:
+            with torch.no_grad():
+                guesses = {name: branch.teacher_forced(inputs[name], branch.decoder.memory_kv(memory))
+                           for name, branch in self.branches.items()}
+            keep = torch.rand(batch, length, 1, device=memory.device) < teacher_forcing_ratio
+            inputs = {name: torch.where(keep, inputs[name], guesses[name]) for name in self.branches}
+        values = {name: branch.teacher_forced(inputs[name], branch.decoder.memory_kv(memory))
+                  for name, branch in self.branches.items()}
+        return self._outputs(values, batch, length, memory)
+
+    @torch.no_grad()
+    def generate(
+        self, audio_features: torch.Tensor, alpha: torch.Tensor, max_context: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Autoregressive inference with a key/value cache, one step per frame, any length T.
+
+        ``max_context`` (default: the constructor's) bounds the cached self-attention frames; a value smaller
+        than the one trained with is an approximation (exact while T ≤ max_context).
+        """
+        return self._autoregressive(audio_features, alpha, max_context or self.max_context)
+
+    def _autoregressive(self, audio_features, alpha, max_context) -> dict[str, torch.Tensor]:
+        state = self.start(audio_features, alpha, max_context)
+        frames = [self.step(state) for _ in range(state.length)]
+        return {name: torch.cat([frame[name] for frame in frames], dim=1) for name in frames[0]}
+
+    def start(self, audio_features: torch.Tensor, alpha: torch.Tensor, max_context: int | None = None):
+        """Begin incremental decoding: computes A' and its cross-attention K/V once → :class:`GenerationState`."""
+        memory = self.memory(audio_features, alpha)
+        return GenerationState(
+            memory_kv={name: branch.decoder.memory_kv(memory) for name, branch in self.branches.items()},
+            caches={name: DecoderCache(max_context) for name in self.branches},
+            previous=dict.fromkeys(self.branches),
+            position=0,
+            length=audio_features.shape[1],
+        )
+
+    def step(self, state: GenerationState) -> dict[str, torch.Tensor]:
+        """Decode frame ``state.position`` (one pass through each branch's layers) → output dict with T = 1."""
+        if state.position >= state.length:
+            raise IndexError(f"all {state.length} frames are decoded")
+        values = {}
+        for name, branch in self.branches.items():
+            kv = state.memory_kv[name]
+            previous = state.previous[name]
+            x = branch.start(kv[0][0].shape[0]) if previous is None else branch.embed(previous)
+            values[name] = branch.output(branch.decoder.step(x, state.position, kv, state.caches[name]))
+            state.previous[name] = values[name]
+        state.position += 1
+        ref = next(iter(values.values()))
+        return self._outputs(values, ref.shape[0], 1, ref)

@@ -1,0 +1,238 @@
+"""Global and Local Facial Motion Generator (Eq. 2, 3): masks, cached decoding, causality, ablations, overfit."""
+
+import math
+
+import pytest
+import torch
+
+from talkinghead.face import ARKIT_BLENDSHAPES, LIP_BLENDSHAPES, OTHER_BLENDSHAPES, builtin_identity_std
+from talkinghead.models import (
+    FacialMotionGenerator,
+    alibi_slopes,
+    alignment_mask,
+    biased_causal_mask,
+    merge_blendshapes,
+    periodic_positional_encoding,
+    split_blendshapes,
+)
+
+AUDIO_DIM = 16
+KEYS = ("beta_lip", "beta_other", "lip_offsets")
+
+
+def make_model(**kwargs) -> FacialMotionGenerator:
+    torch.manual_seed(0)
+    config = dict(d_model=32, num_heads=4, num_layers=2, ff_dim=64, dropout=0.0, period=5)
+    config.update(kwargs)
+    return FacialMotionGenerator(AUDIO_DIM, identity_std=builtin_identity_std(), **config).eval()
+
+
+def make_inputs(batch: int = 2, length: int = 20, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    audio = torch.randn(batch, length, AUDIO_DIM, generator=generator)
+    alpha = torch.randn(batch, 40, generator=generator) * builtin_identity_std()
+    return audio, alpha
+
+
+def random_targets(batch: int, length: int, seed: int = 2) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return {
+        "beta_lip": torch.rand(batch, length, 28, generator=generator),
+        "beta_other": torch.rand(batch, length, 24, generator=generator),
+        "lip_offsets": 0.1 * torch.randn(batch, length, 40, 3, generator=generator),
+    }
+
+
+def assert_outputs_close(a: dict, b: dict, atol: float = 1e-5, frames: slice | None = None) -> None:
+    frames = frames or slice(None)
+    for key in KEYS:
+        torch.testing.assert_close(a[key][:, frames], b[key][:, frames], atol=atol, rtol=0)
+
+
+def test_split_and_merge_blendshapes_round_trip_in_arkit_order():
+    beta = torch.rand(3, 5, 52)
+    lip, other = split_blendshapes(beta)
+    assert lip.shape == (3, 5, 28) and other.shape == (3, 5, 24)
+    assert torch.equal(lip[..., 0], beta[..., ARKIT_BLENDSHAPES.index(LIP_BLENDSHAPES[0])])
+    assert torch.equal(other[..., -1], beta[..., ARKIT_BLENDSHAPES.index(OTHER_BLENDSHAPES[-1])])
+    assert torch.equal(merge_blendshapes(lip, other), beta)
+
+
+def test_biased_causal_mask_matches_faceformer_formula():
+    slopes = alibi_slopes(4)
+    torch.testing.assert_close(slopes, torch.tensor([2.0**-2, 2.0**-4, 2.0**-6, 2.0**-8]))
+    assert alibi_slopes(6).shape == (6,)
+    positions = torch.arange(7)
+    mask = biased_causal_mask(positions, positions, slopes, period=3)
+    assert mask.shape == (4, 7, 7)
+    for i in range(7):
+        for j in range(7):
+            expected = -((i - j) // 3) * slopes if j <= i else torch.full((4,), -math.inf)
+            torch.testing.assert_close(mask[:, i, j], expected)
+    windowed = biased_causal_mask(positions, positions, slopes, period=3, max_context=2)
+    assert torch.isinf(windowed[0, 5, 3]) and windowed[0, 5, 4] == 0
+    # Arbitrary (e.g. cached, long) positions without any maximum length.
+    far = biased_causal_mask(torch.tensor([10_000]), torch.tensor([9_994, 10_000]), slopes, period=3)
+    torch.testing.assert_close(far[:, 0, 0], -2 * slopes)
+
+
+def test_alignment_mask_window_and_periodic_encoding():
+    mask = alignment_mask(torch.arange(6), torch.arange(6), (1, 2))
+    allowed = torch.isfinite(mask)
+    for t in range(6):
+        assert allowed[t].nonzero().flatten().tolist() == [s for s in range(6) if t - 1 <= s <= t + 2]
+    encoding = periodic_positional_encoding(torch.arange(3 * 25 + 1), 16, period=25)
+    torch.testing.assert_close(encoding[:25], encoding[25:50])
+    torch.testing.assert_close(encoding[75], encoding[0])
+
+
+@pytest.mark.parametrize("max_context", [None, 6])
+def test_cached_generate_matches_uncached_prefix_reference(max_context):
+    """The KV-cached decoder equals re-running the teacher-forced forward on the growing prefix."""
+    model = make_model(max_context=max_context)
+    audio, alpha = make_inputs(length=16)
+    generated = model.generate(audio, alpha)
+    reference = {key: [] for key in KEYS}
+    previous = {key: generated[key][:, :0] for key in KEYS}
+    with torch.no_grad():
+        for t in range(audio.shape[1]):
+            # Teacher inputs: the reference's own predictions for frames < t; frame t's input is unused.
+            teacher = {key: torch.cat((previous[key], torch.zeros_like(generated[key][:, :1])), 1) for key in KEYS}
+            out = model(audio, alpha, targets=teacher)
+            for key in KEYS:
+                reference[key].append(out[key][:, t : t + 1])
+                previous[key] = torch.cat((previous[key], out[key][:, t : t + 1]), 1)
+    assert_outputs_close(generated, {key: torch.cat(value, 1) for key, value in reference.items()})
+
+
+def test_teacher_forcing_on_generated_outputs_reproduces_them():
+    model = make_model()
+    audio, alpha = make_inputs(length=24)
+    generated = model.generate(audio, alpha)
+    with torch.no_grad():
+        forced = model(audio, alpha, targets=generated)
+        differentiable = model(audio, alpha)  # targets=None: autoregressive decoding through forward
+    assert_outputs_close(forced, generated)
+    assert_outputs_close(differentiable, generated)
+
+
+def test_teacher_forced_outputs_are_causal_in_the_targets():
+    model = make_model()
+    audio, alpha = make_inputs(length=20)
+    targets = random_targets(2, 20)
+    changed = {key: value.clone() for key, value in targets.items()}
+    t = 9
+    for value in changed.values():
+        value[:, t:] += 0.5  # target frame t is the input of frame t + 1 only
+    with torch.no_grad():
+        out, out_changed = model(audio, alpha, targets=targets), model(audio, alpha, targets=changed)
+    assert_outputs_close(out, out_changed, atol=0, frames=slice(0, t + 1))
+    assert not torch.allclose(out["beta_lip"][:, t + 1], out_changed["beta_lip"][:, t + 1])
+
+
+@pytest.mark.parametrize("conv_kernel", [1, 3])
+def test_alignment_mask_limits_audio_look_ahead(conv_kernel):
+    model = make_model(audio_window=(2, 2), audio_conv_kernel=conv_kernel)
+    past, future = model.audio_context
+    assert (past, future) == (2 + conv_kernel // 2, 2 + conv_kernel // 2)
+    audio, alpha = make_inputs(length=20)
+    targets = random_targets(2, 20)
+    t = 8
+    late, edge = audio.clone(), audio.clone()
+    late[:, t + future + 1 :] += 3.0
+    edge[:, t + future] += 3.0
+    with torch.no_grad():
+        out = model(audio, alpha, targets=targets)
+        out_late = model(late, alpha, targets=targets)
+        out_edge = model(edge, alpha, targets=targets)
+        generated, generated_late = model.generate(audio, alpha), model.generate(late, alpha)
+    assert_outputs_close(out, out_late, atol=0, frames=slice(0, t + 1))
+    assert_outputs_close(generated, generated_late, atol=0, frames=slice(0, t + 1))
+    for key in KEYS:
+        assert not torch.allclose(out[key][:, t], out_edge[key][:, t])  # frame t + future is still seen
+
+
+def test_generate_ten_training_windows_with_bounded_cache():
+    window = 12
+    model = make_model(max_context=window)
+    audio, alpha = make_inputs(batch=1, length=10 * window)
+    state = model.start(audio, alpha, max_context=window)
+    frames = []
+    with torch.no_grad():
+        for _ in range(state.length):
+            frames.append(model.step(state))
+            for cache in state.caches.values():
+                assert len(cache) <= window
+                assert all(k.shape[2] <= window and v.shape[2] <= window for k, v in cache.layers)
+    assert state.position == 10 * window
+    for key in KEYS:
+        assert torch.isfinite(torch.cat([frame[key] for frame in frames], 1)).all()
+    # Trained with the same sliding window, the bounded cache is exact.
+    assert_outputs_close(model.generate(audio, alpha), model(audio, alpha, targets=model.generate(audio, alpha)))
+    # A full-context model also decodes 10 windows (its cache grows with T unless max_context is given).
+    unbounded = make_model()
+    long_run = unbounded.generate(audio, alpha, max_context=window)
+    assert all(torch.isfinite(value).all() for value in long_run.values())
+
+
+def test_every_parameter_gets_a_gradient_with_scheduled_sampling_too():
+    model = make_model(dropout=0.1).train()
+    audio, alpha = make_inputs(length=12)
+    targets = random_targets(2, 12)
+    for ratio in (1.0, 0.5):
+        model.zero_grad()
+        out = model(audio, alpha, targets=targets, teacher_forcing_ratio=ratio)
+        sum((out[key] - targets[key]).square().mean() for key in KEYS).backward()
+        for name, parameter in model.named_parameters():
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize(
+    ("use_blendshapes", "use_vertex_offsets"), [(True, True), (True, False), (False, True)]
+)
+def test_ablation_shapes_ranges_and_parameters(use_blendshapes, use_vertex_offsets):
+    model = make_model(use_blendshapes=use_blendshapes, use_vertex_offsets=use_vertex_offsets)
+    audio, alpha = make_inputs(length=10)
+    targets = random_targets(2, 10)
+    names = {name.split(".")[1] for name, _ in model.named_parameters() if name.startswith("branches.")}
+    expected = {"beta_lip", "beta_other"} if use_blendshapes else set()
+    assert names == expected | ({"lip_offsets"} if use_vertex_offsets else set())  # disabled: not built
+    with torch.no_grad():
+        for out in (model(audio, alpha, targets=targets), model.generate(audio, alpha)):
+            assert out["beta_lip"].shape == (2, 10, 28)
+            assert out["beta_other"].shape == (2, 10, 24)
+            assert out["lip_offsets"].shape == (2, 10, 40, 3)
+            beta = merge_blendshapes(out["beta_lip"], out["beta_other"])
+            assert ((beta >= 0) & (beta <= 1)).all()
+            assert bool(beta.abs().sum() > 0) == use_blendshapes
+            assert bool(out["lip_offsets"].abs().sum() > 0) == use_vertex_offsets
+    model.zero_grad()
+    out = model(audio, alpha, targets=targets)
+    sum(out[key].square().mean() for key in KEYS).backward()
+    assert all(parameter.grad is not None for parameter in model.parameters())
+
+
+def test_overfits_one_batch():
+    """Adam on one fixed batch (B = 2, T = 50), 150 steps: variance-normalised MSE drops ≥ 10× (≈ 25–50×)."""
+    model = make_model(num_layers=1, period=25).train()
+    audio, alpha = make_inputs(length=50, seed=3)
+    generator = torch.Generator().manual_seed(4)
+
+    def smooth(*shape: int) -> torch.Tensor:  # a 9-frame moving average of noise, (2, 50, *shape)
+        return torch.randn(2, 58, *shape, generator=generator).unfold(1, 9, 1).mean(-1)
+
+    targets = {
+        "beta_lip": torch.sigmoid(2 * smooth(28)),
+        "beta_other": torch.sigmoid(2 * smooth(24)),
+        "lip_offsets": 0.1 * smooth(40, 3),
+    }
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        out = model(audio, alpha, targets=targets)
+        loss = sum((out[key] - targets[key]).square().mean() / targets[key].var() for key in KEYS)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])

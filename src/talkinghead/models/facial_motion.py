@@ -9,7 +9,7 @@ Audio features ``A`` (B, T, C) at video fps and the reference identity ``α`` (B
 * ``O_lip`` (Eq. 3): per-frame offsets (L, 3) of the L lip vertices, in cm, the fine-grained lip motion.
 
 "The audio feature A and the personal style embedding z_style are added": the memory is
-``A' = AudioEncoder(A) + z_style`` with ``z_style = MLP(α / σ_α)`` (σ_α the identity prior std, e.g.
+``A' = AudioProjection(A) + z_style`` with ``z_style = MLP(α / σ_α)`` (σ_α the identity prior std, e.g.
 :func:`talkinghead.face.builtin_identity_std`). Each branch is a :class:`~talkinghead.models.attention.
 CausalDecoder` over its own past outputs (shifted right, a learned start token at frame 0) with aligned
 cross-attention to ``A'``; Eq. 4 then assembles the mesh from ``(β_lip, β_other)`` and ``O_lip``.
@@ -46,7 +46,7 @@ def merge_blendshapes(beta_lip: torch.Tensor, beta_other: torch.Tensor) -> torch
     return torch.cat((beta_lip, beta_other), dim=-1)[..., _MERGE_INDEX]
 
 
-class AudioEncoder(nn.Module):
+class AudioProjection(nn.Module):
     """A (B, T, C) → (B, T, D): Linear, then a residual centred 1-D conv over time for local context, LayerNorm."""
 
     def __init__(self, audio_dim: int, d_model: int, kernel_size: int = 3, dropout: float = 0.0):
@@ -162,7 +162,7 @@ class FacialMotionGenerator(nn.Module):
             raise ValueError(f"identity_std must have shape ({identity_dim},), got {tuple(std.shape)}")
         self.register_buffer("identity_std", std.clone())
 
-        self.audio_encoder = AudioEncoder(audio_dim, d_model, audio_conv_kernel, dropout)
+        self.audio_encoder = AudioProjection(audio_dim, d_model, audio_conv_kernel, dropout)
         self.style = nn.Sequential(nn.Linear(identity_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
         decoder = dict(
             num_heads=num_heads,
@@ -191,7 +191,7 @@ class FacialMotionGenerator(nn.Module):
         return self.audio_window[0] + radius, self.audio_window[1] + radius
 
     def memory(self, audio_features: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """A' = AudioEncoder(A) + z_style(α): (B, T, C), (B, K) → (B, T, D)."""
+        """A' = AudioProjection(A) + z_style(α): (B, T, C), (B, K) → (B, T, D)."""
         z_style = self.style(alpha / self.identity_std)
         return self.audio_encoder(audio_features) + z_style[:, None]
 

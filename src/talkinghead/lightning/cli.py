@@ -13,6 +13,17 @@ from lightning.pytorch.cli import LightningCLI
 from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.data.shards import CorruptShardError
 
+USER_ERRORS = (CorruptShardError, FileNotFoundError)
+
+
+def _user_error(error: BaseException) -> BaseException | None:
+    """The missing-file or corrupt-shard error behind ``error`` (jsonargparse wraps constructor errors)."""
+    while error is not None:
+        if isinstance(error, USER_ERRORS):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
 
 def main(argv: list[str] | None = None) -> int:
     try:
@@ -23,8 +34,11 @@ def main(argv: list[str] | None = None) -> int:
             save_config_kwargs={"overwrite": True},
             args=argv,
         )
-    except (CorruptShardError, FileNotFoundError) as error:
-        print(f"talkinghead: error: {error}", file=sys.stderr)
+    except (*USER_ERRORS, ValueError) as error:
+        cause = _user_error(error)
+        if cause is None:
+            raise
+        print(f"talkinghead: error: {cause}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,0 +1,119 @@
+"""``PoseVQVAEModule``: the reconstruction phase of the Learnable Head Pose Codebook (§3.2, Eq. 5, 6, 12).
+
+Input: the ``pose`` (B, T, 6) of a stage-1 window; the relative pose is ``P_r = P − P⁰`` with ``P⁰`` the
+window's first frame (``network.absolute_pose: true``, the Table 3 ablation, uses P itself).
+
+Loss (Eq. 12): ``‖P_r − P̂_r‖² + ‖sg(E(P_r)) − z_q‖² + β‖sg(z_q) − E(P_r)‖²`` — the first term is the mean
+squared error in the network's normalised pose units (0.1 rad, 1 cm by default, see
+:mod:`talkinghead.models.pose_vqvae`), the others are means over code elements; with ``ema: true`` the
+codebook term carries no gradient (the codebook follows EMAs) and is only logged.
+
+Metrics (``val/``, ``test/``): ``angle_error_deg`` / ``translation_error_cm`` (mean per-frame L2 reconstruction
+error), ``codebook_usage`` (fraction of the K codes used over the epoch) and ``perplexity`` (exp of the entropy
+of the epoch's code histogram), ``loss``.
+"""
+
+import lightning
+import torch
+from torchmetrics import MeanMetric, Metric
+
+from talkinghead.face.pose import relative_pose
+from talkinghead.metrics.pose import pose_errors
+from talkinghead.models.pose_vqvae import PoseVQVAE, codebook_usage
+
+
+class CodeHistogram(Metric):
+    """Counts of code indices over an epoch (summed over ranks)."""
+
+    def __init__(self, num_codes: int):
+        super().__init__()
+        self.num_codes = num_codes
+        self.add_state("counts", torch.zeros(num_codes), dist_reduce_fx="sum")
+
+    def update(self, indices: torch.Tensor) -> None:
+        self.counts += torch.bincount(indices.flatten(), minlength=self.num_codes).to(self.counts.dtype)
+
+    def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return codebook_usage(self.counts)
+
+
+def target_pose(pose: torch.Tensor, absolute: bool) -> torch.Tensor:
+    """What the codebook models: P (absolute) or P_r = P − P⁰ with P⁰ the first frame, (B, T, 6)."""
+    return pose if absolute else relative_pose(pose, pose[:, 0])
+
+
+class PoseVQVAEModule(lightning.LightningModule):
+    """Thin training wrapper around :class:`PoseVQVAE` (see module docstring).
+
+    Args:
+        network: keyword arguments of :class:`PoseVQVAE` (sizes, codebook, ``absolute_pose``).
+        reconstruction_weight: weight of the ‖P_r − P̂_r‖² term.
+        lr, weight_decay: AdamW.
+    """
+
+    def __init__(self, network: dict | None = None, reconstruction_weight: float = 1.0,
+                 lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = PoseVQVAE(**(network or {}))
+        self.metrics = torch.nn.ModuleDict({
+            split: torch.nn.ModuleDict({name: MeanMetric() for name in ("angle_error_deg", "translation_error_cm")})
+            for split in ("val", "test")
+        })
+        self.histograms = torch.nn.ModuleDict(
+            {split: CodeHistogram(self.net.quantizer.num_codes) for split in ("val", "test")}
+        )
+
+    def forward(self, pose: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pose (B, T, 6) → the :meth:`PoseVQVAE.forward` dict on its target (relative unless absolute)."""
+        return self.net(target_pose(pose, self.net.absolute_pose))
+
+    def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Eq. 12 → ``(loss, {"train/…": …}, network outputs)``."""
+        target = target_pose(batch["pose"], self.net.absolute_pose)
+        out = self.net(target)
+        reconstruction = self.net.normalized_error(out["pose"], target)
+        loss = self.hparams.reconstruction_weight * reconstruction + out["commitment_loss"]
+        if not self.net.quantizer.ema:
+            loss = loss + out["codebook_loss"]
+        logs = {"train/loss": loss, "train/reconstruction": reconstruction,
+                "train/codebook": out["codebook_loss"], "train/commitment": out["commitment_loss"]}
+        return loss, logs, {**out, "target": target}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, logs, out = self.loss(batch)
+        usage, perplexity = self.net.quantizer.usage(out["indices"])
+        logs.update({"train/batch_codebook_usage": usage, "train/batch_perplexity": perplexity})
+        self.log_dict(logs, prog_bar=True, batch_size=batch["pose"].shape[0])
+        return loss
+
+    def _evaluate(self, batch: dict, split: str) -> None:
+        loss, _, out = self.loss(batch)
+        angle, translation = pose_errors(out["pose"], out["target"])
+        self.metrics[split]["angle_error_deg"].update(angle)
+        self.metrics[split]["translation_error_cm"].update(translation)
+        self.histograms[split].update(out["indices"])
+        self.log(f"{split}/loss", loss, batch_size=batch["pose"].shape[0])
+
+    def _log_epoch(self, split: str) -> None:
+        values = {name: metric.compute() for name, metric in self.metrics[split].items()}
+        values["codebook_usage"], values["perplexity"] = self.histograms[split].compute()
+        self.log_dict({f"{split}/{name}": value for name, value in values.items()}, prog_bar=split == "val")
+        for metric in (*self.metrics[split].values(), self.histograms[split]):
+            metric.reset()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

@@ -1,0 +1,170 @@
+"""Learnable Head Pose Codebook, mapping phase: Φ_map (VividTalk §3.2, Eq. 7; trained with Eq. 13).
+
+``P̂_r = D(q(Φ_map(A, s, P⁰)))``: Φ_map is autoregressive over latent steps, one step per code (f frames).
+
+* Audio: the features A (B, T, C) at video fps are average-pooled to the code rate (f frames per step; a
+  partial last step is padded by repeating the last frame), then encoded by the facial-motion
+  :class:`~talkinghead.models.facial_motion.AudioProjection` (Linear + residual conv + LayerNorm).
+* Conditions: the style embedding ``s = MLP(α / σ_α)`` and, unless ``use_initial_pose=False``, the initial
+  pose embedding ``Linear(P⁰ / pose_scale)`` are **added to the memory** (every audio step, like z_style in
+  the facial-motion generator) **and to the learned start token** (so the first step sees them through
+  self-attention too).
+* Decoder: a :class:`~talkinghead.models.attention.CausalDecoder` (biased causal self-attention over the
+  previous steps' quantised codes, aligned cross-modal attention to the memory; periods and windows are in
+  code steps) → ``Linear`` → Ẑ (B, N, d_code). Step n's input is the code ``Z_q[n−1]`` (teacher forcing with
+  the ground-truth codes during training, the chosen code at inference).
+
+Sampling (:meth:`PoseMapper.generate`): the logits over the K codes are ``−‖ẑ − z_k‖² / temperature``,
+optionally restricted to the ``top_k`` nearest, drawn with a ``torch.Generator`` (same seed → same sequence);
+``temperature = 0`` is ``q(ẑ)``, the nearest code (deterministic, Eq. 5).
+
+Ablations (Table 3): ``absolute_pose`` (the codes describe P rather than P − P⁰; the codebook must have been
+trained the same way) and ``use_initial_pose=False`` (no P⁰ condition).
+"""
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from talkinghead.face.pose import POSE_DIM
+from talkinghead.models.attention import CausalDecoder, DecoderCache
+from talkinghead.models.facial_motion import AudioProjection
+from talkinghead.models.pose_vqvae import DEFAULT_POSE_SCALE, VectorQuantizer
+
+
+def pool_to_codes(features: torch.Tensor, factor: int) -> torch.Tensor:
+    """Average-pool (B, T, C) over time to (B, ceil(T / factor), C), padding by repeating the last frame."""
+    length = features.shape[1]
+    pad = -(-length // factor) * factor - length
+    if pad:
+        features = torch.cat((features, features[:, -1:].expand(-1, pad, -1)), dim=1)
+    return F.avg_pool1d(features.transpose(1, 2), factor).transpose(1, 2)
+
+
+class PoseMapper(nn.Module):
+    """Φ_map of Eq. 7: (A, α, P⁰) → Ẑ (B, N, d_code). Pure ``nn.Module``; the frozen codebook is passed in.
+
+    Args:
+        audio_dim: C of A (at video fps).
+        code_dim: d_code of the codebook.
+        downsample: f, frames per code (must match the codebook's VQ-VAE).
+        identity_dim, identity_std: α's size and the prior std used to normalise it (None = 1).
+        d_model, num_heads, num_layers, ff_dim, dropout: decoder sizes.
+        period: PPE / mask period in code steps.
+        audio_window: (past, future) code steps of the cross-attention alignment mask.
+        max_context: self-attention window in code steps (None = all).
+        pose_scale: normalisation of P⁰ (radians, cm), as in the VQ-VAE.
+        absolute_pose, use_initial_pose: Table 3 ablations (module docstring).
+    """
+
+    def __init__(
+        self,
+        audio_dim: int,
+        code_dim: int = 64,
+        downsample: int = 4,
+        identity_dim: int = 40,
+        identity_std: Sequence[float] | torch.Tensor | None = None,
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        ff_dim: int | None = None,
+        dropout: float = 0.1,
+        period: int = 8,
+        audio_window: Sequence[int] = (1, 1),
+        max_context: int | None = None,
+        audio_conv_kernel: int = 3,
+        pose_scale: Sequence[float] = DEFAULT_POSE_SCALE,
+        absolute_pose: bool = False,
+        use_initial_pose: bool = True,
+    ):
+        super().__init__()
+        self.downsample = downsample
+        self.absolute_pose = absolute_pose
+        self.use_initial_pose = use_initial_pose
+        self.max_context = max_context
+        std = torch.ones(identity_dim) if identity_std is None else torch.as_tensor(identity_std, dtype=torch.float32)
+        self.register_buffer("identity_std", std.clone())
+        self.register_buffer("pose_scale", torch.as_tensor(pose_scale, dtype=torch.float32).clone())
+        self.audio_encoder = AudioProjection(audio_dim, d_model, audio_conv_kernel, dropout)
+        self.style = nn.Sequential(nn.Linear(identity_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.initial_pose = nn.Linear(POSE_DIM, d_model) if use_initial_pose else None
+        self.input_proj = nn.Linear(code_dim, d_model)
+        self.start_token = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.decoder = CausalDecoder(
+            d_model, num_heads, num_layers, ff_dim or 4 * d_model, dropout, period, tuple(audio_window), max_context
+        )
+        self.head = nn.Linear(d_model, code_dim)
+
+    def condition(self, alpha: torch.Tensor, initial_pose: torch.Tensor) -> torch.Tensor:
+        """s (+ the P⁰ embedding): (B, K), (B, 6) → (B, D)."""
+        cond = self.style(alpha / self.identity_std)
+        if self.initial_pose is not None:
+            cond = cond + self.initial_pose(initial_pose / self.pose_scale)
+        return cond
+
+    def memory(self, audio_features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """A (B, T, C) at video fps → memory (B, ceil(T/f), D) at the code rate, plus the condition."""
+        return self.audio_encoder(pool_to_codes(audio_features, self.downsample)) + cond[:, None]
+
+    def forward(
+        self, audio_features: torch.Tensor, alpha: torch.Tensor, initial_pose: torch.Tensor, codes: torch.Tensor
+    ) -> torch.Tensor:
+        """Teacher-forced Ẑ: the ground-truth codes Z_q (B, N, d_code) → Ẑ (B, N, d_code); step n sees Z_q[< n]."""
+        cond = self.condition(alpha, initial_pose)
+        memory_kv = self.decoder.memory_kv(self.memory(audio_features, cond))
+        start = (self.start_token + cond)[:, None]
+        inputs = torch.cat((start, self.input_proj(codes[:, :-1])), dim=1)
+        return self.head(self.decoder(inputs, memory_kv))
+
+    @torch.no_grad()
+    def generate(
+        self,
+        audio_features: torch.Tensor,
+        alpha: torch.Tensor,
+        initial_pose: torch.Tensor,
+        codebook: VectorQuantizer,
+        num_steps: int | None = None,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Autoregressive decoding with a KV cache → (Z_q (B, N, d_code), indices (B, N)).
+
+        ``num_steps`` defaults to ceil(T / f). Sampling as in the module docstring.
+        """
+        cond = self.condition(alpha, initial_pose)
+        memory = self.memory(audio_features, cond)
+        memory_kv = self.decoder.memory_kv(memory)
+        num_steps = memory.shape[1] if num_steps is None else num_steps
+        cache = DecoderCache(self.max_context)
+        x = (self.start_token + cond)[:, None]
+        chosen, indices = [], []
+        for step in range(num_steps):
+            z_hat = self.head(self.decoder.step(x, step, memory_kv, cache))[:, 0]  # (B, d_code)
+            index = self.sample(z_hat, codebook, temperature, top_k, generator)
+            z_q = codebook.codes(index)
+            chosen.append(z_q)
+            indices.append(index)
+            x = self.input_proj(z_q)[:, None]
+        return torch.stack(chosen, dim=1), torch.stack(indices, dim=1)
+
+    @staticmethod
+    def sample(
+        z_hat: torch.Tensor,
+        codebook: VectorQuantizer,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """ẑ (B, d) → code indices (B,): nearest for temperature 0, else softmax(−dist² / τ) over the top-k."""
+        distances = codebook.distances(z_hat)  # (B, K)
+        if temperature <= 0:
+            return distances.argmin(-1)
+        logits = -distances / temperature
+        if top_k is not None and top_k < logits.shape[-1]:
+            threshold = logits.topk(top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < threshold, float("-inf"))
+        probs = torch.softmax(logits, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator)[:, 0]

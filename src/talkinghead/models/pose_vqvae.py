@@ -1,0 +1,262 @@
+"""Learnable Head Pose Codebook, reconstruction phase (VividTalk §3.2, Eq. 5, 6; trained with Eq. 12).
+
+A VQ-VAE over the relative head pose ``P_r = P − P⁰`` (B, T, 6) (:func:`talkinghead.face.pose.relative_pose`):
+
+* encoder E: per-frame ``Conv1d(6 → d, k=3)``, then ``log2(f)`` strided ``Conv1d(k=4, stride=2)`` blocks
+  (temporal downsampling by ``f``, a power of two: one code per ``f`` frames), then a small bidirectional
+  transformer encoder and a linear map to the code size → ``Ẑ`` (B, T/f, d_code);
+* :class:`VectorQuantizer` ``q(·)``: nearest codebook entry (Eq. 5), straight-through gradients, the codebook
+  and commitment terms of Eq. 12, optional EMA codebook updates and dead-code restarts;
+* decoder D mirroring E: linear, transformer encoder, ``log2(f)`` ``ConvTranspose1d(k=4, stride=2)`` blocks,
+  ``Conv1d(d → 6, k=3)`` → ``P̂_r`` (B, T, 6) (Eq. 6).
+
+Input normalisation. The 6 channels come in radians (pitch, yaw, roll) and centimetres (tx, ty, tz); the
+network sees ``P_r / pose_scale`` with fixed per-channel scales, by default ``0.1 rad`` (≈ 5.7°) for the
+angles and ``1 cm`` for the translation — a typical talking-head excursion of either kind is then O(1), so
+the reconstruction term weighs the channels comparably. Outputs are de-normalised (radians, cm).
+
+A sequence whose length is not a multiple of ``f`` is padded at the end by repeating its last frame and the
+decoded sequence is cropped back to T.
+"""
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from talkinghead.face.pose import POSE_DIM
+from talkinghead.models.attention import periodic_positional_encoding
+
+#: Default per-channel scale of the network's pose units: radians for the angles, cm for the translation.
+DEFAULT_POSE_SCALE = (0.1, 0.1, 0.1, 1.0, 1.0, 1.0)
+
+
+def codebook_usage(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Histogram of code indices (K,) → (fraction of the K codes used at least once, perplexity exp(H))."""
+    counts = counts.float()
+    total = counts.sum().clamp(min=1)
+    probs = counts / total
+    entropy = -(probs * probs.clamp(min=1e-12).log()).sum()
+    return (counts > 0).float().mean(), entropy.exp()
+
+
+class VectorQuantizer(nn.Module):
+    """Codebook ``Z = {z_k}`` (K × d) and the quantisation ``q(ẑ) = argmin_k ‖ẑ − z_k‖`` (Eq. 5).
+
+    Args:
+        num_codes: K.
+        code_dim: d.
+        commitment_weight: β of the commitment term ``β‖sg(z_q) − E(P_r)‖²`` (Eq. 12 has β = 1; 0.25 is the
+            usual VQ-VAE value).
+        ema: update the codebook by exponential moving averages of the assigned encoder outputs instead of
+            the codebook term's gradient (the codebook is then a buffer and the codebook term is reported only).
+        ema_decay, eps: EMA decay and Laplace smoothing of the cluster sizes.
+        restart_after: a code unused for this many consecutive training steps is re-seeded from a random
+            encoder output of the current batch (0 = never). Updates happen only in training mode.
+
+    Under ``torch.distributed`` the code counts (and EMA sums) are summed over ranks and re-seeded codes are
+    broadcast from rank 0, so every rank keeps the same codebook.
+    """
+
+    def __init__(
+        self,
+        num_codes: int = 256,
+        code_dim: int = 64,
+        commitment_weight: float = 0.25,
+        ema: bool = False,
+        ema_decay: float = 0.99,
+        eps: float = 1e-5,
+        restart_after: int = 100,
+    ):
+        super().__init__()
+        self.num_codes, self.code_dim = num_codes, code_dim
+        self.commitment_weight = commitment_weight
+        self.ema, self.ema_decay, self.eps = ema, ema_decay, eps
+        self.restart_after = restart_after
+        init = torch.randn(num_codes, code_dim) / math.sqrt(code_dim)
+        if ema:
+            self.register_buffer("codebook", init)
+            self.register_buffer("ema_count", torch.ones(num_codes))
+            self.register_buffer("ema_sum", init.clone())
+        else:
+            self.codebook = nn.Parameter(init)
+        self.register_buffer("steps_unused", torch.zeros(num_codes, dtype=torch.long))
+
+    def distances(self, z: torch.Tensor) -> torch.Tensor:
+        """Squared distances ``‖ẑ − z_k‖²`` (..., d) → (..., K)."""
+        codebook = self.codebook
+        return (z.pow(2).sum(-1, keepdim=True) - 2 * z @ codebook.t() + codebook.pow(2).sum(-1)).clamp(min=0)
+
+    def codes(self, indices: torch.Tensor) -> torch.Tensor:
+        """Indices (...,) long → codebook entries (..., d)."""
+        return F.embedding(indices, self.codebook)
+
+    def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eq. 5 without gradients or updates: ẑ (..., d) → (z_q (..., d), indices (...,)); z_q == codes(indices)."""
+        indices = self.distances(z.detach()).argmin(-1)
+        return self.codes(indices), indices
+
+    def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """ẑ (..., d) → ``z_q`` (straight-through: value of the code, gradient of ẑ), ``indices``,
+        ``codebook_loss`` ‖sg(ẑ) − z_q‖², ``commitment_loss`` β‖sg(z_q) − ẑ‖² (Eq. 12, means over elements).
+
+        In training mode also updates the EMA codebook and restarts dead codes (after the assignment).
+        """
+        z_q, indices = self.quantize(z)
+        codebook_loss = F.mse_loss(z_q, z.detach())
+        commitment_loss = self.commitment_weight * F.mse_loss(z, z_q.detach())
+        if self.training:
+            self._update(z.detach().reshape(-1, self.code_dim), indices.reshape(-1))
+        straight_through = z + (z_q - z).detach()
+        return {
+            "z_q": straight_through,
+            "indices": indices,
+            "codebook_loss": codebook_loss,
+            "commitment_loss": commitment_loss,
+        }
+
+    @torch.no_grad()
+    def _update(self, z: torch.Tensor, indices: torch.Tensor) -> None:
+        """EMA codebook step and dead-code restart from the batch's encoder outputs z (N, d)."""
+        one_hot = F.one_hot(indices, self.num_codes).to(z.dtype)  # (N, K)
+        counts = one_hot.sum(0)
+        distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+        if distributed:
+            torch.distributed.all_reduce(counts)
+        if self.ema:
+            sums = one_hot.t() @ z  # (K, d)
+            if distributed:
+                torch.distributed.all_reduce(sums)
+            self.ema_count.mul_(self.ema_decay).add_(counts, alpha=1 - self.ema_decay)
+            self.ema_sum.mul_(self.ema_decay).add_(sums, alpha=1 - self.ema_decay)
+            total = self.ema_count.sum()
+            smoothed = (self.ema_count + self.eps) / (total + self.num_codes * self.eps) * total
+            self.codebook.copy_(self.ema_sum / smoothed[:, None])
+        self.steps_unused.add_(1).masked_fill_(counts > 0, 0)
+        if self.restart_after <= 0:
+            return
+        dead = (self.steps_unused >= self.restart_after).nonzero().flatten()
+        if dead.numel() == 0:
+            return
+        picks = torch.randint(0, z.shape[0], (dead.numel(),), device=z.device)
+        seeds = z[picks]
+        if distributed:
+            torch.distributed.broadcast(seeds, src=0)
+        self.codebook.data[dead] = seeds
+        if self.ema:
+            self.ema_count[dead] = 1.0
+            self.ema_sum[dead] = seeds
+        self.steps_unused[dead] = 0
+
+    def usage(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fraction of codes used and perplexity of the given indices (any shape)."""
+        return codebook_usage(torch.bincount(indices.flatten(), minlength=self.num_codes))
+
+
+def _transformer(d_model: int, num_heads: int, num_layers: int, ff_dim: int, dropout: float) -> nn.Module:
+    layer = nn.TransformerEncoderLayer(
+        d_model, num_heads, ff_dim, dropout, activation="gelu", batch_first=True, norm_first=True
+    )
+    return nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
+
+
+def _add_positions(x: torch.Tensor, period: int) -> torch.Tensor:
+    positions = torch.arange(x.shape[1], device=x.device)
+    return x + periodic_positional_encoding(positions, x.shape[-1], period).to(x.dtype)
+
+
+class PoseVQVAE(nn.Module):
+    """E, q, D of Eq. 5–6 over (relative) head pose sequences. Pure ``nn.Module``.
+
+    Args:
+        downsample: f, frames per code (a power of two).
+        d_model, num_heads, num_layers, ff_dim, dropout: conv width and transformer sizes (E and D each).
+        code_dim, num_codes, commitment_weight, ema, ema_decay, restart_after: see :class:`VectorQuantizer`.
+        period: period (in code steps) of the sinusoidal positions added before each transformer.
+        pose_scale: per-channel normalisation (6,) (radians, cm; see the module docstring).
+        absolute_pose: the sequences this codebook is trained on are absolute poses P rather than P − P⁰
+            (the Table 3 ablation); only recorded here, the caller prepares the input.
+    """
+
+    def __init__(
+        self,
+        downsample: int = 4,
+        d_model: int = 64,
+        num_heads: int = 4,
+        num_layers: int = 2,
+        ff_dim: int | None = None,
+        dropout: float = 0.0,
+        code_dim: int = 64,
+        num_codes: int = 256,
+        commitment_weight: float = 0.25,
+        ema: bool = False,
+        ema_decay: float = 0.99,
+        restart_after: int = 100,
+        period: int = 64,
+        pose_scale: Sequence[float] = DEFAULT_POSE_SCALE,
+        absolute_pose: bool = False,
+    ):
+        super().__init__()
+        if downsample < 1 or downsample & (downsample - 1):
+            raise ValueError(f"downsample must be a power of two, got {downsample}")
+        self.downsample = downsample
+        self.period = period
+        self.absolute_pose = absolute_pose
+        scale = torch.as_tensor(pose_scale, dtype=torch.float32)
+        if scale.shape != (POSE_DIM,):
+            raise ValueError(f"pose_scale must have {POSE_DIM} values, got {tuple(scale.shape)}")
+        self.register_buffer("pose_scale", scale)
+        ff_dim = ff_dim or 4 * d_model
+        steps = int(math.log2(downsample))
+
+        down = [nn.Conv1d(POSE_DIM, d_model, 3, padding=1), nn.GELU()]
+        for _ in range(steps):
+            down += [nn.Conv1d(d_model, d_model, 4, stride=2, padding=1), nn.GELU()]
+        self.encoder_convs = nn.Sequential(*down)
+        self.encoder_transformer = _transformer(d_model, num_heads, num_layers, ff_dim, dropout)
+        self.encoder_out = nn.Linear(d_model, code_dim)
+
+        self.quantizer = VectorQuantizer(
+            num_codes, code_dim, commitment_weight, ema, ema_decay, restart_after=restart_after
+        )
+
+        self.decoder_in = nn.Linear(code_dim, d_model)
+        self.decoder_transformer = _transformer(d_model, num_heads, num_layers, ff_dim, dropout)
+        up = []
+        for _ in range(steps):
+            up += [nn.ConvTranspose1d(d_model, d_model, 4, stride=2, padding=1), nn.GELU()]
+        up += [nn.Conv1d(d_model, POSE_DIM, 3, padding=1)]
+        self.decoder_convs = nn.Sequential(*up)
+
+    def num_codes_for(self, num_frames: int) -> int:
+        """Latent steps of a T-frame sequence: ceil(T / f)."""
+        return -(-num_frames // self.downsample)
+
+    def encode(self, pose: torch.Tensor) -> torch.Tensor:
+        """E: pose (B, T, 6) in radians/cm → Ẑ (B, ceil(T/f), d_code), before quantisation."""
+        length = pose.shape[1]
+        pad = self.num_codes_for(length) * self.downsample - length
+        x = pose / self.pose_scale
+        if pad:
+            x = torch.cat((x, x[:, -1:].expand(-1, pad, -1)), dim=1)
+        h = self.encoder_convs(x.transpose(1, 2)).transpose(1, 2)  # (B, T/f, d_model)
+        return self.encoder_out(self.encoder_transformer(_add_positions(h, self.period)))
+
+    def decode(self, z_q: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
+        """D: codes (B, N, d_code) → pose (B, num_frames or N·f, 6) in radians/cm (Eq. 6)."""
+        h = self.decoder_transformer(_add_positions(self.decoder_in(z_q), self.period))
+        x = self.decoder_convs(h.transpose(1, 2)).transpose(1, 2)  # (B, N·f, 6)
+        return (x * self.pose_scale)[:, :num_frames]
+
+    def forward(self, pose: torch.Tensor) -> dict[str, torch.Tensor]:
+        """P_r (B, T, 6) → ``pose`` P̂_r (B, T, 6), ``z`` Ẑ, ``z_q`` (straight-through), ``indices`` (B, N),
+        ``codebook_loss``, ``commitment_loss`` (Eq. 12 terms)."""
+        z = self.encode(pose)
+        out = self.quantizer(z)
+        return {"pose": self.decode(out["z_q"], pose.shape[1]), "z": z, **out}
+
+    def normalized_error(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean squared error in the network's normalised units (the ‖P_r − P̂_r‖² of Eq. 12, 13)."""
+        return ((predicted - target) / self.pose_scale).pow(2).mean()

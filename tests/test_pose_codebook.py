@@ -1,0 +1,259 @@
+"""Head-pose codebook networks (Eq. 5–7, 12, 13) and pose metrics, on the CPU, without Lightning."""
+
+import math
+
+import pytest
+import torch
+
+from talkinghead.lightning.pose_mapper import freeze
+from talkinghead.metrics.pose import head_pose_diversity, mean_jerk, pose_errors, seed_diversity
+from talkinghead.models.pose_mapper import PoseMapper, pool_to_codes
+from talkinghead.models.pose_vqvae import PoseVQVAE, VectorQuantizer, codebook_usage
+
+SMALL_VQVAE = {"d_model": 32, "num_heads": 2, "num_layers": 1, "ff_dim": 64, "code_dim": 16, "num_codes": 32}
+
+
+def smooth_poses(batch: int, length: int, seed: int = 0) -> torch.Tensor:
+    """Smooth random relative poses (B, T, 6): angles ~0.1 rad, translations ~1 cm, zero at frame 0."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.linspace(0, 1, length)[None, :, None]
+    freq = 1 + 3 * torch.rand(batch, 1, 6, generator=generator)
+    phase = 2 * math.pi * torch.rand(batch, 1, 6, generator=generator)
+    pose = torch.sin(2 * math.pi * freq * t + phase) - torch.sin(phase)
+    return pose * torch.tensor([0.1, 0.1, 0.05, 1.0, 1.0, 0.5])
+
+
+def test_quantize_indices_codes_round_trip():
+    quantizer = VectorQuantizer(num_codes=16, code_dim=8)
+    z = torch.randn(3, 5, 8)
+    z_q, indices = quantizer.quantize(z)
+    assert indices.shape == (3, 5) and indices.dtype == torch.long
+    assert torch.equal(quantizer.codes(indices), z_q)
+    # z_q is the nearest entry (Eq. 5), and the forward pass quantises to the same codes.
+    brute = torch.cdist(z.reshape(-1, 8), quantizer.codebook).argmin(-1).reshape(3, 5)
+    assert torch.equal(indices, brute)
+    out = quantizer.eval()(z)
+    assert torch.equal(out["indices"], indices) and torch.allclose(out["z_q"], z_q, atol=1e-6)
+
+
+def test_straight_through_gradient_reaches_the_encoder():
+    torch.manual_seed(0)
+    vqvae = PoseVQVAE(**SMALL_VQVAE)
+    pose = smooth_poses(2, 16)
+    out = vqvae(pose)
+    vqvae.normalized_error(out["pose"], pose).backward()  # reconstruction term only: no VQ terms
+    encoder_grads = [p.grad for p in vqvae.encoder_convs.parameters()] + [vqvae.encoder_out.weight.grad]
+    assert all(g is not None and g.abs().sum() > 0 for g in encoder_grads)
+    assert vqvae.quantizer.codebook.grad is None  # only the codebook term moves the (non-EMA) codebook
+
+
+def test_codebook_and_commitment_terms_have_the_right_gradients():
+    quantizer = VectorQuantizer(num_codes=8, code_dim=4, commitment_weight=0.5)
+    z = torch.randn(10, 4, requires_grad=True)
+    out = quantizer(z)
+    out["codebook_loss"].backward(retain_graph=True)
+    assert z.grad is None and quantizer.codebook.grad.abs().sum() > 0
+    quantizer.codebook.grad = None
+    out["commitment_loss"].backward()
+    assert quantizer.codebook.grad is None and z.grad.abs().sum() > 0
+    expected = 0.5 * (z.detach() - quantizer.codes(out["indices"])).pow(2).mean()
+    assert torch.allclose(out["commitment_loss"], expected)
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_dead_code_restart_reseeds_unused_codes(ema):
+    torch.manual_seed(0)
+    quantizer = VectorQuantizer(num_codes=8, code_dim=4, ema=ema, restart_after=3).train()
+    with torch.no_grad():
+        quantizer.codebook[1:] = 100.0  # far away: only code 0 is ever chosen for inputs near 0
+        if ema:
+            quantizer.ema_sum.copy_(quantizer.codebook * quantizer.ema_count[:, None])
+    z = torch.randn(64, 4) * 0.1
+    for step in range(2):
+        quantizer(z)
+        assert quantizer.steps_unused[1:].eq(step + 1).all() and quantizer.steps_unused[0] == 0
+    quantizer(z)  # third unused step: codes 1..7 are re-seeded from rows of z
+    assert quantizer.steps_unused.eq(0).all()
+    for code in quantizer.codebook[1:]:
+        assert (z == code).all(-1).any(), "a restarted code must be one of the batch's encoder outputs"
+    assert quantizer.usage(quantizer.quantize(z)[1])[0] > 1 / 8
+    quantizer.eval()(z * 0 + 100.0)  # eval: no updates
+    assert quantizer.steps_unused.eq(0).all()
+
+
+def test_codebook_usage_and_perplexity():
+    usage, perplexity = codebook_usage(torch.tensor([5.0, 5.0, 0.0, 0.0]))
+    assert usage == 0.5 and torch.isclose(perplexity, torch.tensor(2.0))
+    usage, perplexity = codebook_usage(torch.tensor([3.0, 0.0, 0.0, 0.0]))
+    assert usage == 0.25 and torch.isclose(perplexity, torch.tensor(1.0))
+
+
+@pytest.mark.parametrize("length", [16, 18])
+def test_vqvae_shapes_any_length(length):
+    vqvae = PoseVQVAE(**SMALL_VQVAE, downsample=4).eval()
+    out = vqvae(smooth_poses(2, length))
+    assert out["pose"].shape == (2, length, 6)
+    assert out["z"].shape == (2, math.ceil(length / 4), 16) and out["indices"].shape == (2, math.ceil(length / 4))
+
+
+OVERFIT_STEPS = 200
+
+
+def test_vqvae_overfits_one_batch():
+    """Eq. 12 on one fixed batch: the reconstruction term falls by ≥ 10× within OVERFIT_STEPS Adam steps."""
+    torch.manual_seed(0)
+    vqvae = PoseVQVAE(**SMALL_VQVAE, restart_after=20).train()
+    pose = smooth_poses(8, 32)
+    optimizer = torch.optim.Adam(vqvae.parameters(), lr=3e-3)
+    first = None
+    for _ in range(OVERFIT_STEPS):
+        optimizer.zero_grad()
+        out = vqvae(pose)
+        reconstruction = vqvae.normalized_error(out["pose"], pose)
+        (reconstruction + out["codebook_loss"] + out["commitment_loss"]).backward()
+        optimizer.step()
+        first = reconstruction.item() if first is None else first
+    vqvae.eval()
+    with torch.no_grad():
+        final = vqvae.normalized_error(vqvae(pose)["pose"], pose).item()
+    assert final < first / 10, (first, final)
+
+
+def _mapper(vqvae: PoseVQVAE, **kwargs) -> PoseMapper:
+    defaults = dict(audio_dim=12, code_dim=vqvae.quantizer.code_dim, downsample=vqvae.downsample,
+                    d_model=32, num_heads=2, num_layers=1, ff_dim=64, dropout=0.1)
+    return PoseMapper(**{**defaults, **kwargs})
+
+
+def _mapper_inputs(batch: int = 2, length: int = 16):
+    generator = torch.Generator().manual_seed(1)
+    audio = torch.randn(batch, length, 12, generator=generator)
+    alpha = torch.randn(batch, 40, generator=generator)
+    initial = torch.randn(batch, 6, generator=generator) * 0.1
+    return audio, alpha, initial
+
+
+def test_mapper_training_leaves_the_frozen_codebook_and_decoder_bit_exact():
+    torch.manual_seed(0)
+    vqvae = freeze(PoseVQVAE(**SMALL_VQVAE, dropout=0.1))
+    mapper = _mapper(vqvae)
+    container = torch.nn.ModuleDict({"vqvae": vqvae, "mapper": mapper})
+    container.train()
+    assert not vqvae.training and all(not m.training for m in vqvae.modules())
+    assert mapper.training
+    vqvae.train()
+    assert not vqvae.training
+    before = {name: t.clone() for name, t in vqvae.state_dict().items()}
+    trainable = [p for p in container.parameters() if p.requires_grad]
+    assert trainable and not any(p.requires_grad for p in vqvae.parameters())
+    optimizer = torch.optim.Adam(trainable, lr=1e-2)
+    audio, alpha, initial = _mapper_inputs()
+    pose = smooth_poses(2, 16)
+    for _ in range(3):
+        optimizer.zero_grad()
+        with torch.no_grad():
+            codes, _ = vqvae.quantizer.quantize(vqvae.encode(pose))
+        z_hat = mapper(audio, alpha, initial, codes)
+        quantized, _ = vqvae.quantizer.quantize(z_hat)
+        decoded = vqvae.decode(z_hat + (quantized - z_hat).detach(), 16)
+        loss = vqvae.normalized_error(decoded, pose) + (z_hat - codes).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+    assert mapper.head.weight.grad.abs().sum() > 0
+    for name, tensor in vqvae.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+
+
+def test_mapper_teacher_forcing_is_causal():
+    torch.manual_seed(0)
+    vqvae = PoseVQVAE(**SMALL_VQVAE).eval()
+    mapper = _mapper(vqvae, audio_window=(0, 0)).eval()
+    audio, alpha, initial = _mapper_inputs(length=16)
+    codes = torch.randn(2, 4, 16)
+    changed = codes.clone()
+    changed[:, 2:] += 1.0
+    with torch.no_grad():
+        first, second = mapper(audio, alpha, initial, codes), mapper(audio, alpha, initial, changed)
+    assert torch.allclose(first[:, :3], second[:, :3], atol=1e-6)  # step n sees codes < n
+    assert not torch.allclose(first[:, 3], second[:, 3])
+
+
+def _generate(mapper, vqvae, temperature, seed=None, top_k=None):
+    audio, alpha, initial = _mapper_inputs(length=32)
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    return mapper.generate(audio, alpha, initial, vqvae.quantizer, temperature=temperature, top_k=top_k,
+                           generator=generator)
+
+
+def test_sampling_seeds_and_temperature_zero():
+    torch.manual_seed(0)
+    vqvae = PoseVQVAE(**SMALL_VQVAE).eval()
+    mapper = _mapper(vqvae).eval()
+    codes_a, indices_a = _generate(mapper, vqvae, 1.0, seed=7, top_k=16)
+    codes_b, indices_b = _generate(mapper, vqvae, 1.0, seed=7, top_k=16)
+    _, indices_c = _generate(mapper, vqvae, 1.0, seed=8, top_k=16)
+    assert indices_a.shape == (2, 8) and codes_a.shape == (2, 8, 16)
+    assert torch.equal(indices_a, indices_b) and torch.equal(codes_a, codes_b)
+    assert not torch.equal(indices_a, indices_c)
+    _, greedy_a = _generate(mapper, vqvae, 0.0, seed=1)
+    _, greedy_b = _generate(mapper, vqvae, 0.0, seed=2)
+    assert torch.equal(greedy_a, greedy_b)
+    # temperature 0 is q(ẑ): the greedy codes are the codebook's nearest entries to each step's ẑ.
+    z_hat = torch.randn(5, 16)
+    assert torch.equal(PoseMapper.sample(z_hat, vqvae.quantizer, 0.0), vqvae.quantizer.quantize(z_hat)[1])
+
+
+def test_generation_matches_teacher_forcing_on_its_own_codes():
+    torch.manual_seed(0)
+    vqvae = PoseVQVAE(**SMALL_VQVAE).eval()
+    mapper = _mapper(vqvae).eval()
+    audio, alpha, initial = _mapper_inputs(length=32)
+    codes, indices = mapper.generate(audio, alpha, initial, vqvae.quantizer)
+    with torch.no_grad():
+        z_hat = mapper(audio, alpha, initial, codes)
+    assert torch.equal(vqvae.quantizer.quantize(z_hat)[1], indices)
+
+
+@pytest.mark.parametrize(("absolute_pose", "use_initial_pose"), [(True, True), (False, False)])
+def test_mapper_ablations_build_and_run(absolute_pose, use_initial_pose):
+    vqvae = PoseVQVAE(**SMALL_VQVAE).eval()
+    mapper = _mapper(vqvae, absolute_pose=absolute_pose, use_initial_pose=use_initial_pose).eval()
+    assert (mapper.initial_pose is None) == (not use_initial_pose)
+    audio, alpha, initial = _mapper_inputs()
+    codes, _ = mapper.generate(audio, alpha, initial, vqvae.quantizer)
+    if not use_initial_pose:  # P⁰ is not a condition: changing it changes nothing
+        other, _ = mapper.generate(audio, alpha, initial + 1.0, vqvae.quantizer)
+        assert torch.equal(codes, other)
+
+
+def test_pool_to_codes():
+    features = torch.arange(10.0).reshape(1, 10, 1)
+    pooled = pool_to_codes(features, 4)
+    assert torch.equal(pooled.flatten(), torch.tensor([1.5, 5.5, 8.75]))  # last step: 8, 9, 9, 9
+
+
+def test_hpd_matches_the_closed_form():
+    """‖angles‖ (degrees) alternating between a and b over time has population variance ((a − b) / 2)²."""
+    a, b = 2.0, 6.0
+    direction = torch.tensor([1.0, 2.0, 2.0]) / 3.0  # unit vector
+    norms = torch.tensor([a, b] * 10)
+    angles = torch.deg2rad(norms[:, None] * direction)
+    pose = torch.cat((angles, torch.randn(20, 3)), dim=-1)  # translation does not enter HPD
+    assert torch.isclose(head_pose_diversity(pose), torch.tensor(((a - b) / 2) ** 2), rtol=1e-4)
+    assert head_pose_diversity(pose[None].expand(3, -1, -1)).shape == (3,)
+    constant = torch.cat((angles[:1].expand(20, -1), torch.zeros(20, 3)), dim=-1)
+    assert head_pose_diversity(constant).abs() < 1e-8
+
+
+def test_pose_errors_diversity_and_jerk():
+    pose = torch.zeros(1, 8, 6)
+    shifted = pose.clone()
+    shifted[..., 0] = math.radians(3.0)
+    shifted[..., 3:5] = torch.tensor([3.0, 4.0])
+    angle, translation = pose_errors(shifted, pose)
+    assert torch.allclose(angle, torch.tensor([3.0])) and torch.allclose(translation, torch.tensor([5.0]))
+    angle, translation = seed_diversity(torch.stack((pose, shifted, pose)))  # pairs: 1 of 3 identical
+    assert torch.allclose(angle, torch.tensor([2.0])) and torch.allclose(translation, torch.tensor([10 / 3]))
+    ramp = torch.zeros(1, 10, 6)
+    ramp[..., 3] = torch.arange(10.0) ** 3  # Δ³ of t³ is 6
+    assert torch.allclose(mean_jerk(ramp)[1], torch.tensor([6.0])) and mean_jerk(ramp)[0].abs().max() == 0

@@ -1,0 +1,140 @@
+"""PoseVQVAEModule (Eq. 12) and PoseMapperModule (Eq. 13) through Lightning: checkpoints, the CLI, errors."""
+
+import csv
+import math
+from pathlib import Path
+
+import lightning
+import pytest
+import torch
+
+from talkinghead.data.datamodule import TalkingHeadDataModule
+from talkinghead.lightning.cli import main as cli_main
+from talkinghead.lightning.pose_mapper import PoseMapperModule
+from talkinghead.lightning.pose_vqvae import PoseVQVAEModule
+
+ROOT = Path(__file__).resolve().parents[1]
+VQVAE_CONFIG = ROOT / "lightning_configs" / "pose_vqvae_tiny.yaml"
+MAPPER_CONFIG = ROOT / "lightning_configs" / "pose_mapper_tiny.yaml"
+SMALL_VQVAE = {"d_model": 32, "num_heads": 2, "num_layers": 1, "ff_dim": 64, "code_dim": 16, "num_codes": 32}
+SMALL_MAPPER = {"d_model": 32, "num_heads": 2, "num_layers": 1, "ff_dim": 64, "dropout": 0.0}
+
+
+@pytest.fixture(scope="module")
+def batch(tiny_corpus):
+    data = TalkingHeadDataModule(str(tiny_corpus), fields=["audio", "alpha", "pose"], window=24, batch_size=4)
+    data.setup()
+    return next(iter(data.train_dataloader()))
+
+
+def _save(module: lightning.LightningModule, path: Path) -> Path:
+    trainer = lightning.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def vqvae_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    module = PoseVQVAEModule(network=SMALL_VQVAE).eval()
+    return _save(module, tmp_path_factory.mktemp("vqvae") / "pose_vqvae.ckpt")
+
+
+def test_vqvae_checkpoint_round_trip(batch, vqvae_checkpoint):
+    module = PoseVQVAEModule.load_from_checkpoint(vqvae_checkpoint, weights_only=True).eval()
+    again = PoseVQVAEModule.load_from_checkpoint(vqvae_checkpoint, weights_only=True).eval()
+    with torch.no_grad():
+        first, second = module(batch["pose"]), again(batch["pose"])
+    assert torch.equal(first["pose"], second["pose"]) and torch.equal(first["indices"], second["indices"])
+    assert first["pose"].shape == batch["pose"].shape and first["indices"].shape == (batch["pose"].shape[0], 6)
+    loss, logs, _ = module.loss(batch)
+    assert torch.isfinite(loss) and set(logs) == {"train/loss", "train/reconstruction", "train/codebook",
+                                                  "train/commitment"}
+
+
+def test_mapper_checkpoint_round_trip_and_frozen_vqvae(batch, vqvae_checkpoint, tmp_path):
+    torch.manual_seed(0)
+    module = PoseMapperModule(str(vqvae_checkpoint), network=SMALL_MAPPER)
+    reference = PoseVQVAEModule.load_from_checkpoint(vqvae_checkpoint, weights_only=True).net
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(module.vqvae.state_dict()[name], tensor), name
+    module.train()
+    assert not module.vqvae.training and module.net.training
+    assert not any(p.requires_grad for p in module.vqvae.parameters())
+    loss, logs = module.loss(batch)
+    loss.backward()
+    assert set(logs) == {"train/loss", "train/pose", "train/latent"}
+    assert all(p.grad is None for p in module.vqvae.parameters())
+    optimizer = module.configure_optimizers()
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(1 for p in module.net.parameters())
+
+    module.eval()
+    path = _save(module, tmp_path / "mapper.ckpt")
+    restored = PoseMapperModule.load_from_checkpoint(path, weights_only=True).eval()
+    args = (batch["audio"], batch["alpha"], batch["pose"][:, 0], 24)
+    first = module(*args, temperature=1.0, top_k=8, generator=torch.Generator().manual_seed(3))
+    second = restored(*args, temperature=1.0, top_k=8, generator=torch.Generator().manual_seed(3))
+    assert first.shape == (batch["pose"].shape[0], 24, 6) and torch.equal(first, second)
+
+
+def test_missing_vqvae_checkpoint_names_the_path(tmp_path):
+    missing = tmp_path / "nowhere" / "pose_vqvae.ckpt"
+    with pytest.raises(FileNotFoundError, match="nowhere/pose_vqvae.ckpt"):
+        PoseMapperModule(str(missing))
+
+
+def test_mismatched_vqvae_checkpoint_reports_the_keys(vqvae_checkpoint, tmp_path):
+    checkpoint = torch.load(vqvae_checkpoint, weights_only=True)
+    checkpoint["state_dict"].pop("net.decoder_in.weight")
+    checkpoint["state_dict"]["net.extra"] = torch.zeros(1)
+    torch.save(checkpoint, tmp_path / "broken.ckpt")
+    with pytest.raises(RuntimeError, match=r"missing keys \['decoder_in.weight'\].*unexpected keys \['extra'\]"):
+        PoseMapperModule(str(tmp_path / "broken.ckpt"))
+
+
+def _metrics(root: Path) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for path in sorted(root.rglob("metrics.csv")):
+        for row in csv.DictReader(path.open()):
+            values.update({key: float(value) for key, value in row.items() if value and "/" in key})
+    return values
+
+
+def _common(config: Path, corpus: Path, out: Path) -> list[str]:
+    return [
+        "--config", str(config), "--data.root", str(corpus), "--trainer.default_root_dir", str(out),
+        "--trainer.logger.init_args.save_dir", str(out), "--trainer.enable_progress_bar", "false",
+    ]  # fmt: skip
+
+
+def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
+    vq_dir, map_dir = tmp_path / "vqvae", tmp_path / "mapper"
+    common = _common(VQVAE_CONFIG, tiny_corpus, vq_dir)
+    epochs = ["--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1"]
+    assert cli_main(["fit", *common, *epochs]) == 0
+    vqvae_ckpt = next(vq_dir.rglob("last.ckpt"))
+    assert cli_main(["test", *common, "--ckpt_path", str(vqvae_ckpt)]) == 0
+    metrics = _metrics(vq_dir)
+    for name in ("angle_error_deg", "translation_error_cm", "codebook_usage", "perplexity"):
+        assert math.isfinite(metrics[f"val/{name}"]) and math.isfinite(metrics[f"test/{name}"]), name
+    assert 0 < metrics["test/codebook_usage"] <= 1 and metrics["test/perplexity"] >= 1
+
+    common = [*_common(MAPPER_CONFIG, tiny_corpus, map_dir), "--model.init_args.vqvae_checkpoint", str(vqvae_ckpt)]
+    assert cli_main(["fit", *common, *epochs]) == 0
+    mapper_ckpt = next(map_dir.rglob("last.ckpt"))
+    assert cli_main(["test", *common, "--ckpt_path", str(mapper_ckpt)]) == 0
+    metrics = _metrics(map_dir)
+    for name in ("angle_error_deg", "translation_error_cm", "hpd_generated", "hpd_ground_truth",
+                 "diversity_deg", "diversity_cm", "jerk_deg", "jerk_cm"):
+        assert math.isfinite(metrics[f"val/{name}"]) and math.isfinite(metrics[f"test/{name}"]), name
+    assert metrics["test/hpd_ground_truth"] > 0
+
+
+def test_cli_reports_a_missing_vqvae_checkpoint(tiny_corpus, tmp_path, capsys):
+    """A missing VQ-VAE checkpoint ends in one line naming the path and exit code 2."""
+    missing = tmp_path / "no_such" / "pose_vqvae.ckpt"
+    argv = ["fit", *_common(MAPPER_CONFIG, tiny_corpus, tmp_path), "--model.init_args.vqvae_checkpoint", str(missing)]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("talkinghead: error:") and str(missing) in err[-1]

@@ -10,10 +10,10 @@ download). Forward only, ``torch.no_grad``, eval mode, float32; a batch of ``--b
 """
 
 import argparse
-import platform
 import time
 
 import torch
+from machine import describe_machine
 from transformers import Wav2Vec2Config
 
 from talkinghead.audio import FPS, SAMPLE_RATE, AudioEncoder, MelEncoder, Wav2Vec2Encoder, num_video_frames
@@ -28,13 +28,6 @@ TINY = Wav2Vec2Config(
     conv_dim=(16,) * 7,
 )
 
-
-def cpu_name() -> str:
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def throughput(encoder: AudioEncoder, waveform: torch.Tensor, repeats: int) -> float:
@@ -66,7 +59,7 @@ def main() -> None:
     }
     if args.base:
         encoders["wav2vec2-base architecture (random, 768-d)"] = Wav2Vec2Encoder.from_config(Wav2Vec2Config())
-    print(f"CPU: {cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    print(describe_machine())
     print(f"batch {args.batch} × {args.seconds:g} s at {SAMPLE_RATE} Hz → {FPS} fps, forward only, float32\n")
     print("| encoder | output dim | audio s / s |")
     print("|---|---:|---:|")

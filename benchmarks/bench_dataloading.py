@@ -12,13 +12,13 @@ Goal (issue #2): ≥ 1000 stage-1 windows/s.
 
 import argparse
 import io
-import platform
 import tempfile
 import time
 
 import av
 import numpy as np
 import torch
+from machine import describe_machine
 from skimage import data as skimage_data
 from skimage.transform import resize
 
@@ -28,13 +28,6 @@ from talkinghead.data.shards import ShardWriter, write_index
 
 FPS, SAMPLE_RATE, SIZE = 25, 16_000, 256
 
-
-def cpu_name() -> str:
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def moving_frames(num_frames: int, seed: int) -> np.ndarray:
@@ -155,8 +148,7 @@ def main() -> None:
             data = TalkingHeadDataModule(root, mode="stage2", pairs_per_clip=8, batch_size=args.batch_size,
                                          num_workers=workers)
             rows.append(("stage-2 frame pairs/s (256², all fields)", workers, throughput(data, args.seconds)))
-    print(f"Machine: {cpu_name()}, {torch.get_num_threads()}/{torch.multiprocessing.cpu_count()} cores "
-          f"(torch threads/cores), torch {torch.__version__}, Python {platform.python_version()}")
+    print(describe_machine())
     print(f"Corpus: {args.clips} clips × 3 s, {bytes_per_clip / 1e6:.2f} MB per clip in shards, "
           f"written in {build_seconds:.1f} s; batch size {args.batch_size}\n")
     print("| measurement | workers | items/s |\n|---|---|---|")

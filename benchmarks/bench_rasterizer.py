@@ -12,27 +12,17 @@ Run: ``PYTHONPATH=src python benchmarks/bench_rasterizer.py [--repeats 20]``.
 import argparse
 import math
 import os
-import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
+from machine import describe_machine
 
 from talkinghead.face import builtin_morphable_model
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.pose import apply_pose
 from talkinghead.render import NCCRenderer, make_rasterizer
-
-
-def cpu_model() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def random_heads(model: MorphableModel, batch: int, seed: int) -> torch.Tensor:
@@ -77,8 +67,7 @@ def main() -> None:
         runs.append(("torch", "cuda", (1, 16, 256)))
         runs.append(("nvdiffrast", "cuda", (1, 16, 256)))
 
-    print(f"Machine: {cpu_model()}, {torch.get_num_threads()} threads; torch {torch.__version__}", end="")
-    print(f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else "; no GPU")
+    print(describe_machine())
     print(f"Mesh: {model.num_vertices} vertices, {model.triangles.shape[0]} triangles; 256² output\n")
     print("| backend | device | batch | frames/s | ms / batch |")
     print("|---|---|---:|---:|---:|")

@@ -1,6 +1,7 @@
 """espeak-ng speech synthesis through ctypes: audio format, determinism, phoneme timings and stress."""
 
 import ctypes
+import itertools
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
@@ -77,7 +78,7 @@ def test_phoneme_events_are_monotone_and_spell_the_word():
     starts = [p.start for p in result.phonemes]
     assert starts == sorted(starts)
     assert all(p.end > p.start for p in result.phonemes)
-    assert all(a.end == pytest.approx(b.start) for a, b in zip(result.phonemes, result.phonemes[1:], strict=False))
+    assert all(a.end == pytest.approx(b.start) for a, b in itertools.pairwise(result.phonemes))
     spoken = [p for p in result.phonemes if not p.is_pause]
     assert [p.symbol for p in spoken] == ["m", "a", "p"]
     assert [p.stressed for p in spoken] == [False, True, False]

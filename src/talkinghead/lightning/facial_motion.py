@@ -14,12 +14,12 @@ validation and test run the autoregressive, cached :meth:`FacialMotionGenerator.
 * ``upper_face_dynamics_deviation``: FDD over the eye and brow vertices (cm).
 """
 
-import lightning
 import torch
 from torchmetrics import MeanMetric, PearsonCorrCoef
 
 from talkinghead.audio import build_audio_encoder
 from talkinghead.face import builtin_identity_std, load_morphable_model
+from talkinghead.lightning.stage import StageModule
 from talkinghead.metrics.facial_motion import (
     FaceMeasurements,
     lip_vertex_error,
@@ -31,7 +31,7 @@ from talkinghead.models.facial_motion import FacialMotionGenerator, merge_blends
 METRICS = ("blendshape_mae", "lip_vertex_error", "mouth_width", "upper_face_dynamics_deviation")
 
 
-class FacialMotionModule(lightning.LightningModule):
+class FacialMotionModule(StageModule):
     """Thin training wrapper around :class:`FacialMotionGenerator` (see module docstring).
 
     Args:
@@ -131,19 +131,3 @@ class FacialMotionModule(lightning.LightningModule):
         self.log_dict({f"{split}/{name}": value for name, value in values.items()}, prog_bar=split == "val")
         for metric in (*self.metrics[split].values(), self.opening[split]):
             metric.reset()
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

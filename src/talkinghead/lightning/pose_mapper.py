@@ -31,13 +31,13 @@ Metrics (``val/``, ``test/``), on autoregressive generation from the window's au
 from pathlib import Path
 from types import MethodType
 
-import lightning
 import torch
 from torchmetrics import MeanMetric
 
 from talkinghead.audio import build_audio_encoder
 from talkinghead.face import builtin_identity_std
 from talkinghead.lightning.pose_vqvae import target_pose
+from talkinghead.lightning.stage import StageModule
 from talkinghead.metrics.pose import head_pose_diversity, mean_jerk, pose_errors, seed_diversity
 from talkinghead.models.pose_mapper import PoseMapper
 from talkinghead.models.pose_vqvae import PoseVQVAE
@@ -72,16 +72,18 @@ def load_pose_vqvae(path: str | Path) -> PoseVQVAE:
     vqvae = PoseVQVAE(**network)
     state = {key.removeprefix("net."): value for key, value in checkpoint["state_dict"].items()
              if key.startswith("net.")}
-    result = vqvae.load_state_dict(state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
+    expected = set(vqvae.state_dict())
+    missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
+    if missing or unexpected:
         raise RuntimeError(
-            f"PoseVQVAE checkpoint {path} does not match its network: missing keys {result.missing_keys}, "
-            f"unexpected keys {result.unexpected_keys}"
+            f"PoseVQVAE checkpoint {path} does not match its network: missing keys {missing}, "
+            f"unexpected keys {unexpected}"
         )
+    vqvae.load_state_dict(state)
     return vqvae
 
 
-class PoseMapperModule(lightning.LightningModule):
+class PoseMapperModule(StageModule):
     """Thin training wrapper around :class:`PoseMapper` with a frozen :class:`PoseVQVAE` (module docstring).
 
     Args:
@@ -196,19 +198,3 @@ class PoseMapperModule(lightning.LightningModule):
         self.log_dict({f"{split}/{name}": value for name, value in values.items()}, prog_bar=split == "val")
         for metric in self.metrics[split].values():
             metric.reset()
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

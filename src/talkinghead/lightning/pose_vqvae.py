@@ -13,11 +13,11 @@ error), ``codebook_usage`` (fraction of the K codes used over the epoch) and ``p
 of the epoch's code histogram), ``loss``.
 """
 
-import lightning
 import torch
 from torchmetrics import MeanMetric, Metric
 
 from talkinghead.face.pose import relative_pose
+from talkinghead.lightning.stage import StageModule
 from talkinghead.metrics.pose import pose_errors
 from talkinghead.models.pose_vqvae import PoseVQVAE, codebook_usage
 
@@ -42,7 +42,7 @@ def target_pose(pose: torch.Tensor, absolute: bool) -> torch.Tensor:
     return pose if absolute else relative_pose(pose, pose[:, 0])
 
 
-class PoseVQVAEModule(lightning.LightningModule):
+class PoseVQVAEModule(StageModule):
     """Thin training wrapper around :class:`PoseVQVAE` (see module docstring).
 
     Args:
@@ -101,19 +101,3 @@ class PoseVQVAEModule(lightning.LightningModule):
         self.log_dict({f"{split}/{name}": value for name, value in values.items()}, prog_bar=split == "val")
         for metric in (*self.metrics[split].values(), self.histograms[split]):
             metric.reset()
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_epoch("val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

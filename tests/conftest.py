@@ -1,5 +1,8 @@
 """Shared pytest set-up: CUDA-only tests are skipped on machines without a GPU."""
 
+import csv
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -24,3 +27,12 @@ def tiny_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_corpus")
     assert data_main(["synth", "--out", str(root), *TINY_CORPUS_ARGS]) == 0
     return root
+
+
+def logged_metrics(root: Path) -> dict[str, float]:
+    """Every ``split/name`` value the CSV loggers under ``root`` wrote (the last one wins)."""
+    values: dict[str, float] = {}
+    for path in sorted(root.rglob("metrics.csv")):
+        for row in csv.DictReader(path.open()):
+            values.update({key: float(value) for key, value in row.items() if value and "/" in key})
+    return values

@@ -1,6 +1,5 @@
 """FacialMotionModule (Eq. 11) through Lightning: overfitting, gradients, checkpoints, the CLI, DDP."""
 
-import csv
 import math
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import torch
 from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.lightning import FacialMotionModule
 from talkinghead.lightning.cli import main as cli_main
+from tests.conftest import logged_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "lightning_configs" / "facial_motion_tiny.yaml"
@@ -70,14 +70,6 @@ def test_checkpoint_round_trip_gives_identical_outputs(batch, tmp_path):
     assert first["beta"].shape == (size, 25, 52) and first["lip_offsets"].shape == (size, 25, 40, 3)
 
 
-def _metrics(root: Path) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for path in sorted(root.rglob("metrics.csv")):
-        for row in csv.DictReader(path.open()):
-            values.update({key: float(value) for key, value in row.items() if value and "/" in key})
-    return values
-
-
 def test_cli_fit_then_test_on_the_tiny_config(tiny_corpus, tmp_path):
     common = [
         "--config", str(TINY_CONFIG), "--data.root", str(tiny_corpus),
@@ -87,7 +79,7 @@ def test_cli_fit_then_test_on_the_tiny_config(tiny_corpus, tmp_path):
     assert cli_main(["fit", *common, "--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1"]) == 0
     checkpoint = next(tmp_path.rglob("last.ckpt"))
     assert cli_main(["test", *common, "--ckpt_path", str(checkpoint)]) == 0
-    metrics = _metrics(tmp_path)
+    metrics = logged_metrics(tmp_path)
     for name in (
         "blendshape_mae",
         "lip_vertex_error",

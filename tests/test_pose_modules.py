@@ -1,6 +1,5 @@
 """PoseVQVAEModule (Eq. 12) and PoseMapperModule (Eq. 13) through Lightning: checkpoints, the CLI, errors."""
 
-import csv
 import math
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.lightning.cli import main as cli_main
 from talkinghead.lightning.pose_mapper import PoseMapperModule
 from talkinghead.lightning.pose_vqvae import PoseVQVAEModule
+from tests.conftest import logged_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 VQVAE_CONFIG = ROOT / "lightning_configs" / "pose_vqvae_tiny.yaml"
@@ -93,14 +93,6 @@ def test_mismatched_vqvae_checkpoint_reports_the_keys(vqvae_checkpoint, tmp_path
         PoseMapperModule(str(tmp_path / "broken.ckpt"))
 
 
-def _metrics(root: Path) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for path in sorted(root.rglob("metrics.csv")):
-        for row in csv.DictReader(path.open()):
-            values.update({key: float(value) for key, value in row.items() if value and "/" in key})
-    return values
-
-
 def _common(config: Path, corpus: Path, out: Path) -> list[str]:
     return [
         "--config", str(config), "--data.root", str(corpus), "--trainer.default_root_dir", str(out),
@@ -115,7 +107,7 @@ def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
     assert cli_main(["fit", *common, *epochs]) == 0
     vqvae_ckpt = next(vq_dir.rglob("last.ckpt"))
     assert cli_main(["test", *common, "--ckpt_path", str(vqvae_ckpt)]) == 0
-    metrics = _metrics(vq_dir)
+    metrics = logged_metrics(vq_dir)
     for name in ("angle_error_deg", "translation_error_cm", "codebook_usage", "perplexity"):
         assert math.isfinite(metrics[f"val/{name}"]) and math.isfinite(metrics[f"test/{name}"]), name
     assert 0 < metrics["test/codebook_usage"] <= 1 and metrics["test/perplexity"] >= 1
@@ -124,7 +116,7 @@ def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
     assert cli_main(["fit", *common, *epochs]) == 0
     mapper_ckpt = next(map_dir.rglob("last.ckpt"))
     assert cli_main(["test", *common, "--ckpt_path", str(mapper_ckpt)]) == 0
-    metrics = _metrics(map_dir)
+    metrics = logged_metrics(map_dir)
     for name in ("angle_error_deg", "translation_error_cm", "hpd_generated", "hpd_ground_truth",
                  "diversity_deg", "diversity_cm", "jerk_deg", "jerk_cm"):
         assert math.isfinite(metrics[f"val/{name}"]) and math.isfinite(metrics[f"test/{name}"]), name

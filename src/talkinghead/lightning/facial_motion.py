@@ -103,11 +103,6 @@ class FacialMotionModule(StageModule):
         loss = self.hparams.blendshape_weight * blendshape + self.hparams.mesh_weight * mesh
         return loss, {"train/loss": loss, "train/blendshape_l1": blendshape, "train/mesh_cm": mesh}
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, logs = self.loss(batch)
-        self.log_dict(logs, prog_bar=True, batch_size=batch["beta"].shape[0])
-        return loss
-
     def _evaluate(self, batch: dict, split: str) -> None:
         beta, offsets, alpha = batch["beta"], batch["lip_offsets"], batch["alpha"]
         predicted = self(batch["audio"], alpha, beta.shape[1])

@@ -163,11 +163,6 @@ class PoseMapperModule(StageModule):
         loss = self.hparams.pose_weight * pose_term + self.hparams.latent_weight * latent_term
         return loss, {"train/loss": loss, "train/pose": pose_term, "train/latent": latent_term}
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss, logs = self.loss(batch)
-        self.log_dict(logs, prog_bar=True, batch_size=batch["pose"].shape[0])
-        return loss
-
     def _evaluate(self, batch: dict, split: str) -> None:
         pose, audio, alpha = batch["pose"], batch["audio"], batch["alpha"]
         length, initial = pose.shape[1], pose[:, 0]

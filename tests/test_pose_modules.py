@@ -64,7 +64,7 @@ def test_mapper_checkpoint_round_trip_and_frozen_vqvae(batch, vqvae_checkpoint, 
     assert not any(p.requires_grad for p in module.vqvae.parameters())
     loss, logs = module.loss(batch)
     loss.backward()
-    assert set(logs) == {"train/loss", "train/pose", "train/latent"}
+    assert set(logs) == {"train/loss", "train/pose", "train/latent", "train/code"}
     assert all(p.grad is None for p in module.vqvae.parameters())
     optimizer = module.configure_optimizers()
     assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(1 for p in module.net.parameters())
@@ -76,6 +76,19 @@ def test_mapper_checkpoint_round_trip_and_frozen_vqvae(batch, vqvae_checkpoint, 
     first = module(*args, temperature=1.0, top_k=8, generator=torch.Generator().manual_seed(3))
     second = restored(*args, temperature=1.0, top_k=8, generator=torch.Generator().manual_seed(3))
     assert first.shape == (batch["pose"].shape[0], 24, 6) and torch.equal(first, second)
+
+
+def test_mapper_checkpoint_is_self_contained(batch, vqvae_checkpoint, tmp_path):
+    """A mapper checkpoint reloads the same frozen VQ-VAE after the VQ-VAE checkpoint is gone."""
+    moved = tmp_path / "pose_vqvae.ckpt"
+    moved.write_bytes(vqvae_checkpoint.read_bytes())
+    module = PoseMapperModule(str(moved), network=SMALL_MAPPER).eval()
+    path = _save(module, tmp_path / "mapper.ckpt")
+    moved.unlink()
+    restored = PoseMapperModule.load_from_checkpoint(path, weights_only=True).eval()
+    assert not restored.vqvae.training and not any(p.requires_grad for p in restored.vqvae.parameters())
+    for name, tensor in module.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], tensor), name
 
 
 def test_missing_vqvae_checkpoint_names_the_path(tmp_path):

@@ -5,8 +5,10 @@ PoseVQVAEModule` checkpoint (``vqvae_checkpoint``; its ``hyper_parameters["netwo
 its ``net.*`` weights are loaded with every missing/unexpected key reported as an error) and frozen as a
 whole — encoder, codebook and decoder: eval mode, ``requires_grad=False``, and a ``train()`` that keeps it in
 eval mode (no dropout, no EMA / dead-code updates). Its weights are also stored in this module's checkpoints
-(``vqvae.*``), so a mapper checkpoint reloads the same frozen stage (the path must still exist for the
-constructor). ``absolute_pose`` is inherited from the VQ-VAE (a codebook of P or of P − P⁰).
+(``vqvae.*``) and its network arguments in the hyperparameters (``vqvae_network``, set by the constructor), so
+a mapper checkpoint is self-contained: it reloads the same frozen stage even where ``vqvae_checkpoint`` no
+longer exists (inference from a folder of checkpoints). ``absolute_pose`` is inherited from the VQ-VAE (a
+codebook of P or of P − P⁰).
 
 Loss (Eq. 13): ``‖P_r − P̂_r‖² + ‖Ẑ − sg(Z_q)‖²`` where
 
@@ -15,6 +17,14 @@ Loss (Eq. 13): ``‖P_r − P̂_r‖² + ‖Ẑ − sg(Z_q)‖²`` where
 * ``P̂_r = D(q(Ẑ))`` from the teacher-forced Ẑ; q is made differentiable by the straight-through estimator
   (``Ẑ + sg(q(Ẑ) − Ẑ)``) so the pose term reaches Φ_map through the frozen decoder;
 * ‖P_r − P̂_r‖² is the MSE in the VQ-VAE's normalised pose units, ‖Ẑ − sg(Z_q)‖² a mean over elements.
+
+Departure, the code term ``code_weight · CE(softmax(−‖Ẑ − z_k‖²), index(Z_q))``: Eq. 13's two regression
+terms alone pull Ẑ towards the conditional *mean* of the plausible codes, whose nearest code is a code of
+average motion, so sampled sequences had only ~⅔ of the data's head-pose variance (HPD −36 %, raising the
+temperature did not help). The cross-entropy over the same distance logits the sampler uses
+(:meth:`~talkinghead.models.pose_mapper.PoseMapper.sample`) makes ``softmax(−dist² / 1)`` a calibrated
+distribution over the next code, so sampling at temperature 1 reproduces the data's spread. The paper's
+loss is ``code_weight: 0``.
 
 Metrics (``val/``, ``test/``), on autoregressive generation from the window's audio, α and P⁰:
 
@@ -58,8 +68,8 @@ def freeze(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-def load_pose_vqvae(path: str | Path) -> PoseVQVAE:
-    """A :class:`PoseVQVAE` from a ``PoseVQVAEModule`` checkpoint (``weights_only=True``).
+def load_pose_vqvae(path: str | Path) -> tuple[PoseVQVAE, dict]:
+    """A :class:`PoseVQVAE` and its network arguments from a ``PoseVQVAEModule`` checkpoint (``weights_only=True``).
 
     Raises ``FileNotFoundError`` naming the path if it does not exist, ``RuntimeError`` listing the missing
     and unexpected ``net.*`` keys if the weights do not match the network the hyperparameters describe.
@@ -80,7 +90,7 @@ def load_pose_vqvae(path: str | Path) -> PoseVQVAE:
             f"unexpected keys {unexpected}"
         )
     vqvae.load_state_dict(state)
-    return vqvae
+    return vqvae, network
 
 
 class PoseMapperModule(StageModule):
@@ -88,17 +98,21 @@ class PoseMapperModule(StageModule):
 
     Args:
         vqvae_checkpoint: path of the ``PoseVQVAEModule`` checkpoint (reconstruction phase).
+        vqvae_network: set by the constructor from that checkpoint and saved with the hyperparameters; when
+            reloading a mapper checkpoint whose ``vqvae_checkpoint`` is gone, the VQ-VAE is rebuilt from it and
+            its weights come from the mapper checkpoint's ``vqvae.*``. Not meant to be set by hand.
         audio_encoder, audio_encoder_args: as in ``FacialMotionModule`` (``"mel"`` or ``"wav2vec2"``).
         identity_dim: K of α; ``normalize_identity`` divides α by the built-in model's prior std.
         network: keyword arguments of :class:`PoseMapper` (sizes, ``use_initial_pose``).
         pose_weight, latent_weight: weights of the two terms of Eq. 13.
+        code_weight: weight of the code cross-entropy (module docstring; 0 = Eq. 13 only).
         num_eval_seeds, sample_temperature, sample_top_k: sampling for the HPD / diversity / jerk metrics.
         lr, weight_decay: AdamW.
     """
 
     def __init__(
         self,
-        vqvae_checkpoint: str,
+        vqvae_checkpoint: str | None = None,
         audio_encoder: str = "mel",
         audio_encoder_args: dict | None = None,
         identity_dim: int = 40,
@@ -106,15 +120,23 @@ class PoseMapperModule(StageModule):
         network: dict | None = None,
         pose_weight: float = 1.0,
         latent_weight: float = 1.0,
+        code_weight: float = 1.0,
         num_eval_seeds: int = 3,
         sample_temperature: float = 1.0,
         sample_top_k: int | None = 8,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        vqvae_network: dict | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.vqvae = freeze(load_pose_vqvae(vqvae_checkpoint))
+        if vqvae_network is not None and (vqvae_checkpoint is None or not Path(vqvae_checkpoint).is_file()):
+            vqvae = PoseVQVAE(**vqvae_network)
+        else:
+            if vqvae_checkpoint is None:
+                raise ValueError("PoseMapperModule needs vqvae_checkpoint, the PoseVQVAEModule checkpoint")
+            vqvae, self.hparams["vqvae_network"] = load_pose_vqvae(vqvae_checkpoint)
+        self.vqvae = freeze(vqvae)
         self.audio_encoder = build_audio_encoder(audio_encoder, **(audio_encoder_args or {}))
         self.net = PoseMapper(
             audio_dim=self.audio_encoder.output_dim,
@@ -153,15 +175,19 @@ class PoseMapperModule(StageModule):
         pose = batch["pose"]
         target = target_pose(pose, self.net.absolute_pose)
         with torch.no_grad():
-            codes, _ = self.vqvae.quantizer.quantize(self.vqvae.encode(target))  # Z_q = q(E(P_r)), (B, N, d)
+            codes, indices = self.vqvae.quantizer.quantize(self.vqvae.encode(target))  # Z_q = q(E(P_r)), (B, N, d)
         features = self.audio_encoder(batch["audio"], pose.shape[1])
         z_hat = self.net(features, batch["alpha"], pose[:, 0], codes)
         quantized, _ = self.vqvae.quantizer.quantize(z_hat)
         decoded = self.vqvae.decode(z_hat + (quantized - z_hat).detach(), pose.shape[1])
         pose_term = self.vqvae.normalized_error(decoded, target)
         latent_term = torch.nn.functional.mse_loss(z_hat, codes)
-        loss = self.hparams.pose_weight * pose_term + self.hparams.latent_weight * latent_term
-        return loss, {"train/loss": loss, "train/pose": pose_term, "train/latent": latent_term}
+        logits = -self.vqvae.quantizer.distances(z_hat)
+        code_term = torch.nn.functional.cross_entropy(logits.flatten(0, 1), indices.flatten())
+        loss = (self.hparams.pose_weight * pose_term + self.hparams.latent_weight * latent_term
+                + self.hparams.code_weight * code_term)
+        return loss, {"train/loss": loss, "train/pose": pose_term, "train/latent": latent_term,
+                      "train/code": code_term}
 
     def _evaluate(self, batch: dict, split: str) -> None:
         pose, audio, alpha = batch["pose"], batch["audio"], batch["alpha"]

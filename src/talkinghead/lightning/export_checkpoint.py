@@ -1,0 +1,62 @@
+"""Copy a training run's best checkpoint to a fixed path (``make demo`` → ``outputs/demo/checkpoints/``).
+
+``python -m talkinghead.lightning.export_checkpoint RUN_DIR OUT.ckpt``: in the newest ``version_*`` folder of
+the run's logs, the ``last.ckpt`` written by ``ModelCheckpoint(save_last=True)`` records which checkpoint was
+best on the monitored metric; that file is copied to ``OUT.ckpt`` atomically (temp file + rename). A run
+without a monitored best (no validation happened) exports ``last.ckpt`` itself.
+"""
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """The best checkpoint of the newest ``version_*`` under ``run_dir`` (module docstring)."""
+    versions = sorted(Path(run_dir).rglob("version_*/checkpoints/last.ckpt"),
+                      key=lambda path: int(path.parents[1].name.removeprefix("version_")))
+    if not versions:
+        raise FileNotFoundError(f"no checkpoints/last.ckpt under {run_dir}: train first")
+    last = versions[-1]
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    for callback in state.get("callbacks", {}).values():
+        best = callback.get("best_model_path") if isinstance(callback, dict) else None
+        if best and (last.parent / Path(best).name).is_file():
+            return last.parent / Path(best).name
+    return last
+
+
+def export(run_dir: str | Path, out: str | Path) -> Path:
+    source, out = best_checkpoint(run_dir), Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(handle)
+    try:
+        shutil.copyfile(source, temp)
+        os.replace(temp, out)
+    finally:
+        Path(temp).unlink(missing_ok=True)
+    return source
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Copy a run's best checkpoint to OUT (atomically).")
+    parser.add_argument("run_dir", help="the trainer's default_root_dir, e.g. outputs/runs/facial_motion_tiny")
+    parser.add_argument("out", help="destination .ckpt")
+    args = parser.parse_args(argv)
+    try:
+        source = export(args.run_dir, args.out)
+    except FileNotFoundError as error:
+        print(f"export_checkpoint: error: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.out} ← {source}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

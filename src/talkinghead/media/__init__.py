@@ -1,0 +1,6 @@
+"""Video input and output through PyAV (bundled FFmpeg): streaming, bounded memory, atomic writes."""
+
+from talkinghead.media.video_reader import VideoError, VideoInfo, iter_video_frames, probe_video
+from talkinghead.media.video_writer import VideoWriter
+
+__all__ = ["VideoError", "VideoInfo", "VideoWriter", "iter_video_frames", "probe_video"]

@@ -1,6 +1,7 @@
-"""Shared pytest set-up: CUDA-only tests are skipped on machines without a GPU."""
+"""Shared pytest set-up: CUDA-only tests are skipped on machines without a GPU; W&B never goes online."""
 
 import csv
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if "gpu" in item.keywords:
             item.add_marker(skip)
 
+
+os.environ["WANDB_MODE"] = "offline"  # the configs log to W&B; tests never reach the network
+os.environ["WANDB_SILENT"] = "true"
+CSV_LOGGER_CONFIG = Path(__file__).resolve().parents[1] / "lightning_configs" / "loggers" / "csv.yaml"
 
 TINY_CORPUS_ARGS = ("--clips", "6", "--seconds", "2", "--seed", "3", "--workers", "1")
 

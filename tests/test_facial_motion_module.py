@@ -12,7 +12,8 @@ import torch
 from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.lightning import FacialMotionModule
 from talkinghead.lightning.cli import main as cli_main
-from tests.conftest import logged_metrics
+from talkinghead.media import probe_video
+from tests.conftest import CSV_LOGGER_CONFIG, logged_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "lightning_configs" / "facial_motion_tiny.yaml"
@@ -72,7 +73,7 @@ def test_checkpoint_round_trip_gives_identical_outputs(batch, tmp_path):
 
 def test_cli_fit_then_test_on_the_tiny_config(tiny_corpus, tmp_path):
     common = [
-        "--config", str(TINY_CONFIG), "--data.root", str(tiny_corpus),
+        "--config", str(TINY_CONFIG), "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(tiny_corpus),
         "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
         "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
@@ -89,6 +90,10 @@ def test_cli_fit_then_test_on_the_tiny_config(tiny_corpus, tmp_path):
     ):
         assert math.isfinite(metrics[f"val/{name}"]) and math.isfinite(metrics[f"test/{name}"]), name
     assert 0 < metrics["test/lip_vertex_error"] < 5  # cm
+    video = sorted(tmp_path.rglob("media/*-mesh_predicted_vs_truth.mp4"))[-1]  # MediaLogger, one per validation
+    info = probe_video(video)
+    assert info.has_audio and info.num_frames >= 25 and (info.width, info.height) == (512, 256)
+    assert video.with_suffix(".png").is_file()
 
 
 def test_cli_reports_a_missing_corpus_in_one_line(tmp_path, capsys):
@@ -96,6 +101,8 @@ def test_cli_reports_a_missing_corpus_in_one_line(tmp_path, capsys):
         "fit",
         "--config",
         str(TINY_CONFIG),
+        "--config",
+        str(CSV_LOGGER_CONFIG),
         "--data.root",
         str(tmp_path / "nothing"),
         "--trainer.default_root_dir",
@@ -113,7 +120,8 @@ def test_ddp_with_two_cpu_processes(tiny_corpus, tmp_path):
     """The same config trains with gloo DDP on two CPU processes (a child process, as a user would run it)."""
     argv = [
         sys.executable, "-m", "talkinghead.lightning.cli", "fit", "--config", str(TINY_CONFIG),
-        "--data.root", str(tiny_corpus), "--trainer.strategy", "ddp", "--trainer.devices", "2",
+        "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(tiny_corpus),
+        "--trainer.strategy", "ddp", "--trainer.devices", "2",
         "--trainer.accelerator", "cpu", "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false",
         "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
     ]  # fmt: skip

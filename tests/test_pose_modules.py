@@ -11,7 +11,8 @@ from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.lightning.cli import main as cli_main
 from talkinghead.lightning.pose_mapper import PoseMapperModule
 from talkinghead.lightning.pose_vqvae import PoseVQVAEModule
-from tests.conftest import logged_metrics
+from talkinghead.media import probe_video
+from tests.conftest import CSV_LOGGER_CONFIG, logged_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 VQVAE_CONFIG = ROOT / "lightning_configs" / "pose_vqvae_tiny.yaml"
@@ -108,7 +109,8 @@ def test_mismatched_vqvae_checkpoint_reports_the_keys(vqvae_checkpoint, tmp_path
 
 def _common(config: Path, corpus: Path, out: Path) -> list[str]:
     return [
-        "--config", str(config), "--data.root", str(corpus), "--trainer.default_root_dir", str(out),
+        "--config", str(config), "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(corpus),
+        "--trainer.default_root_dir", str(out),
         "--trainer.logger.init_args.save_dir", str(out), "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
 
@@ -124,6 +126,8 @@ def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
     for name in ("angle_error_deg", "translation_error_cm", "codebook_usage", "perplexity"):
         assert math.isfinite(metrics[f"val/{name}"]) and math.isfinite(metrics[f"test/{name}"]), name
     assert 0 < metrics["test/codebook_usage"] <= 1 and metrics["test/perplexity"] >= 1
+    usage = sorted(vq_dir.rglob("media/*-codebook_usage.csv"))[-1]  # MediaLogger: one row of counts per code
+    assert usage.with_suffix(".png").is_file() and sum(map(int, usage.read_text().split(","))) == 4 * 6
 
     common = [*_common(MAPPER_CONFIG, tiny_corpus, map_dir), "--model.init_args.vqvae_checkpoint", str(vqvae_ckpt)]
     assert cli_main(["fit", *common, *epochs]) == 0
@@ -134,6 +138,8 @@ def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
                  "diversity_deg", "diversity_cm", "jerk_deg", "jerk_cm"):
         assert math.isfinite(metrics[f"val/{name}"]) and math.isfinite(metrics[f"test/{name}"]), name
     assert metrics["test/hpd_ground_truth"] > 0
+    video = sorted(map_dir.rglob("media/*-head_pose_sampled_vs_truth.mp4"))[-1]
+    assert probe_video(video).has_audio and probe_video(video).width == 512
 
 
 def test_cli_reports_a_missing_vqvae_checkpoint(tiny_corpus, tmp_path, capsys):

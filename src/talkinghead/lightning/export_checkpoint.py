@@ -1,9 +1,10 @@
 """Copy a training run's best checkpoint to a fixed path (``make demo`` → ``outputs/demo/checkpoints/``).
 
-``python -m talkinghead.lightning.export_checkpoint RUN_DIR OUT.ckpt``: in the newest ``version_*`` folder of
-the run's logs, the ``last.ckpt`` written by ``ModelCheckpoint(save_last=True)`` records which checkpoint was
-best on the monitored metric; that file is copied to ``OUT.ckpt`` atomically (temp file + rename). A run
-without a monitored best (no validation happened) exports ``last.ckpt`` itself.
+``python -m talkinghead.lightning.export_checkpoint RUN_DIR OUT.ckpt``: the newest ``checkpoints/last.ckpt``
+under the run folder (``logs/version_N/`` with the CSV logger, ``<project>/<run id>/`` with W&B), written by
+``ModelCheckpoint(save_last=True)``, records which checkpoint was best on the monitored metric; that file is
+copied to ``OUT.ckpt`` atomically (temp file + rename). A run without a monitored best (no validation
+happened) exports ``last.ckpt`` itself.
 """
 
 import argparse
@@ -17,9 +18,8 @@ import torch
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:
-    """The best checkpoint of the newest ``version_*`` under ``run_dir`` (module docstring)."""
-    versions = sorted(Path(run_dir).rglob("version_*/checkpoints/last.ckpt"),
-                      key=lambda path: int(path.parents[1].name.removeprefix("version_")))
+    """The best checkpoint of the newest training run under ``run_dir`` (module docstring)."""
+    versions = sorted(Path(run_dir).rglob("checkpoints/last.ckpt"), key=lambda path: path.stat().st_mtime)
     if not versions:
         raise FileNotFoundError(f"no checkpoints/last.ckpt under {run_dir}: train first")
     last = versions[-1]

@@ -35,6 +35,7 @@ from kornia.filters import gaussian_blur2d
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.render.base import Rasterizer
+from talkinghead.render.flow_extension import extend_flow
 
 CHIN_VERTEX = 152  # FaceMesh landmark at the bottom of the chin
 CAVITY_COLOR = (0.13, 0.04, 0.05)
@@ -66,23 +67,6 @@ def _polygon_area(points: torch.Tensor) -> torch.Tensor:
     """Shoelace area of closed polygons (..., K, 2) → (...)."""
     x, y = points.unbind(-1)
     return 0.5 * (x * y.roll(-1, -1) - x.roll(-1, -1) * y).sum(-1).abs()
-
-
-def push_pull(values: torch.Tensor, weight: torch.Tensor, min_size: int = 4) -> torch.Tensor:
-    """Fill values (B, C, H, W) where ``weight`` (B, 1, H, W) ∈ [0, 1] is low, from the known pixels around.
-
-    Gortler et al.'s push-pull: average-pool the weighted values and weights down a pyramid, fill each level
-    from the bilinearly upsampled coarser one where its own weight is below 1. Known pixels keep their value.
-    """
-    height, width = values.shape[-2:]
-    if min(height, width) <= min_size or height % 2 or width % 2:
-        total = weight.sum((-2, -1), keepdim=True)
-        return (values * weight).sum((-2, -1), keepdim=True) / total.clamp(min=1e-6) * torch.ones_like(values)
-    coarse_weight = F.avg_pool2d(weight, 2)
-    coarse = F.avg_pool2d(values * weight, 2) / coarse_weight.clamp(min=1e-6)
-    filled = push_pull(coarse, coarse_weight.mul(4.0).clamp(max=1.0), min_size)
-    upsampled = F.interpolate(filled, size=(height, width), mode="bilinear", align_corners=False)
-    return weight * values + (1.0 - weight) * upsampled
 
 
 def _smoothstep(x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +146,7 @@ class MeshWarpRenderer:
         cols = torch.arange(width, device=device, dtype=dtype) + 0.5
         centres = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=0)[None]  # (1, 2, H, W) as (u, v)
         flow = (sampled - centres) * covered
-        flow = self._extend(flow, covered)
+        flow = extend_flow(flow, covered, self.smoothing, self.reach)
         chin = torch.maximum(driven_screen[:, CHIN_VERTEX, 1], source_screen[:, CHIN_VERTEX, 1].expand(batch))
         still = _smoothstep((rows[None, :] - chin[:, None] - self.torso_margin) / self.torso_ramp)
         flow = flow * (1.0 - still)[:, None, :, None]
@@ -176,21 +160,6 @@ class MeshWarpRenderer:
             lip_coordinate=interpolated[:, 3:] * mouth,
             opening=opening,
         )
-
-    def _extend(self, flow: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
-        """Keep the flow on the mesh, extend it smoothly outside, fading to zero ``reach`` px away."""
-        factor = 4  # the smooth exterior is computed at a quarter of the resolution
-        filled = push_pull(flow, covered)
-        small = F.avg_pool2d(filled, factor)
-        small_mask = F.avg_pool2d(covered, factor)
-        sigma, reach = self.smoothing / factor, self.reach / factor
-        small = gaussian_blur2d(small, _kernel(sigma), (sigma, sigma), border_type="replicate")
-        falloff = gaussian_blur2d(small_mask, _kernel(reach), (reach, reach), border_type="constant")
-        exterior = small * (2.0 * falloff).clamp(max=1.0)
-        exterior = F.interpolate(exterior, size=flow.shape[-2:], mode="bilinear", align_corners=False)
-        inner = gaussian_blur2d(covered, (7, 7), (1.5, 1.5), border_type="constant")
-        keep = (2.0 * inner - 1.0).clamp(0.0, 1.0) * covered
-        return keep * flow + (1.0 - keep) * exterior
 
     def render(
         self, portrait: torch.Tensor, source_vertices: torch.Tensor, driven_vertices: torch.Tensor
@@ -228,8 +197,3 @@ class MeshWarpRenderer:
         alpha = gaussian_blur2d(field.mouth, (5, 5), (0.8, 0.8), border_type="constant")
         colour = colour / alpha.clamp(min=1e-3)
         return colour.clamp(0.0, 1.0), alpha * field.opening[:, None, None, None]
-
-
-def _kernel(sigma: float) -> tuple[int, int]:
-    size = 2 * int(3.0 * sigma + 0.5) + 1
-    return size, size

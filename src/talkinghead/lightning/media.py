@@ -1,7 +1,7 @@
 """``MediaLogger``: the one callback that logs every stage's pictures and videos (rank 0 only).
 
-At the end of a validation run (not the sanity check; every ``every_n_validations``-th one) it takes the
-first validation batch it saw and writes, by module:
+At the end of a validation run (not the sanity check; every ``every_n_validations``-th one) and of a test
+run it takes the first batch it saw and writes, by module:
 
 * ``FacialMotionModule`` — NCC renders (Eq. 9) of the predicted | ground-truth meshes (unposed, Eq. 4) of the
   batch's first window: a strip of five frames (PNG) and the whole window as an mp4 with its audio;
@@ -13,8 +13,8 @@ first validation batch it saw and writes, by module:
   truth) of the batch and a short video (generated | ground truth, with audio) of the first validation
   clip driven by its own ground-truth motion from its first frame.
 
-Files go to ``<log_dir>/media/<split>-step<N>-<name>.{png,mp4}`` (``log_dir`` = the logger's, else the
-trainer's root); a :class:`~lightning.pytorch.loggers.WandbLogger` also receives them as
+Files go to ``<log_dir>/media/<split>-step<N>-<name>.{png,mp4}`` (split ``val`` or ``test``; ``log_dir`` =
+the logger's, else the trainer's root); a :class:`~lightning.pytorch.loggers.WandbLogger` also receives them as
 ``wandb.Image`` / ``wandb.Video`` / ``wandb.Histogram`` under ``media/<name>``.
 """
 
@@ -57,21 +57,29 @@ class MediaLogger(Callback):
         if batch_idx == 0 and dataloader_idx == 0 and not trainer.sanity_checking:
             self._batch = batch
 
+    on_test_batch_end = on_validation_batch_end
+
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or self._batch is None:
             return
         self._validations += 1
-        batch, self._batch = self._batch, None
-        if not trainer.is_global_zero or (self._validations - 1) % self.every_n_validations:
-            return
-        name = type(pl_module).__name__
+        if (self._validations - 1) % self.every_n_validations == 0:
+            self._log(trainer, pl_module, "val")
+        self._batch = None
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._batch is not None:
+            self._log(trainer, pl_module, "test")
+        self._batch = None
+
+    def _log(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
         make = {
             "FacialMotionModule": self._facial_motion,
             "PoseMapperModule": self._pose_mapper,
             "PoseVQVAEModule": self._codebook,
             "MotionVAEGeneratorModule": self._motion_vae,
-        }.get(name)
-        if make is None:
+        }.get(type(pl_module).__name__)
+        if make is None or not trainer.is_global_zero:
             return
         folder = Path(trainer.log_dir or trainer.default_root_dir) / "media"
         folder.mkdir(parents=True, exist_ok=True)
@@ -79,7 +87,7 @@ class MediaLogger(Callback):
         pl_module.eval()
         try:
             with torch.no_grad():
-                make(trainer, pl_module, batch, folder, f"val-step{trainer.global_step:07d}")
+                make(trainer, pl_module, self._batch, folder, f"{split}-step{trainer.global_step:07d}")
         finally:
             pl_module.train(was_training)
 

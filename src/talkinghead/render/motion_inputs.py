@@ -1,0 +1,175 @@
+"""The inputs of the motion-VAE (VividTalk §3.3, Fig. 5), rendered from morphable-model parameters.
+
+For a reference (α, β_ref, O_lip,ref, P_ref) and a driven (α, β_d, O_lip,d, P_d) face:
+
+1. meshes ``M = (S̄ + αU_id + βU_exp + O_lip) ⊗ P`` (Eq. 4, 8);
+2. NCC projection textures (Eq. 9) PT_in and inner-face masks M by z-buffer rasterization
+   (:class:`~talkinghead.render.NCCRenderer`, nvdiffrast or torch backend);
+3. the outer region PT_out from the reference image's labels (:mod:`talkinghead.render.face_parser`):
+   the head labels follow the rigid head motion from P_ref to P_d — a 2-D affine map fitted by least
+   squares to the projections of the reference-shape mesh under both poses — the torso and background
+   stay; the labels are colour-coded (:data:`OUTER_COLORS`); ``PT = PT_in·M + PT_out·(1 − M)`` (Eq. 10);
+4. Gaussian heatmaps of the projected lip vertices for reference and driven (the lip branch's input);
+5. the mesh correspondence flow on the driven inner face (an optional training signal, not a network input).
+
+Textures are rasterized at ``render_size`` and area-averaged to the networks' ``motion_size`` (so edges
+carry sub-pixel position); the heatmaps are drawn at ``motion_size`` directly. Both use cameras that see
+exactly what the image camera (``image_size``, ``focal``, ``distance``) sees.
+"""
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual alias
+from torch import nn
+
+from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.morphable_model import MorphableModel
+from talkinghead.face.pose import apply_pose
+from talkinghead.models.frame_generator import identity_grid
+from talkinghead.render.base import Rasterizer
+from talkinghead.render.factory import make_rasterizer
+from talkinghead.render.flow_extension import extend_flow
+from talkinghead.render.heatmaps import lip_heatmaps
+from talkinghead.render.ncc import NCCRenderer, compose_projection_texture
+
+# Colour code of the outer labels (background, head, torso) in PT_out; NCC colours fill the inner face.
+PRIOR_SMOOTHING, PRIOR_REACH = 6.0, 32.0  # px at 256², as the corpus' frame renderer
+OUTER_COLORS = ((0.0, 0.0, 0.0), (1.0, 0.0, 1.0), (0.0, 1.0, 1.0))
+
+
+def _camera(camera: PerspectiveCamera, size: int) -> PerspectiveCamera:
+    """The same view at another square resolution (the focal length scales with the image)."""
+    return PerspectiveCamera(size, camera.focal * size / camera.image_size, camera.distance)
+
+
+def head_motion_theta(reference_screen: torch.Tensor, moved_screen: torch.Tensor, size: int) -> torch.Tensor:
+    """Least-squares 2-D affine map, as an ``affine_grid`` θ (B, 2, 3), from moved to reference positions.
+
+    Both (B, N, 2) in pixels of a ``size``² image; θ acts on normalized coordinates (``align_corners=False``).
+    """
+    normalize = lambda points: 2.0 * points / size - 1.0  # noqa: E731 - one-line helper
+    source = normalize(moved_screen.double())
+    design = torch.cat((source, torch.ones_like(source[..., :1])), dim=-1)  # (B, N, 3)
+    solution = torch.linalg.lstsq(design, normalize(reference_screen.double())).solution  # (B, 3, 2)
+    return solution.transpose(1, 2).to(reference_screen.dtype)
+
+
+def colorize(labels: torch.Tensor) -> torch.Tensor:
+    """Soft labels (B, 3, H, W) over (background, head, torso) → PT_out (B, 3, H, W) in :data:`OUTER_COLORS`."""
+    colors = torch.tensor(OUTER_COLORS, device=labels.device, dtype=labels.dtype)  # (class, rgb)
+    return torch.einsum("bkhw,kc->bchw", labels, colors)
+
+
+class MotionInputRenderer(nn.Module):
+    """Morphable-model parameters + the reference's outer labels → PT_ref, PT_d and lip heatmaps.
+
+    Args:
+        model: the morphable model of the parameters (its mean shape colours the meshes, Eq. 9).
+        camera: the image camera (``image_size`` = the frames' size).
+        render_size: rasterization resolution; must be a multiple of ``motion_size``.
+        motion_size: resolution of the returned textures and heatmaps (the motion-VAE's).
+        rasterizer: ``auto`` | ``torch`` | ``nvdiffrast`` (see :func:`~talkinghead.render.make_rasterizer`);
+            the backend is built per device on first use.
+        heatmap_sigma: Gaussian σ of the lip heatmaps in ``motion_size`` pixels.
+    """
+
+    def __init__(
+        self,
+        model: MorphableModel,
+        camera: PerspectiveCamera | None = None,
+        render_size: int = 256,
+        motion_size: int = 64,
+        rasterizer: str = "auto",
+        heatmap_sigma: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if render_size % motion_size:
+            raise ValueError(f"render_size ({render_size}) must be a multiple of motion_size ({motion_size})")
+        self.model = model
+        self.image_camera = camera or PerspectiveCamera()
+        self.motion_camera = _camera(self.image_camera, motion_size)
+        self.render_size, self.motion_size = render_size, motion_size
+        self.backend, self.heatmap_sigma = rasterizer, heatmap_sigma
+        self._rasterizers: dict[str, Rasterizer] = {}
+        self.ncc = NCCRenderer(model, _camera(self.image_camera, render_size), make_rasterizer("torch", "cpu"))
+
+    def _renderer(self, device: torch.device) -> NCCRenderer:
+        if str(device) not in self._rasterizers:
+            self._rasterizers[str(device)] = make_rasterizer(self.backend, device)
+        self.ncc.rasterizer = self._rasterizers[str(device)]
+        return self.ncc
+
+    def unposed(self, alpha: torch.Tensor, face: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Eq. 4 before the pose: α (B, K), ``face`` with ``beta`` (B, 52), ``lip_offsets`` (B, L, 3) → (B, N, 3)."""
+        return self.model.vertices(alpha, face["beta"], face["lip_offsets"])
+
+    def face_points(self, alpha: torch.Tensor, face: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Posed mesh projected into the image: (B, N, 2) (u, v) pixels of the image camera (for the parser)."""
+        vertices = apply_pose(self.unposed(alpha, face), face["pose"])
+        return self.image_camera.project(vertices)[..., :2]
+
+    def forward(
+        self,
+        alpha: torch.Tensor,
+        reference: dict[str, torch.Tensor],
+        driven: dict[str, torch.Tensor],
+        outer: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Render the inputs of B (reference, driven) pairs.
+
+        Args:
+            alpha: (B, K) identity.
+            reference, driven: ``beta`` (B, 52), ``pose`` (B, 6), ``lip_offsets`` (B, L, 3).
+            outer: (B, 3, H, W) outer labels of the reference image (:meth:`FaceParser.parse`).
+
+        Returns ``pt_reference``, ``pt_driven`` (B, 3, s, s), ``lip_reference``, ``lip_driven`` (B, L, s, s),
+        ``mask_driven`` (B, 1, s, s) the driven inner-face coverage M_d and ``flow_mesh`` (B, 2, s, s): on M_d,
+        the backward flow (normalized units, :mod:`talkinghead.models.motion_vae`) from each driven surface
+        point to the same point of the reference mesh — the mesh correspondence, averaged over the covered
+        part of each pixel; 0 off the face; and ``flow_prior`` (B, 2, s, s): that correspondence extended
+        smoothly off the face (:func:`~talkinghead.render.flow_extension.extend_flow`, σ 6 px, reach 32 px at
+        256²), the mesh-guided warp of the 3-D prior. s = ``motion_size``.
+        """
+        batch, size = alpha.shape[0], self.render_size
+        reference_shape = self.unposed(alpha, reference)
+        reference_vertices = apply_pose(reference_shape, reference["pose"])
+        driven_vertices = apply_pose(self.unposed(alpha, driven), driven["pose"])
+        renderer = self._renderer(alpha.device)
+        project = renderer.camera.project
+        screen = project(torch.cat((reference_vertices, driven_vertices)))
+        raster = renderer.rasterizer.rasterize(screen, renderer.triangles, (size, size))
+        # Per vertex: NCC colour (Eq. 9) and, for the driven meshes, the vertex' normalized position on the
+        # reference mesh's projection; interpolated over the raster, the latter is the mesh correspondence.
+        positions = 2.0 * screen[:batch, :, :2] / size - 1.0
+        attributes = torch.cat((renderer.colors.expand(2 * batch, -1, -1), positions.repeat(2, 1, 1)), dim=-1)
+        interpolated = renderer.rasterizer.interpolate(attributes, raster, renderer.triangles)
+        pt_in, mask = interpolated[:, :3], raster.mask
+        centres = identity_grid(size, size, alpha.device, alpha.dtype).permute(0, 3, 1, 2)
+        covered = raster.mask[batch:]
+        flow_mesh = (interpolated[batch:, 3:] - centres) * covered
+        scale = size / 256.0
+        flow_prior = extend_flow(flow_mesh, covered, PRIOR_SMOOTHING * scale, PRIOR_REACH * scale)
+        labels = F.interpolate(
+            outer.to(pt_in.dtype), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+        moved = apply_pose(reference_shape, driven["pose"])
+        theta = head_motion_theta(project(reference_vertices)[..., :2], project(moved)[..., :2], size)
+        grid = F.affine_grid(theta, [batch, 1, size, size], align_corners=False)
+        head = F.grid_sample(labels[:, 1:2], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        rest = labels[:, ::2] * (1.0 - head) / labels[:, ::2].sum(1, keepdim=True).clamp_min(1e-6)
+        driven_labels = torch.cat((rest[:, :1], head, rest[:, 1:]), dim=1)
+        pt = compose_projection_texture(pt_in, mask, colorize(torch.cat((labels, driven_labels))))
+        pool = size // self.motion_size
+        pt, mask = F.avg_pool2d(pt, pool), F.avg_pool2d(mask, pool)
+        mask_driven = mask[batch:]
+        flow_mesh = F.avg_pool2d(flow_mesh, pool) / mask_driven.clamp_min(1e-6)
+        lips = self.motion_camera.project(torch.cat((reference_vertices, driven_vertices))[:, self.model.lip_ids])
+        heatmaps = lip_heatmaps(lips[..., :2], (self.motion_size, self.motion_size), self.heatmap_sigma)
+        return {
+            "pt_reference": pt[:batch],
+            "pt_driven": pt[batch:],
+            "lip_reference": heatmaps[:batch],
+            "lip_driven": heatmaps[batch:],
+            "mask_driven": mask_driven,
+            "flow_mesh": flow_mesh,
+            "flow_prior": F.avg_pool2d(flow_prior, pool),
+        }

@@ -1,4 +1,5 @@
-"""``talkinghead-data``: build the embedded corpus (``synth``) and summarise a shard folder (``inspect``).
+"""``talkinghead-data``: build the embedded corpus (``synth``), turn real videos into shards (``preprocess``),
+summarise a shard folder (``inspect``) and export a clip as an mp4 (``export``).
 
 User mistakes (missing folder, corrupt shard, bad arguments) end in one line on stderr and exit code 2.
 """
@@ -12,6 +13,9 @@ import cv2
 import numpy as np
 import torch
 
+from talkinghead.data.export import export_clip
+from talkinghead.data.preprocess import PreprocessSettings, preprocess_videos
+from talkinghead.data.preprocess.writer import REJECTED_CSV
 from talkinghead.data.shards import CorruptShardError, iter_clips, load_index, verify_shards
 from talkinghead.data.synth import SynthConfig, build_corpus
 from talkinghead.render.preview import write_png_atomic
@@ -29,6 +33,28 @@ def _synth(args: argparse.Namespace) -> int:
     index = build_corpus(config, args.out, workers=args.workers)
     sizes = ", ".join(f"{split} {len(ids)}" for split, ids in index["splits"].items())
     print(f"wrote {len(index['clips'])} clips in {len(index['shards'])} shards to {args.out} ({sizes})")
+    return 0
+
+
+def _preprocess(args: argparse.Namespace) -> int:
+    if args.model != "builtin" and not Path(args.model).is_file():
+        raise ValueError(f"--model: {args.model} is not a file (FaceVerse .npy) nor 'builtin'")
+    source = args.source or Path(args.videos).stem or "video"
+    settings = PreprocessSettings(source=source, model=args.model, videos_per_shard=args.videos_per_shard,
+                                  seed=args.seed)
+    result = preprocess_videos(args.videos, args.out, settings, workers=args.workers, num_shards=args.num_shards,
+                               shard_index=args.shard_index, resume=args.resume)
+    print(f"{result.processed} of {result.videos} videos processed ({result.frames} frames), "
+          f"{result.shards_written} shards written; {result.rejected_rows} rejections in {args.out / REJECTED_CSV}")
+    if result.index_written:
+        print(f"index: {result.clips} clips in {args.out / 'index.json'}")
+    else:
+        print("no clip in any finished shard yet: index.json not written")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    print(f"wrote {export_clip(args.root, args.clip, args.out)}")
     return 0
 
 
@@ -83,6 +109,24 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--images", nargs="*", default=[], help="extra portraits besides the bundled astronaut")
     synth.add_argument("--workers", type=int, default=2, help="parallel worker processes (default 2)")
     synth.set_defaults(run=_synth)
+    pre = commands.add_parser("preprocess", help="turn a folder or list of videos into shards (HDTF, VoxCeleb, own)")
+    pre.add_argument("--videos", required=True, type=Path, help="folder (searched recursively) or list file")
+    pre.add_argument("--out", required=True, type=Path, help="output shard folder")
+    pre.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    pre.add_argument("--num-shards", type=int, default=1, help="job-array size: split the work into N jobs")
+    pre.add_argument("--shard-index", type=int, default=0, help="which of the --num-shards jobs this is (0-based)")
+    pre.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    pre.add_argument("--videos-per-shard", type=int, default=PreprocessSettings.videos_per_shard,
+                     help="videos per shard (default %(default)s)")
+    pre.add_argument("--model", default="builtin", help="'builtin' or a FaceVerse .npy file (default builtin)")
+    pre.add_argument("--source", help="meta.json source name (default: the --videos folder/list name)")
+    pre.add_argument("--seed", type=int, default=0, help="identity-split seed (default 0)")
+    pre.set_defaults(run=_preprocess)
+    export = commands.add_parser("export", help="write one clip of a shard folder as an mp4 with its audio")
+    export.add_argument("root", help="shard folder with index.json")
+    export.add_argument("--clip", required=True, help="clip id")
+    export.add_argument("--out", required=True, type=Path, help="output .mp4")
+    export.set_defaults(run=_export)
     inspect = commands.add_parser("inspect", help="summarise a shard folder and write a contact sheet")
     inspect.add_argument("root", help="shard folder with index.json")
     inspect.add_argument("--sheet", help=f"contact-sheet path (default ROOT/{CONTACT_SHEET})")

@@ -65,7 +65,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _write_json(path: Path, content: dict) -> None:
+def write_json_atomic(path: Path, content: dict) -> None:
+    """``content`` as sorted, indented JSON, written atomically (temp file + rename)."""
     _atomic_write(path, (json.dumps(content, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
 
@@ -78,7 +79,8 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _clip_summary(clip: Clip) -> dict:
+def clip_summary(clip: Clip) -> dict:
+    """The per-clip entry of a shard manifest and of ``index.json``."""
     return {
         "clip_id": clip.clip_id,
         "identity_id": clip.identity_id,
@@ -140,7 +142,7 @@ class ShardWriter:
         if index in self._finished:
             return
         pending = self._pending.setdefault(index, {})
-        pending[clip_id] = None if clip is None else (clip.to_sample() | {"_summary": _clip_summary(clip)})
+        pending[clip_id] = None if clip is None else (clip.to_sample() | {"_summary": clip_summary(clip)})
         if len(pending) == len(self._plan[index]):
             self._write_shard(index, self._pending.pop(index))
 
@@ -199,7 +201,7 @@ class ShardWriter:
             "inputs": self._plan[index],
             "clips": summaries,
         }
-        _write_json(self.out_dir / f"{name}.json", manifest)
+        write_json_atomic(self.out_dir / f"{name}.json", manifest)
         self._finished.add(index)
         self.written.append(manifest["name"])
         log.info("wrote %s (%d clips)", manifest["name"], len(summaries))
@@ -264,7 +266,7 @@ def write_index(out_dir: str | Path, seed: int = 0, fractions: Sequence[float] =
         "splits": splits,
         "identities": identities,
     }
-    _write_json(out_dir / INDEX_NAME, index)
+    write_json_atomic(out_dir / INDEX_NAME, index)
     return index
 
 

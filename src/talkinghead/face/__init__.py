@@ -4,7 +4,7 @@ from talkinghead.face.builtin import builtin_identity_std, builtin_morphable_mod
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES, LIP_BLENDSHAPES, OTHER_BLENDSHAPES
 from talkinghead.face.faceverse import FaceVerseFormatError, load_faceverse
-from talkinghead.face.fitting import FitResult, fit_landmarks
+from talkinghead.face.fitting import FitResult, SequenceFit, SequenceFitConfig, fit_landmarks, fit_sequence
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.pose import apply_pose, compose_relative, matrix_to_pose, pose_to_matrix, relative_pose
 
@@ -15,12 +15,15 @@ __all__ = [
     "FaceVerseFormatError",
     "FitResult",
     "MorphableModel",
+    "SequenceFit",
+    "SequenceFitConfig",
     "PerspectiveCamera",
     "apply_pose",
     "builtin_identity_std",
     "builtin_morphable_model",
     "compose_relative",
     "fit_landmarks",
+    "fit_sequence",
     "load_faceverse",
     "load_morphable_model",
     "matrix_to_pose",

@@ -1,0 +1,11 @@
+"""Real videos → the shards of the synthetic corpus (``talkinghead-data preprocess``; paper §4.1, DESIGN §3).
+
+Modules, in pipeline order: :mod:`.discover` (which videos, their identities and shard plan),
+:mod:`.tracking` (MediaPipe face tracking and the segmenter that splits or rejects), :mod:`.crop` (the
+smoothed FOMM-style 256² crop), :mod:`.clip_builder` (one video → clips with the 3DMM fit),
+:mod:`.writer` (resumable, byte-deterministic shards and ``rejected.csv``) and :mod:`.run` (the driver).
+"""
+
+from talkinghead.data.preprocess.run import PreprocessSettings, preprocess_videos
+
+__all__ = ["PreprocessSettings", "preprocess_videos"]

@@ -1,0 +1,227 @@
+"""Evaluate generated talking-head videos: VividTalk's Table 1 metrics (§4.1) plus weight-free ones.
+
+Inputs (see docs/EVALUATION.md):
+
+* generated videos, a folder (every ``.mp4 .mov .mkv .avi .webm`` in it) or a list of files;
+* optionally a reference folder. For a generated ``NAME.mp4`` (or ``NAME_seed3.mp4``, see below) it may
+  hold ``NAME.<video ext>``, the real video of the same clip (same-identity reconstruction: FID, PSNR/SSIM,
+  LMD and LVE against it, and its first face frame is the CSIM reference unless a photo is given), and/or
+  ``NAME.<png|jpg|jpeg|bmp|webp>``, the portrait the video was generated from (CSIM reference). A video
+  with no reference video is cross-identity (dubbing).
+* Seed groups: ``NAME_seedN`` / ``NAME-seedN`` / ``NAME.seedN`` (N digits) are videos of the same input
+  generated with different seeds; a group of two or more gets the pose seed diversity
+  (:func:`talkinghead.metrics.pose.seed_diversity` of the estimated pose sequences, cut to the shortest).
+  References are looked up under the full stem first, then under ``NAME``.
+"""
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from talkinghead.audio.io import AudioError, load_audio
+from talkinghead.data.portrait import NoFaceError, load_image_rgb
+from talkinghead.evaluation.fid import InceptionFeatures, fid_from_features
+from talkinghead.evaluation.identity import csim
+from talkinghead.evaluation.report import CROSS, SAME, SET_LEVEL, Row
+from talkinghead.evaluation.syncnet import SyncNetwork, crop_boxes, crop_face, sync_scores, syncnet_mfcc
+from talkinghead.evaluation.video_metrics import (
+    FPS,
+    VideoAnalysis,
+    analyse_video,
+    fitted_lip_vertex_error,
+    frame_quality,
+    mouth_distance,
+    reference_identity,
+)
+from talkinghead.evaluation.weights import NOT_SUPPLIED
+from talkinghead.media import iter_video_frames, probe_video
+from talkinghead.metrics.pose import head_pose_diversity, seed_diversity
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+SEED_PATTERN = re.compile(r"^(?P<name>.+?)[._-]seed(?P<seed>\d+)$")
+NO_FACE = "n/a (no face found)"
+NO_REFERENCE_VIDEO = "n/a (no reference video)"
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """One generated video with what it is compared with."""
+
+    path: Path
+    group: str  # the name without its seed suffix
+    seed: int | None
+    reference_video: Path | None
+    reference_image: Path | None
+
+    @property
+    def setting(self) -> str:
+        return SAME if self.reference_video is not None else CROSS
+
+
+@dataclass
+class Networks:
+    """The user-supplied networks; ``None`` where the weights were not given."""
+
+    syncnet: SyncNetwork | None = None
+    inception: InceptionFeatures | None = None
+    identity: object | None = None
+    device: str = "cpu"
+
+
+def _find(folder: Path | None, stems: list[str], suffixes: tuple[str, ...]) -> Path | None:
+    if folder is None:
+        return None
+    for stem in stems:
+        for suffix in suffixes:
+            for candidate in (folder / f"{stem}{suffix}", folder / f"{stem}{suffix.upper()}"):
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def collect_jobs(generated: list[str], reference: str | None = None) -> list[VideoJob]:
+    """Resolve the CLI's inputs (module docstring); ``ValueError`` with one line for a missing path."""
+    if len(generated) == 1 and Path(generated[0]).is_dir():
+        folder = Path(generated[0])
+        paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        if not paths:
+            raise ValueError(f"--generated {str(folder)!r}: no videos ({', '.join(VIDEO_SUFFIXES)}) in the folder")
+    else:
+        paths = [Path(p) for p in generated]
+        for path in paths:
+            if not path.is_file():
+                problem = "a folder (give one folder, or only files)" if path.is_dir() else "no such file"
+                raise ValueError(f"--generated {str(path)!r}: {problem}")
+    folder = None if reference is None else Path(reference)
+    if folder is not None and not folder.is_dir():
+        raise ValueError(f"--reference {str(folder)!r}: not a folder")
+    jobs = []
+    for path in paths:
+        match = SEED_PATTERN.match(path.stem)
+        group, seed = (match["name"], int(match["seed"])) if match else (path.stem, None)
+        stems = [path.stem] + ([group] if match else [])
+        reference_video = _find(folder, stems, VIDEO_SUFFIXES)
+        if reference_video is not None and reference_video.resolve() == path.resolve():
+            reference_video = None
+        jobs.append(VideoJob(path, group, seed, reference_video, _find(folder, stems, IMAGE_SUFFIXES)))
+    return jobs
+
+
+def check_videos(jobs: list[VideoJob]) -> None:
+    """Probe every video up front so a bad file fails before any long computation (VideoError)."""
+    for job in jobs:
+        probe_video(job.path)
+        if job.reference_video is not None:
+            probe_video(job.reference_video)
+
+
+def _sync(job: VideoJob, analysis: VideoAnalysis, networks: Networks) -> dict[str, object]:
+    if networks.syncnet is None:
+        return dict.fromkeys(("lse_d", "lse_c", "av_offset"), NOT_SUPPLIED)
+    if not analysis.track.has_face:
+        return dict.fromkeys(("lse_d", "lse_c", "av_offset"), NO_FACE)
+    try:
+        audio = load_audio(job.path)
+    except AudioError as error:
+        reason = f"n/a ({str(error).split(': ', 1)[-1]})"
+        return dict.fromkeys(("lse_d", "lse_c", "av_offset"), reason)
+    boxes = crop_boxes(analysis.track.landmarks)
+    frames = iter_video_frames(job.path, fps=FPS)
+    crops = np.stack([crop_face(frame, box) for frame, box in zip(frames, boxes, strict=False)])
+    try:
+        scores = sync_scores(networks.syncnet, crops, syncnet_mfcc(audio), device=networks.device)
+    except ValueError as error:
+        return dict.fromkeys(("lse_d", "lse_c", "av_offset"), f"n/a ({error})")
+    return {"lse_d": scores.lse_d, "lse_c": scores.lse_c, "av_offset": scores.offset}
+
+
+def _csim(job: VideoJob, analysis: VideoAnalysis, reference: VideoAnalysis | None, networks: Networks) -> object:
+    if networks.identity is None:
+        return NOT_SUPPLIED
+    if analysis.identity is None:
+        return NO_FACE
+    if job.reference_image is not None:
+        try:
+            target = reference_identity(load_image_rgb(job.reference_image), networks.identity)
+        except NoFaceError:
+            return "n/a (no face in the reference image)"
+        return csim(target, analysis.identity)
+    if reference is not None:
+        return csim(reference.identity[0], analysis.identity) if reference.identity is not None else NO_FACE
+    return "n/a (no reference image)"
+
+
+def _against_reference(job: VideoJob, analysis: VideoAnalysis, reference: VideoAnalysis | None) -> dict[str, object]:
+    keys = ("landmark_distance", "lve", "psnr", "ssim")
+    if reference is None:
+        return dict.fromkeys(keys, NO_REFERENCE_VIDEO)
+    row: dict[str, object] = dict(zip(("psnr", "ssim"), frame_quality(job.path, reference.path), strict=True))
+    if not (analysis.track.has_face and reference.track.has_face):
+        return row | dict.fromkeys(("landmark_distance", "lve"), NO_FACE)
+    return row | {"landmark_distance": mouth_distance(analysis, reference),
+                  "lve": fitted_lip_vertex_error(analysis, reference)}
+
+
+def evaluate(jobs: list[VideoJob], networks: Networks, progress: bool = True) -> tuple[list[Row], dict[str, object]]:
+    """Per-video rows and the FID per setting (value or ``n/a`` text), see the report module for the layout."""
+    references: dict[Path, VideoAnalysis] = {}
+    rows: list[Row] = []
+    poses: dict[str, list[tuple[int, torch.Tensor]]] = {}
+    features: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {SAME: ([], []), CROSS: ([], [])}
+    for job in tqdm(jobs, desc="evaluating", unit="video", disable=not progress):
+        analysis = analyse_video(job.path, networks.inception, networks.identity)
+        reference = None
+        if job.reference_video is not None:
+            if job.reference_video not in references:
+                references[job.reference_video] = analyse_video(job.reference_video, networks.inception,
+                                                                networks.identity)
+                if networks.inception is not None:
+                    features[job.setting][0].append(references[job.reference_video].inception_features)
+            reference = references[job.reference_video]
+        if networks.inception is not None:
+            features[job.setting][1].append(analysis.inception_features)
+        row: Row = {
+            "video": str(job.path), "setting": job.setting, "seed_group": job.group,
+            "reference_video": str(job.reference_video or ""), "reference_image": str(job.reference_image or ""),
+            "frames": analysis.track.num_frames, "frames_without_face": int((~analysis.track.found).sum()),
+            "fid": NOT_SUPPLIED if networks.inception is None else SET_LEVEL,
+        }
+        row |= _sync(job, analysis, networks)
+        row["csim"] = _csim(job, analysis, reference, networks)
+        if analysis.track.has_face:
+            pose = analysis.fit().pose
+            row["hpd"] = float(head_pose_diversity(pose))
+            poses.setdefault(job.group, []).append((len(rows), pose))
+        else:
+            row["hpd"] = NO_FACE
+        row |= _against_reference(job, analysis, reference)
+        rows.append(row)
+    _seed_diversity(rows, poses)
+    return rows, _fid(features, networks)
+
+
+def _seed_diversity(rows: list[Row], poses: dict[str, list[tuple[int, torch.Tensor]]]) -> None:
+    for row in rows:
+        row["pose_diversity_deg"] = row["pose_diversity_cm"] = "n/a (one seed)"
+    for members in poses.values():
+        if len(members) < 2:
+            continue
+        length = min(len(pose) for _, pose in members)
+        angle, shift = seed_diversity(torch.stack([pose[:length] for _, pose in members]))
+        for index, _ in members:
+            rows[index]["pose_diversity_deg"], rows[index]["pose_diversity_cm"] = float(angle), float(shift)
+
+
+def _fid(features: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], networks: Networks) -> dict[str, object]:
+    if networks.inception is None:
+        return {SAME: NOT_SUPPLIED, CROSS: NOT_SUPPLIED}
+    result: dict[str, object] = {CROSS: NO_REFERENCE_VIDEO}
+    real, generated = features[SAME]
+    if real and generated:
+        result[SAME] = fid_from_features(np.concatenate(real), np.concatenate(generated))
+    return result

@@ -1,0 +1,183 @@
+"""``talkinghead-evaluate`` end to end on small videos built here (CPU, about a minute).
+
+The videos are written with VideoWriter from a real face photo (scikit-image's ``astronaut``), rotated
+in-plane per frame by known angles, with a synthetic AAC tone as speech. The networks are stand-ins
+built in the tests: the real SyncNet and Inception v3 architectures with random weights, and an
+average-pooling identity backbone exported with torch.export — they check the plumbing and that numbers
+replace the ``n/a (weights not supplied)`` cells, not the quality of any model.
+"""
+
+import csv
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+import torch
+import torchvision
+
+from talkinghead.data.portrait import crop_box, crop_image, detect_face_landmarks
+from talkinghead.evaluation.cli import main
+from talkinghead.evaluation.syncnet import SyncNet
+from talkinghead.media import VideoWriter
+
+FRAMES = 16
+NA = "n/a (weights not supplied)"
+
+
+class PoolingBackbone(torch.nn.Module):
+    """Stand-in identity backbone (built for this test): 4 × 4 average colours of the aligned face, 48-d."""
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(faces, 4).flatten(1)
+
+
+def export_backbone(path) -> None:
+    batch = torch.export.Dim("batch")
+    torch.export.save(torch.export.export(PoolingBackbone(), (torch.zeros(2, 3, 112, 112),),
+                                          dynamic_shapes=({0: batch},)), path)
+
+
+def _face_frames(angles: np.ndarray, brighten: int = 0) -> np.ndarray:
+    image = skimage.data.astronaut()
+    face = crop_image(image, crop_box(detect_face_landmarks(image), image.shape[:2]))
+    frames = []
+    for angle in angles:
+        rotation = cv2.getRotationMatrix2D((127.5, 133.0), float(angle), 1.0)
+        frame = cv2.warpAffine(face, rotation, (256, 256), borderMode=cv2.BORDER_REFLECT_101)
+        frames.append(np.clip(frame.astype(int) + brighten, 0, 255).astype(np.uint8))
+    return np.stack(frames)
+
+
+def _write(path, frames: np.ndarray, with_audio: bool = True) -> None:
+    time = np.arange(len(frames) * 640) / 16000
+    tone = 0.3 * np.sin(2 * np.pi * 220 * time) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * time))
+    with VideoWriter(path, audio=tone.astype(np.float32) if with_audio else None) as writer:
+        writer.write(frames)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    """generated/{clip, dub_seed1, dub_seed2}.mp4 and reference/{clip.mp4, dub.png}.
+
+    ``clip`` is same-identity: its reference video shows the same frames 10 grey levels brighter. The two
+    ``dub`` seeds are cross-identity and differ by a constant extra roll of 8°.
+    """
+    root = tmp_path_factory.mktemp("evaluation")
+    generated, reference = root / "generated", root / "reference"
+    generated.mkdir()
+    reference.mkdir()
+    angles = 6.0 * np.sin(np.arange(FRAMES) / 3.0)
+    _write(generated / "clip.mp4", _face_frames(angles))
+    _write(reference / "clip.mp4", _face_frames(angles, brighten=10))
+    _write(generated / "dub_seed1.mp4", _face_frames(angles))
+    _write(generated / "dub_seed2.mp4", _face_frames(angles + 8.0))
+    cv2.imwrite(str(reference / "dub.png"), cv2.cvtColor(_face_frames([0.0])[0], cv2.COLOR_RGB2BGR))
+    return root
+
+
+def _rows(path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as stream:
+        return {row["video"].rsplit("/", 1)[-1]: row for row in csv.DictReader(stream)}
+
+
+def test_weight_free_metrics_and_not_supplied_cells(videos, capsys):
+    out = videos / "report.csv"
+    code = main(["--generated", str(videos / "generated"), "--reference", str(videos / "reference"),
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    rows = _rows(out)
+    assert set(rows) == {"clip.mp4", "dub_seed1.mp4", "dub_seed2.mp4", "mean (same-identity)",
+                         "mean (cross-identity)"}
+    clip, seed1, seed2 = rows["clip.mp4"], rows["dub_seed1.mp4"], rows["dub_seed2.mp4"]
+    assert (clip["setting"], seed1["setting"], seed1["seed_group"]) == ("same-identity", "cross-identity", "dub")
+    for row in rows.values():
+        for column in ("lse_d", "lse_c", "av_offset", "fid", "csim"):
+            assert row[column] == NA
+    assert int(clip["frames"]) == FRAMES and int(clip["frames_without_face"]) == 0
+    # +10 grey levels everywhere: MSE ≤ 100 → PSNR ≥ 28.1 dB (clipped highlights and H.264 noise move it)
+    assert 27.0 < float(clip["psnr"]) < 31.0
+    assert 0.85 < float(clip["ssim"]) <= 1.0
+    assert float(clip["landmark_distance"]) < 1.0  # same mouth, a brightness change only (crop pixels)
+    assert float(clip["lve"]) < 0.1  # cm
+    assert float(clip["hpd"]) > 0.1  # the head rolls by ±6°
+    # the seeds differ by a constant 8° roll: mean pairwise angle distance ≈ 8°
+    assert float(seed1["pose_diversity_deg"]) == pytest.approx(8.0, abs=1.0)
+    assert seed1["pose_diversity_deg"] == seed2["pose_diversity_deg"]
+    assert clip["pose_diversity_deg"] == "n/a (one seed)"
+    assert seed1["psnr"] == "n/a (no reference video)"
+    summary = rows["mean (cross-identity)"]
+    assert float(summary["hpd"]) == pytest.approx((float(seed1["hpd"]) + float(seed2["hpd"])) / 2, abs=2e-4)
+    tables = (videos / "report.md").read_text()
+    assert "| Method | Same-Identity SyncNet ↑ | FID ↓ | CSIM ↑ | HPD ↑ | Cross-Identity SyncNet ↑" in tables
+    assert f"| talkinghead | {NA} | {NA} | {NA} |" in tables
+    assert tables in capsys.readouterr().out
+
+
+def test_stand_in_weights_turn_na_into_numbers(tmp_path):
+    """An 8-frame same-identity pair (3 SyncNet windows, 16 Inception frames) keeps the CPU time small."""
+    (tmp_path / "generated").mkdir()
+    (tmp_path / "reference").mkdir()
+    angles = 4.0 * np.sin(np.arange(8) / 2.0)
+    _write(tmp_path / "generated" / "clip.mp4", _face_frames(angles))
+    _write(tmp_path / "reference" / "clip.mp4", _face_frames(angles, brighten=10))
+    torch.manual_seed(0)
+    torch.save(SyncNet().state_dict(), tmp_path / "syncnet_v2.model")
+    inception = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
+    for module in inception.modules():  # calibrate BatchNorm on one random batch so features are O(1)
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None
+    with torch.no_grad():
+        inception.train()(torch.rand(2, 3, 299, 299) * 2 - 1)
+    torch.save(inception.state_dict(), tmp_path / "pt_inception.pth")
+    export_backbone(tmp_path / "backbone.pt2")
+    out = tmp_path / "report.csv"
+    code = main(["--generated", str(tmp_path / "generated" / "clip.mp4"), "--reference", str(tmp_path / "reference"),
+                 "--syncnet-weights", str(tmp_path / "syncnet_v2.model"),
+                 "--inception-weights", str(tmp_path / "pt_inception.pth"),
+                 "--identity-weights", str(tmp_path / "backbone.pt2"), "--out", str(out), "--quiet"])
+    assert code == 0
+    rows = _rows(out)
+    clip, summary = rows["clip.mp4"], rows["mean (same-identity)"]
+    assert float(clip["lse_d"]) > 0.0 and float(clip["lse_c"]) >= 0.0
+    assert -15 <= int(clip["av_offset"]) <= 15
+    # CSIM reference = the reference video's first frame (same face, 10 levels brighter) → pooled colours align
+    assert 0.95 < float(clip["csim"]) <= 1.0
+    assert clip["fid"].startswith("n/a (set-level")
+    assert 0.01 < float(summary["fid"]) < 1e6  # frames 10 grey levels apart
+    assert float(summary["lse_c"]) == pytest.approx(float(clip["lse_c"]), abs=1e-4)
+
+
+@pytest.mark.parametrize("case", ["missing", "not_a_video", "empty_folder", "weights_missing", "weights_corrupt",
+                                  "no_out_folder"])
+def test_bad_inputs_are_one_line_errors(videos, tmp_path, capsys, case):
+    clip = str(videos / "generated" / "clip.mp4")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notes.mp4").write_text("just text")
+    (tmp_path / "broken.model").write_bytes(b"PK\x03\x04 cut short")
+    out = ["--out", str(tmp_path / "report.csv")]
+    argv = {
+        "missing": ["--generated", str(tmp_path / "absent.mp4"), *out],
+        "not_a_video": ["--generated", str(tmp_path / "notes.mp4"), *out],
+        "empty_folder": ["--generated", str(tmp_path / "empty"), *out],
+        "weights_missing": ["--generated", clip, "--syncnet-weights", str(tmp_path / "absent.model"), *out],
+        "weights_corrupt": ["--generated", clip, "--inception-weights", str(tmp_path / "broken.model"), *out],
+        "no_out_folder": ["--generated", clip, "--out", str(tmp_path / "absent" / "report.csv")],
+    }[case]
+    assert main([*argv, "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("talkinghead-evaluate: error: ") and "\n" not in error
+    assert not (tmp_path / "report.csv").exists()
+
+
+def test_module_entry_point_reports_errors_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "talkinghead.evaluation.cli", "--generated", str(tmp_path / "absent.mp4")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"talkinghead-evaluate: error: --generated {str(tmp_path / 'absent.mp4')!r}: no such file"
+    ]

@@ -36,11 +36,37 @@ test: venv lint
 	$(BIN)/python -m pytest
 
 CORPUS := $(DEMO_DIR)/corpus
+CKPT := $(DEMO_DIR)/checkpoints
+RUNS := outputs/runs
+STAGES := facial_motion pose_vqvae pose_mapper motion_vae
 
-demo: venv
+# End to end on the embedded default: corpus → the four stages (tiny configs) → the demo video.
+# Every step is a file target, so re-running reuses what is already built (delete a checkpoint to retrain it).
+demo: venv $(DEMO_DIR)/ncc_sheet.png $(DEMO_DIR)/corpus_contact_sheet.png $(DEMO_DIR)/demo.mp4
+
+$(DEMO_DIR)/ncc_sheet.png: | venv
 	$(BIN)/python -m talkinghead.render.preview --out $(DEMO_DIR)
+
+$(CORPUS)/index.json: | venv
 	$(BIN)/talkinghead-data synth --out $(CORPUS)
-	$(BIN)/talkinghead-data inspect $(CORPUS) --sheet $(DEMO_DIR)/corpus_contact_sheet.png
+
+$(DEMO_DIR)/corpus_contact_sheet.png: $(CORPUS)/index.json
+	$(BIN)/talkinghead-data inspect $(CORPUS) --sheet $@
+
+# A stage: fit its tiny config on the corpus, then copy the best checkpoint to $(CKPT)/<stage>.ckpt.
+$(CKPT)/%.ckpt: $(CORPUS)/index.json
+	$(BIN)/talkinghead fit --config lightning_configs/$*_tiny.yaml --data.root $(CORPUS)
+	$(BIN)/python -m talkinghead.lightning.export_checkpoint $(RUNS)/$*_tiny $@
+
+# The mapper trains on the frozen codebook (pose_mapper_tiny.yaml reads $(CKPT)/pose_vqvae.ckpt).
+$(CKPT)/pose_mapper.ckpt: $(CKPT)/pose_vqvae.ckpt
+
+$(DEMO_DIR)/speech.wav: | venv
+	$(BIN)/python -m talkinghead.pipeline.demo_inputs $(DEMO_DIR)
+
+$(DEMO_DIR)/demo.mp4: $(DEMO_DIR)/speech.wav $(foreach s,$(STAGES),$(CKPT)/$(s).ckpt)
+	$(BIN)/talkinghead-generate --image $(DEMO_DIR)/portrait.png --audio $(DEMO_DIR)/speech.wav \
+		--checkpoints $(CKPT) --out $@ --side-by-side
 
 clean:
 	rm -rf outputs .pytest_cache .ruff_cache

@@ -1,0 +1,191 @@
+"""User inputs of the generator: the portrait image, the face in it, and an optional head-pose file.
+
+Every problem is a :class:`GenerationInputError` (or the audio module's ``AudioError``) with one line that
+names the file and the problem, so ``talkinghead-generate`` can print it and exit non-zero.
+
+* Images are read with Pillow after applying the EXIF orientation. Grayscale, palette, RGBA/LA (composited
+  on white), 16-bit and 32-bit integer, float and CMYK images are converted to 8-bit RGB, not rejected.
+* Faces: MediaPipe FaceMesh finds up to :data:`MAX_FACES`; with several, the largest (area of its landmark
+  box) is used unless ``face_index`` picks another (0 = largest), and a note says so. A face whose landmark
+  box is smaller than :data:`MIN_FACE_SIZE` pixels is rejected: upscaling it to the 256² crop would give the
+  networks a blur they never saw in training.
+* Pose files (``--pose FILE``): ``.npy`` or ``.csv`` (comma-separated, optional header line) of shape (T, 6)
+  — pitch, yaw, roll in radians, tx, ty, tz in cm, the corpus convention (:mod:`talkinghead.face.pose`) —
+  or a video (:data:`VIDEO_SUFFIXES`) whose head poses are estimated per frame (FaceMesh landmarks in a
+  fixed crop around the first frame's face + the closed-form clip fit of the preprocessing tool,
+  :func:`talkinghead.face.fitting.fit_sequence`).
+  Only the motion is used: the sequence is made relative to its first row and added to the portrait's pose
+  (as the mapper's P⁰ + P_r, Eq. 8); a sequence shorter than the speech is played forwards and backwards
+  (ping-pong) so it never jumps.
+"""
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from talkinghead.data.portrait import crop_box, crop_image
+from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.fitting import fit_sequence
+from talkinghead.face.morphable_model import MorphableModel
+from talkinghead.media import VideoError, iter_video_frames
+from talkinghead.native_stderr import native_stderr_silenced
+
+MAX_FACES = 6
+MIN_FACE_SIZE = 64
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
+POSE_DIM = 6
+
+
+class GenerationInputError(ValueError):
+    """An input the generator cannot use; the message is one line naming the input and the problem."""
+
+
+def load_portrait_image(path: str | Path) -> np.ndarray:
+    """An image file → (H, W, 3) uint8 RGB, upright, converted from any common mode (module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenerationInputError(f"image {str(path)!r}: no such file")
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise GenerationInputError(f"image {str(path)!r}: not a readable image ({error})") from None
+    return to_rgb8(image)
+
+
+def to_rgb8(image: Image.Image) -> np.ndarray:
+    """Any Pillow image → (H, W, 3) uint8 RGB (alpha composited on white; high bit depths rescaled)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 1.0 if image.mode == "F" and values.max() <= 1.0 else (65535.0 if image.mode != "I" else values.max())
+        gray = np.clip(values / max(top, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if image.mode == "P" or image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+
+
+@lru_cache(maxsize=1)
+def _face_mesh():
+    import mediapipe as mp
+
+    with native_stderr_silenced():
+        return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=MAX_FACES)
+
+
+def detect_faces(image: np.ndarray) -> list[np.ndarray]:
+    """FaceMesh landmarks (468, 3) (x, y in pixels, z · W) of every face found, largest first."""
+    with native_stderr_silenced():
+        result = _face_mesh().process(np.ascontiguousarray(image))
+    height, width = image.shape[:2]
+    faces = [
+        np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark[:468]], dtype=np.float32)
+        for face in result.multi_face_landmarks or []
+    ]
+    return sorted(faces, key=lambda points: -float(np.prod(np.ptp(points[:, :2], axis=0))))
+
+
+def choose_face(image: np.ndarray, face_index: int | None, name: str) -> tuple[np.ndarray, list[str]]:
+    """The landmarks of the chosen face and notes for the user; errors for no face / bad index / tiny face."""
+    faces = detect_faces(image)
+    if not faces:
+        raise GenerationInputError(f"image {name!r}: no face found")
+    notes = []
+    index = 0 if face_index is None else face_index
+    if not 0 <= index < len(faces):
+        raise GenerationInputError(f"image {name!r}: --face-index {index} but {len(faces)} face(s) found")
+    if len(faces) > 1 and face_index is None:
+        notes.append(f"{len(faces)} faces found; using the largest (choose another with --face-index 1…"
+                     f"{len(faces) - 1})")
+    landmarks = faces[index]
+    size = float(np.ptp(landmarks[:, :2], axis=0).max())
+    if size < MIN_FACE_SIZE:
+        raise GenerationInputError(
+            f"image {name!r}: face too small ({size:.0f} px across, need at least {MIN_FACE_SIZE} px)"
+        )
+    return landmarks, notes
+
+
+def load_pose_file(path: str | Path, model: MorphableModel, camera: PerspectiveCamera) -> torch.Tensor:
+    """A pose file → relative head motion (T, 6): row t minus row 0 (module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise GenerationInputError(f"pose file {str(path)!r}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            poses = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise GenerationInputError(f"pose file {str(path)!r}: not a readable .npy ({error})") from None
+    elif suffix == ".csv":
+        poses = _read_pose_csv(path)
+    elif suffix in VIDEO_SUFFIXES:
+        poses = _poses_from_video(path, model, camera)
+    else:
+        raise GenerationInputError(
+            f"pose file {str(path)!r}: unsupported type {suffix or '(none)'}; use .npy, .csv or a video "
+            f"({', '.join(VIDEO_SUFFIXES)})"
+        )
+    poses = np.asarray(poses, dtype=np.float64)
+    if poses.ndim != 2 or poses.shape[1] != POSE_DIM or len(poses) == 0:
+        raise GenerationInputError(f"pose file {str(path)!r}: expected shape (T, 6), got {poses.shape}")
+    if not np.isfinite(poses).all():
+        raise GenerationInputError(f"pose file {str(path)!r}: contains NaN or infinite values")
+    poses = torch.from_numpy(poses).float()
+    return poses - poses[:1]
+
+
+def _read_pose_csv(path: Path) -> np.ndarray:
+    """Comma-separated rows of numbers; a first line that is not numeric is taken as a header."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    if lines and not _is_numeric_row(lines[0]):
+        lines = lines[1:]
+    if not all(_is_numeric_row(line) for line in lines):
+        raise GenerationInputError(f"pose file {str(path)!r}: not a numeric CSV of 6 columns")
+    try:
+        return np.array([[float(value) for value in line.split(",")] for line in lines], dtype=np.float64)
+    except ValueError:
+        raise GenerationInputError(f"pose file {str(path)!r}: rows have different numbers of columns") from None
+
+
+def _is_numeric_row(line: str) -> bool:
+    try:
+        [float(value) for value in line.split(",")]
+    except ValueError:
+        return False
+    return True
+
+
+def _poses_from_video(path: Path, model: MorphableModel, camera: PerspectiveCamera) -> np.ndarray:
+    """Per-frame head poses of a talking-head video: fixed crop around the first face, landmark fit."""
+    landmarks, box = [], None
+    try:
+        for frame in iter_video_frames(path, fps=25):
+            if box is None:
+                face, _ = choose_face(frame, None, str(path))
+                box = crop_box(face, frame.shape[:2])
+            faces = detect_faces(crop_image(frame, box))
+            if not faces:
+                raise GenerationInputError(f"pose video {str(path)!r}: the face is lost at frame {len(landmarks)}")
+            landmarks.append(faces[0])
+    except VideoError as error:
+        raise GenerationInputError(str(error)) from None
+    if not landmarks:
+        raise GenerationInputError(f"pose video {str(path)!r}: no frames")
+    points = torch.from_numpy(np.stack(landmarks))
+    return fit_sequence(model, points[..., :2], camera, depth=points[..., 2]).pose.double().numpy()
+
+
+def follow(relative: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """(T', 6) → (num_frames, 6): the sequence played forwards and backwards until it is long enough."""
+    if len(relative) == 1:
+        return relative.expand(num_frames, -1)
+    cycle = torch.cat((relative, relative.flip(0)[1:-1]))
+    repeats = -(-num_frames // len(cycle))
+    return cycle.repeat(repeats, 1)[:num_frames]

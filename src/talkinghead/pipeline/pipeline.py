@@ -1,0 +1,279 @@
+"""``TalkingHeadPipeline``: trained checkpoints → a talking-head video (VividTalk §3.4, inferred end to end).
+
+Steps of :meth:`TalkingHeadPipeline.generate`:
+
+1. portrait: load (any image mode), choose the face (:mod:`talkinghead.pipeline.inputs`), crop it to 256² with
+   the corpus / preprocessing convention (:func:`talkinghead.data.portrait.crop_box`) and fit α, β_ref, P_ref
+   (:func:`talkinghead.data.portrait.fit_portrait`);
+2. speech → 16 kHz mono (:func:`talkinghead.audio.load_audio`), ``T = ⌊25 · seconds⌋`` frames;
+3. facial motion β̂, Ô_lip (stage 1, autoregressive with a key/value cache, Eq. 2–3), scaled by
+   ``expression_scale`` (β clamped to [0, 1]);
+4. head pose: the mapper's sampled codes decoded by the frozen codebook decoder, ``P⁰ + P̂_r`` with
+   P⁰ = P_ref (Eq. 7–8, seeded), or ``still`` (P_ref throughout), or a pose file's motion added to P_ref;
+5. stage 2 in batches of ``batch_size`` frames: driven meshes (Eq. 4, 8), NCC rendering and the outer region
+   (Eq. 9–10), motion-VAE flow + generator (:meth:`MotionVAEGeneratorModule.synthesize`);
+6. each batch is encoded at once (H.264 yuv420p, 25 fps, the speech muxed as AAC) into a temporary file
+   renamed over the output at the end (:class:`talkinghead.media.VideoWriter`); optionally pasted back
+   into the full portrait (:mod:`talkinghead.pipeline.paste_back`) and/or written next to the NCC render
+   as a side-by-side debug video.
+
+Memory: images exist only one batch at a time, so a 10-minute speech needs no more image memory than a
+10-second one. What grows with the length are the stage-1 parameter sequences (about 1 KB per frame: β,
+pose, lip offsets), the audio and the stage-1 key/value caches (bounded by the networks' ``max_context``
+when set), a few MB for ten minutes.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from talkinghead.audio.io import FPS, SAMPLE_RATE, load_audio, num_video_frames
+from talkinghead.data.portrait import Portrait, crop_box, crop_image, fit_portrait, person_mask
+from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.lightning.facial_motion import FacialMotionModule
+from talkinghead.lightning.motion_vae import MotionVAEGeneratorModule
+from talkinghead.lightning.pose_mapper import PoseMapperModule
+from talkinghead.media import VideoWriter
+from talkinghead.pipeline.inputs import (
+    GenerationInputError,
+    choose_face,
+    detect_faces,
+    follow,
+    load_portrait_image,
+    load_pose_file,
+)
+from talkinghead.pipeline.paste_back import PasteBack
+
+CHECKPOINTS = {
+    "facial_motion": "facial_motion.ckpt",
+    "pose_mapper": "pose_mapper.ckpt",
+    "motion_vae": "motion_vae.ckpt",
+}
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """How to generate (the flags of ``talkinghead-generate``).
+
+    Attributes:
+        pose: ``"generated"`` (the pose mapper, sampled with ``seed``, ``temperature``, ``top_k``),
+            ``"still"`` (the portrait's pose throughout) or the path of a pose file (.npy/.csv/video, see
+            :mod:`talkinghead.pipeline.inputs`).
+        seed: seed of the pose sampling; the same seed gives the same video.
+        temperature, top_k: the mapper's sampling over code distances (temperature 0 = nearest code).
+        expression_scale: multiplies β̂ (clamped to [0, 1]) and the lip offsets; 1 = as predicted.
+        batch_size: frames per stage-2 batch (memory ∝ batch size, not video length).
+        full_frame: paste the 256² face back into the portrait (frames at most ``max_frame_side`` wide/high).
+        face_index: which face when the image has several (0 = largest, the default).
+        side_by_side: also write ``<out>_side_by_side.mp4`` (NCC mesh render | result).
+    """
+
+    pose: str = "generated"
+    seed: int = 0
+    temperature: float = 1.0
+    top_k: int | None = 8
+    expression_scale: float = 1.0
+    batch_size: int = 16
+    full_frame: bool = False
+    max_frame_side: int = 1280
+    face_index: int | None = None
+    side_by_side: bool = False
+
+
+@dataclass
+class GenerationResult:
+    """What :meth:`TalkingHeadPipeline.generate` made: paths, frame count, the driving sequences, notes."""
+
+    video: Path
+    side_by_side: Path | None
+    num_frames: int
+    poses: torch.Tensor
+    beta: torch.Tensor
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PreparedPortrait:
+    """The original image, the crop box in it, the fitted 256² :class:`Portrait`, notes for the user."""
+
+    image: np.ndarray
+    box: tuple[int, int, int]
+    portrait: Portrait
+    notes: list[str]
+
+
+def side_by_side_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(f"{out.stem}_side_by_side.mp4")
+
+
+def check_output_path(out: str | Path) -> Path:
+    """An ``.mp4`` path whose folder exists and is writable, else :class:`GenerationInputError`."""
+    out = Path(out)
+    if out.suffix.lower() != ".mp4":
+        raise GenerationInputError(f"output {str(out)!r}: unsupported container {out.suffix or '(none)'}; use .mp4")
+    if out.is_dir():
+        raise GenerationInputError(f"output {str(out)!r}: is a folder")
+    if not out.parent.is_dir():
+        raise GenerationInputError(f"output {str(out)!r}: folder {str(out.parent)!r} does not exist")
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise GenerationInputError(f"output {str(out)!r}: not writable")
+    return out
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0, 1] → (B, H, W, 3) uint8."""
+    return (images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class TalkingHeadPipeline:
+    """The three inference stages (the VQ-VAE travels inside the mapper checkpoint) on one device."""
+
+    def __init__(
+        self,
+        facial_motion: FacialMotionModule,
+        pose_mapper: PoseMapperModule,
+        motion_vae: MotionVAEGeneratorModule,
+        device: str | torch.device = "cpu",
+    ):
+        self.device = torch.device(device)
+        self.facial_motion = facial_motion.eval().to(self.device)
+        self.pose_mapper = pose_mapper.eval().to(self.device)
+        self.motion_vae = motion_vae.eval().to(self.device)
+        self.face = facial_motion.face
+        self.camera = PerspectiveCamera()
+        self._prepared: PreparedPortrait | None = None
+        self._prepared_key: tuple | None = None
+
+    @classmethod
+    def from_checkpoints(
+        cls,
+        directory: str | Path | None = None,
+        *,
+        facial_motion: str | Path | None = None,
+        pose_mapper: str | Path | None = None,
+        motion_vae: str | Path | None = None,
+        device: str | torch.device = "cpu",
+    ) -> "TalkingHeadPipeline":
+        """Load ``facial_motion.ckpt``, ``pose_mapper.ckpt`` and ``motion_vae.ckpt`` from ``directory``;
+        an explicit path overrides its file. Missing files are a :class:`GenerationInputError`."""
+        given = {"facial_motion": facial_motion, "pose_mapper": pose_mapper, "motion_vae": motion_vae}
+        paths = {}
+        for stage, name in CHECKPOINTS.items():
+            path = given[stage] or (Path(directory) / name if directory is not None else None)
+            if path is None:
+                raise GenerationInputError(f"no checkpoint for {stage}: pass a checkpoint folder or its path")
+            if not Path(path).is_file():
+                raise GenerationInputError(
+                    f"checkpoint {str(path)!r} ({stage}): no such file (train the stages first, e.g. `make demo`)"
+                )
+            paths[stage] = Path(path)
+        load = {"map_location": torch.device(device), "weights_only": True}
+        return cls(
+            FacialMotionModule.load_from_checkpoint(paths["facial_motion"], **load),
+            PoseMapperModule.load_from_checkpoint(paths["pose_mapper"], **load),
+            MotionVAEGeneratorModule.load_from_checkpoint(paths["motion_vae"], **load),
+            device=device,
+        )
+
+    def prepare(self, image: np.ndarray, face_index: int | None = None, name: str = "portrait") -> PreparedPortrait:
+        """Choose the face, crop it to 256² (corpus convention) and fit α, β_ref, P_ref."""
+        landmarks, notes = choose_face(image, face_index, name)
+        box = crop_box(landmarks, image.shape[:2])
+        crop = crop_image(image, box)
+        faces = detect_faces(crop)
+        if not faces:
+            raise GenerationInputError(f"image {name!r}: the face is not found again in its 256² crop")
+        points = faces[0]
+        portrait = fit_portrait(crop, points[:, :2], points[:, 2], person_mask(crop), self.face, self.camera)
+        return PreparedPortrait(image, box, portrait, notes)
+
+    def prepare_file(self, image: str | Path, face_index: int | None = None) -> PreparedPortrait:
+        """:meth:`prepare` of an image file; the last result is reused while the file and face are unchanged
+        (several videos of one portrait fit it once)."""
+        path = Path(image)
+        stat = path.stat() if path.is_file() else None
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, face_index) if stat else None
+        if key is None or key != self._prepared_key:
+            self._prepared = self.prepare(load_portrait_image(path), face_index, str(image))
+            self._prepared_key = key
+        return self._prepared
+
+    @torch.no_grad()
+    def motion(
+        self, prepared: PreparedPortrait, audio: np.ndarray, params: GenerationParams
+    ) -> dict[str, torch.Tensor]:
+        """Stage 1: β (T, 52), lip offsets (T, L, 3) and absolute poses (T, 6) for ``T = ⌊25 · seconds⌋``."""
+        num_frames = num_video_frames(len(audio), FPS, SAMPLE_RATE)
+        speech = torch.from_numpy(audio)[None].to(self.device)
+        alpha = prepared.portrait.alpha[None].to(self.device)
+        reference_pose = prepared.portrait.pose[None].to(self.device)
+        out = self.facial_motion(speech, alpha, num_frames)
+        scale = params.expression_scale
+        beta = (out["beta"][0] * scale).clamp(0.0, 1.0)
+        lip_offsets = out["lip_offsets"][0] * scale
+        if params.pose == "generated":
+            generator = torch.Generator(device=self.device).manual_seed(params.seed)
+            poses = self.pose_mapper(speech, alpha, reference_pose, num_frames, params.temperature, params.top_k,
+                                     generator)[0]
+        elif params.pose == "still":
+            poses = reference_pose.expand(num_frames, -1)
+        else:
+            relative = load_pose_file(params.pose, self.face, self.camera).to(self.device)
+            poses = reference_pose + follow(relative, num_frames)
+        return {"beta": beta, "lip_offsets": lip_offsets, "pose": poses}
+
+    def frames(
+        self, prepared: PreparedPortrait, motion: dict[str, torch.Tensor], batch_size: int
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Stage 2, one batch of ``batch_size`` frames at a time: :meth:`MotionVAEGeneratorModule.synthesize`'s
+        outputs (``frame``, ``pt_driven``, …) for consecutive slices of ``motion``; the reference is parsed once."""
+        portrait = prepared.portrait
+        reference = {
+            "alpha": portrait.alpha[None], "beta": portrait.beta[None], "pose": portrait.pose[None],
+            "lip_offsets": torch.zeros(1, self.face.num_lip_vertices, 3),
+        }
+        reference = {key: value.to(self.device) for key, value in reference.items()}
+        image = portrait.image_tensor()[None].to(self.device)
+        outer = self.motion_vae.parse_reference(image, reference)
+        for start in range(0, len(motion["pose"]), batch_size):
+            driven = {key: motion[key][start:start + batch_size] for key in ("beta", "pose", "lip_offsets")}
+            yield self.motion_vae.synthesize(image, reference, driven, outer)
+
+    def generate(
+        self,
+        image: str | Path,
+        audio: str | Path,
+        out: str | Path,
+        params: GenerationParams | None = None,
+        progress: bool = True,
+    ) -> GenerationResult:
+        """Portrait file + speech file → ``out`` (mp4); see the module docstring for the steps."""
+        params = params or GenerationParams()
+        if params.batch_size < 1:
+            raise GenerationInputError(f"batch size must be ≥ 1, got {params.batch_size}")
+        out = check_output_path(out)
+        speech = load_audio(audio)
+        prepared = self.prepare_file(image, params.face_index)
+        motion = self.motion(prepared, speech, params)
+        paste = PasteBack(prepared.image, prepared.box, params.max_frame_side) if params.full_frame else None
+        debug_path = side_by_side_path(out) if params.side_by_side else None
+        num_frames = len(motion["pose"])
+        with ExitStack() as stack:
+            writer = stack.enter_context(VideoWriter(out, FPS, speech, SAMPLE_RATE))
+            debug = stack.enter_context(VideoWriter(debug_path, FPS, speech, SAMPLE_RATE)) if debug_path else None
+            bar = stack.enter_context(tqdm(total=num_frames, unit="frame", disable=not progress, desc="generating"))
+            for result in self.frames(prepared, motion, params.batch_size):
+                frames = to_uint8(result["frame"])
+                writer.write(np.stack([paste(frame) for frame in frames]) if paste else frames)
+                if debug is not None:
+                    debug.write(np.concatenate((to_uint8(result["pt_driven"]), frames), axis=2))
+                bar.update(len(frames))
+        return GenerationResult(out, debug_path, num_frames, motion["pose"].cpu(), motion["beta"].cpu(),
+                                prepared.notes)

@@ -1,0 +1,135 @@
+"""TalkingHeadPipeline and ``talkinghead-generate`` end to end on tiny checkpoints.
+
+The checkpoints are the session fixture ``tiny_checkpoints`` (conftest): the ``*_tiny.yaml`` model
+arguments with random weights, no training. These tests check the pipeline's contracts — frame count,
+audio stream, pose modes, seeds, full-frame paste-back, error handling — not the quality of the video
+(docs/RESULTS.md measures that).
+"""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import soundfile as sf
+import torch
+from PIL import Image
+
+from talkinghead.media import iter_video_frames, probe_video
+from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
+from talkinghead.pipeline.cli import main as generate_main
+from talkinghead.pipeline.inputs import follow
+
+ROOT = Path(__file__).resolve().parents[1]
+SECONDS = 1.6
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("inputs")
+    Image.fromarray(skimage.data.astronaut()).save(folder / "portrait.png")
+    time = np.arange(int(SECONDS * 16000)) / 16000
+    speech = 0.3 * np.sin(2 * np.pi * 180 * time) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * time))
+    sf.write(folder / "speech.wav", speech.astype(np.float32), 16000)
+    sf.write(folder / "silent.wav", np.zeros(16000, np.float32), 16000)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
+    (folder / "notes.png").write_text("not an image")
+    Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(folder / "noface.png")
+    Image.fromarray(skimage.data.astronaut()).resize((256, 256)).save(folder / "small.png")
+    Image.fromarray(skimage.data.astronaut()).convert("L").save(folder / "gray.png")
+    return {path.stem: path for path in folder.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_checkpoints) -> TalkingHeadPipeline:
+    return TalkingHeadPipeline.from_checkpoints(tiny_checkpoints)
+
+
+def _frames(path: Path) -> np.ndarray:
+    return np.stack(list(iter_video_frames(path)))
+
+
+def test_video_has_25_fps_frames_for_the_whole_speech_and_the_speech_itself(pipeline, inputs, tmp_path):
+    out = tmp_path / "out.mp4"
+    result = pipeline.generate(inputs["portrait"], inputs["speech"], out, GenerationParams(side_by_side=True),
+                               progress=False)
+    info = probe_video(out)
+    assert abs(info.num_frames - 25 * SECONDS) <= 1 and result.num_frames == info.num_frames
+    assert info.fps == 25 and info.has_audio and (info.width, info.height) == (256, 256)
+    side = probe_video(result.side_by_side)
+    assert (side.width, side.height, side.num_frames) == (512, 256, info.num_frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4", "out_side_by_side.mp4"]
+
+
+def test_still_pose_is_constant_and_pose_files_add_their_motion(pipeline, inputs, tmp_path):
+    still = pipeline.generate(inputs["portrait"], inputs["speech"], tmp_path / "still.mp4",
+                              GenerationParams(pose="still"), progress=False)
+    assert torch.equal(still.poses, still.poses[:1].expand_as(still.poses))
+    motion = np.zeros((10, 6))
+    motion[:, 1] = np.linspace(0.0, 0.2, 10)  # yaw sweep
+    np.save(tmp_path / "yaw.npy", motion + 0.5)
+    moved = pipeline.generate(inputs["portrait"], inputs["speech"], tmp_path / "moved.mp4",
+                              GenerationParams(pose=str(tmp_path / "yaw.npy")), progress=False)
+    expected = still.poses[:1] + follow(torch.from_numpy(motion).float(), moved.num_frames)
+    assert torch.allclose(moved.poses, expected, atol=1e-6)
+
+
+def test_same_seed_same_video_other_seed_other_head_motion(pipeline, inputs, tmp_path):
+    runs = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        runs[name] = pipeline.generate(inputs["portrait"], inputs["speech"], tmp_path / f"{name}.mp4",
+                                       GenerationParams(seed=seed), progress=False)
+    assert torch.equal(runs["a"].poses, runs["b"].poses)
+    assert np.array_equal(_frames(tmp_path / "a.mp4"), _frames(tmp_path / "b.mp4"))
+    assert (runs["a"].poses - runs["c"].poses).abs().max() > 1e-3
+
+
+def test_full_frame_pastes_into_the_whole_portrait(pipeline, inputs, tmp_path):
+    pipeline.generate(inputs["portrait"], inputs["speech"], tmp_path / "full.mp4",
+                      GenerationParams(pose="still", full_frame=True), progress=False)
+    frames = _frames(tmp_path / "full.mp4")
+    assert frames.shape[1:] == (512, 512, 3)
+    corner = skimage.data.astronaut()[-40:, -40:].astype(float)  # far from the face: the photo itself
+    assert np.abs(frames[0, -40:, -40:].astype(float) - corner).mean() < 4
+
+
+def test_cli_writes_the_video_and_converts_a_grayscale_portrait(tiny_checkpoints, inputs, tmp_path, capsys):
+    out = tmp_path / "gray.mp4"
+    argv = ["--image", str(inputs["gray"]), "--audio", str(inputs["speech"]), "--out", str(out),
+            "--checkpoints", str(tiny_checkpoints), "--quiet", "--batch-size", "7"]
+    assert generate_main(argv) == 0
+    assert f"wrote {out}" in capsys.readouterr().out and probe_video(out).has_audio
+
+
+@pytest.mark.parametrize(
+    ("image", "audio", "out", "message"),
+    [
+        ("missing", "speech", "out.mp4", "no such file"),
+        ("notes", "speech", "out.mp4", "not a readable image"),
+        ("noface", "speech", "out.mp4", "no face found"),
+        ("small", "speech", "out.mp4", "face too small"),
+        ("portrait", "empty", "out.mp4", "empty file"),
+        ("portrait", "silent", "out.mp4", "silent"),
+        ("portrait", "corrupt", "out.mp4", "not decodable"),
+        ("portrait", "speech", "out.avi", "unsupported container"),
+        ("portrait", "speech", "missing/out.mp4", "does not exist"),
+    ],
+)
+def test_cli_bad_inputs_are_one_line_with_exit_2_and_no_output(tiny_checkpoints, inputs, tmp_path, capsys, image, audio,
+                                                               out, message):
+    image_path = inputs.get(image, tmp_path / "missing.png")
+    argv = ["--image", str(image_path), "--audio", str(inputs[audio]), "--out", str(tmp_path / out),
+            "--checkpoints", str(tiny_checkpoints), "--quiet"]
+    assert generate_main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("talkinghead-generate: error:") and message in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_missing_checkpoints_are_named(inputs, tmp_path, capsys):
+    argv = ["--image", str(inputs["portrait"]), "--audio", str(inputs["speech"]), "--out", str(tmp_path / "o.mp4"),
+            "--checkpoints", str(tmp_path / "none")]
+    assert generate_main(argv) == 2
+    assert "facial_motion.ckpt" in capsys.readouterr().err

@@ -9,8 +9,10 @@ input is scikit-image's astronaut portrait and ``--seconds`` of a synthetic voic
 * ``stage 1``: audio features + facial motion (autoregressive, KV cache) + pose mapper, per video frame;
 * ``stage 2``: outer-region parse once, then NCC rendering + motion-VAE + generator in batches
   (:meth:`TalkingHeadPipeline.frames`);
-* ``encode``: H.264 + AAC muxing (PyAV);
-* ``end to end``: :meth:`TalkingHeadPipeline.generate` as the CLI runs it (portrait prepared fresh).
+* ``encode``: H.264 + AAC muxing (PyAV) of as many frames (the last stage-2 batch repeated);
+* ``end to end``: :meth:`TalkingHeadPipeline.generate` as the CLI runs it (portrait prepared fresh);
+* ``peak memory``: the process's maximum RSS on the CPU (nothing keeps frames, so it compares across
+  ``--seconds``), ``torch.cuda.max_memory_allocated`` on CUDA.
 
 Options for CUDA: ``--device cuda``, ``--bf16`` (stage 2 under ``torch.autocast(bfloat16)``) and
 ``--compile`` (``torch.compile`` of the motion-VAE and generator)::
@@ -94,13 +96,14 @@ def run(size: str, args: argparse.Namespace, folder: Path, image: Path, audio: P
         next(pipeline.frames(prepared, {key: value[:2] for key, value in motion.items()}, 2))  # warm-up, compile
         sync(args.device)
         start = time.perf_counter()
-        outputs = [to_uint8(out["frame"]) for out in pipeline.frames(prepared, motion, args.batch_size)]
+        for out in pipeline.frames(prepared, motion, args.batch_size):
+            last = to_uint8(out["frame"])  # frames are not kept: memory must not grow with the length
         sync(args.device)
     rows.append(("stage 2", time.perf_counter() - start, frames))
     start = time.perf_counter()
     with VideoWriter(folder / "encode.mp4", audio=speech) as writer:
-        for batch in outputs:
-            writer.write(batch)
+        for first in range(0, frames, len(last)):
+            writer.write(last[: frames - first])
     rows.append(("encode", time.perf_counter() - start, frames))
     pipeline._prepared_key = None
     start = time.perf_counter()

@@ -123,7 +123,7 @@ class PoseMapperModule(StageModule):
         code_weight: float = 1.0,
         num_eval_seeds: int = 3,
         sample_temperature: float = 1.0,
-        sample_top_k: int | None = 8,
+        sample_top_k: int | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         vqvae_network: dict | None = None,

@@ -37,7 +37,8 @@ def parser() -> argparse.ArgumentParser:
                    "radians, tx, ty, tz in cm) or a video whose head motion is copied")
     p.add_argument("--seed", type=int, default=0, help="seed of the head-pose sampling (same seed, same video)")
     p.add_argument("--temperature", type=float, default=1.0, help="pose sampling temperature (0 = nearest code)")
-    p.add_argument("--top-k", type=int, default=8, help="pose sampling over the k nearest codes (0 = all)")
+    p.add_argument("--top-k", type=int, default=0, help="pose sampling over the k nearest codes (0 = all codes, "
+                   "the calibrated distribution)")
     p.add_argument("--expression-scale", type=float, default=1.0, help="scale of the predicted expression "
                    "(blendshapes and lip offsets); 1 = as predicted")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the networks run")

@@ -66,7 +66,8 @@ class GenerationParams:
             ``"still"`` (the portrait's pose throughout) or the path of a pose file (.npy/.csv/video, see
             :mod:`talkinghead.pipeline.inputs`).
         seed: seed of the pose sampling; the same seed gives the same video.
-        temperature, top_k: the mapper's sampling over code distances (temperature 0 = nearest code).
+        temperature, top_k: the mapper's sampling over code distances (temperature 0 = nearest code; the
+            defaults, 1 and all codes, sample the distribution the mapper's code cross-entropy calibrates).
         expression_scale: multiplies β̂ (clamped to [0, 1]) and the lip offsets; 1 = as predicted.
         batch_size: frames per stage-2 batch (memory ∝ batch size, not video length).
         full_frame: paste the 256² face back into the portrait (frames at most ``max_frame_side`` wide/high).
@@ -77,7 +78,7 @@ class GenerationParams:
     pose: str = "generated"
     seed: int = 0
     temperature: float = 1.0
-    top_k: int | None = 8
+    top_k: int | None = None
     expression_scale: float = 1.0
     batch_size: int = 16
     full_frame: bool = False

@@ -16,6 +16,7 @@ Inputs (see docs/EVALUATION.md):
 
 import re
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -132,7 +133,7 @@ def _sync(job: VideoJob, analysis: VideoAnalysis, networks: Networks) -> dict[st
         return dict.fromkeys(("lse_d", "lse_c", "av_offset"), reason)
     boxes = crop_boxes(analysis.track.landmarks)
     frames = iter_video_frames(job.path, fps=FPS)
-    crops = np.stack([crop_face(frame, box) for frame, box in zip(frames, boxes, strict=False)])
+    crops = np.stack([crop_face(frame, boxes[index]) for index, frame in enumerate(islice(frames, len(boxes)))])
     try:
         scores = sync_scores(networks.syncnet, crops, syncnet_mfcc(audio), device=networks.device)
     except ValueError as error:

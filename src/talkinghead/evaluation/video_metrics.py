@@ -24,6 +24,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import zip_longest
 from pathlib import Path
 
 import cv2
@@ -195,8 +196,10 @@ def frame_quality(generated: str | os.PathLike, reference: str | os.PathLike) ->
         pair_a.clear()
         pair_b.clear()
 
-    pairs = zip(iter_video_frames(generated, fps=FPS), iter_video_frames(reference, fps=FPS), strict=False)
+    pairs = zip_longest(iter_video_frames(generated, fps=FPS), iter_video_frames(reference, fps=FPS))
     for frame, target in pairs:
+        if frame is None or target is None:  # compare the frames both videos have
+            break
         if frame.shape != target.shape:
             height, width = target.shape[:2]
             shrink = height * width < frame.shape[0] * frame.shape[1]

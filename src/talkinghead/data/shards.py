@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import webdataset
 
+from talkinghead.atomic import write_bytes_atomic
 from talkinghead.data.clip import CLIP_FIELDS, META_KEY, Clip
 
 log = logging.getLogger(__name__)
@@ -55,19 +56,9 @@ class CorruptShardError(RuntimeError):
         self.reason = reason
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via ``path.tmp`` + fsync + rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def write_json_atomic(path: Path, content: dict) -> None:
     """``content`` as sorted, indented JSON, written atomically (temp file + rename)."""
-    _atomic_write(path, (json.dumps(content, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+    write_bytes_atomic(path, (json.dumps(content, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def file_sha256(path: Path) -> str:

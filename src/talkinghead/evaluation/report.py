@@ -12,9 +12,10 @@ import csv
 import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from talkinghead.atomic import atomic_output
 
 SAME, CROSS = "same-identity", "cross-identity"
 SETTINGS = (SAME, CROSS)
@@ -74,16 +75,10 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     if not path.parent.is_dir():
         raise ValueError(f"output folder {str(path.parent)!r} does not exist")
     try:
-        handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        with atomic_output(path) as temp, open(temp, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
     except OSError as error:
         raise ValueError(f"output folder {str(path.parent)!r} is not writable ({error.strerror})") from None
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
 
 
 def csv_text(rows: Sequence[Row]) -> str:

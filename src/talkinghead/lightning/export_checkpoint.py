@@ -8,13 +8,13 @@ happened) exports ``last.ckpt`` itself.
 """
 
 import argparse
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
+
+from talkinghead.atomic import atomic_output
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:
@@ -34,13 +34,8 @@ def best_checkpoint(run_dir: str | Path) -> Path:
 def export(run_dir: str | Path, out: str | Path) -> Path:
     source, out = best_checkpoint(run_dir), Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(handle)
-    try:
+    with atomic_output(out) as temp:
         shutil.copyfile(source, temp)
-        os.replace(temp, out)
-    finally:
-        Path(temp).unlink(missing_ok=True)
     return source
 
 

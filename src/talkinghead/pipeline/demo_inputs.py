@@ -8,37 +8,28 @@ are outside that list, so the video shows speech the networks never heard.
 """
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import soundfile as sf
 from PIL import Image
 
+from talkinghead.atomic import atomic_output
 from talkinghead.data.portrait import load_image_rgb
 from talkinghead.data.speech import synthesize
 
 DEMO_SENTENCE = "Hello there! Thanks for watching this little demonstration of a portrait that talks."
 
 
-def _atomic(path: Path, write) -> None:
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    finally:
-        Path(temp).unlink(missing_ok=True)
-
-
 def write_demo_inputs(out_dir: str | Path, text: str = DEMO_SENTENCE) -> tuple[Path, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     portrait, speech_path = out_dir / "portrait.png", out_dir / "speech.wav"
-    _atomic(portrait, lambda temp: Image.fromarray(load_image_rgb(None)).save(temp, format="PNG"))
+    with atomic_output(portrait) as temp:
+        Image.fromarray(load_image_rgb(None)).save(temp, format="PNG")
     speech = synthesize(text, voice="en-us", rate_wpm=150)
-    _atomic(speech_path, lambda temp: sf.write(temp, speech.audio, speech.sample_rate, format="WAV", subtype="PCM_16"))
+    with atomic_output(speech_path) as temp:
+        sf.write(temp, speech.audio, speech.sample_rate, format="WAV", subtype="PCM_16")
     return portrait, speech_path
 
 

@@ -6,14 +6,13 @@
 """
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 from torchvision.io import encode_png
 
+from talkinghead.atomic import write_bytes_atomic
 from talkinghead.face import PerspectiveCamera, builtin_morphable_model
 from talkinghead.render.factory import make_rasterizer
 from talkinghead.render.ncc import NCCRenderer
@@ -24,10 +23,7 @@ EXPRESSIONS = {"neutral": {}, "jawOpen": {"jawOpen": 1.0}, "eyeBlink": {"eyeBlin
 def write_png_atomic(image: torch.Tensor, path: Path) -> None:
     """Write a (C, H, W) image in [0, 1] as PNG through a temporary file in the same folder."""
     data = encode_png((image.clamp(0, 1) * 255).round().to(torch.uint8).cpu()).numpy().tobytes()
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "wb") as file:
-        file.write(data)
-    os.replace(temporary, path)
+    write_bytes_atomic(path, data)
 
 
 def render_expressions(backend: str = "auto") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -1,0 +1,33 @@
+"""Atomic outputs: write to a temporary name beside the destination, rename over it only on success.
+
+A reader never sees a half-written file, and an interrupted write leaves the previous file (or nothing)
+behind. The temporary name is hidden (``.NAME.<random>.part``) and in the destination's folder, so the
+final ``os.replace`` is a rename on one file system.
+"""
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary path for ``path``; it replaces ``path`` when the block ends without an exception
+    and is removed otherwise. The caller creates the file (any library, default permissions)."""
+    path = Path(path)
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        yield temp
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """``data`` to ``path`` atomically, flushed to disk before the rename."""
+    with atomic_output(path) as temp, open(temp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -10,11 +10,11 @@ Layout of a shard directory::
                         [{name, num_samples, num_bytes, sha256, clip_ids}], clips {clip_id: summary},
                         splits {train, val, test: [clip_ids]}, identities {identity_id: split}
 
-Every file is written to ``<name>.tmp``, fsynced and renamed, so an interrupted run never leaves a
-partial shard under a final name. Shard ``n`` holds the inputs ``clip_ids[n·k:(n+1)·k]`` of the
-writer's plan (``k`` = clips per shard), so a re-run with the same ids in the same order finds the
-finished shards, verifies them and skips them without producing or encoding their clips again, and the
-shards it writes are byte-identical to a clean run's (fixed tar member times and owners).
+Every file is written to a temporary name beside it (``<name>.tmp`` for shards), fsynced and renamed,
+so an interrupted run never leaves a partial shard under a final name. Shard ``n`` holds the inputs
+``clip_ids[n·k:(n+1)·k]`` of the writer's plan (``k`` = clips per shard), so a re-run with the same ids
+in the same order finds the finished shards, verifies them and skips them without producing or encoding
+their clips again, and the shards it writes are byte-identical to a clean run's (fixed tar member times and owners).
 
 The split is by identity (never by clip), 80/10/10 by default: identities are sorted, shuffled with a
 seeded generator, and cut into test, val and train. With three or more identities val and test get at

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from talkinghead.atomic import temporary_path
 from talkinghead.data.clip import Clip, ClipValidationError, frame_key
 from talkinghead.data.shards import (
     CorruptShardError,
@@ -131,7 +132,7 @@ def test_resume_skips_finished_shards_and_reproduces_them_byte_for_byte(tmp_path
         with ShardWriter(interrupted, ids, clips_per_shard=3) as writer:
             for clip in clips[:4]:  # the run dies after the first shard and one clip of the second
                 writer.put(clip.clip_id, clip)
-    (interrupted / "shard-000001.tar.tmp").write_bytes(b"partial")  # what a crash mid-write leaves
+    temporary_path(interrupted / "shard-000001.tar").write_bytes(b"partial")  # what a crash mid-write leaves
     first = interrupted / "shard-000000.tar"
     stamp = first.stat().st_mtime_ns
 
@@ -146,7 +147,7 @@ def test_resume_skips_finished_shards_and_reproduces_them_byte_for_byte(tmp_path
     write_index(interrupted)
     for name in ("shard-000000.tar", "shard-000001.tar", "shard-000002.tar", "index.json"):
         assert (interrupted / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
-    assert not list(interrupted.glob("*.tmp"))
+    assert not list(interrupted.glob(".*.part"))
 
 
 @pytest.mark.filterwarnings("ignore:.*is empty")

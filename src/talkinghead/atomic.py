@@ -1,23 +1,29 @@
 """Atomic outputs: write to a temporary name beside the destination, rename over it only on success.
 
 A reader never sees a half-written file, and an interrupted write leaves the previous file (or nothing)
-behind. The temporary name is hidden (``.NAME.<random>.part``) and in the destination's folder, so the
-final ``os.replace`` is a rename on one file system.
+behind. The temporary name is hidden and fixed, ``.NAME.part`` in the destination's folder: the final
+``os.replace`` is a rename on one file system, and what a crash leaves is overwritten by the next write of
+the same file instead of piling up.
 """
 
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 
+def temporary_path(path: str | os.PathLike) -> Path:
+    """The hidden name :func:`atomic_output` writes ``path`` under: ``.NAME.part`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.part")
+
+
 @contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary path for ``path``; it replaces ``path`` when the block ends without an exception
+    """Yield the temporary path of ``path``; it replaces ``path`` when the block ends without an exception
     and is removed otherwise. The caller creates the file (any library, default permissions)."""
     path = Path(path)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    temp = temporary_path(path)
     try:
         yield temp
         os.replace(temp, path)

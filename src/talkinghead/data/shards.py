@@ -10,7 +10,7 @@ Layout of a shard directory::
                         [{name, num_samples, num_bytes, sha256, clip_ids}], clips {clip_id: summary},
                         splits {train, val, test: [clip_ids]}, identities {identity_id: split}
 
-Every file is written to a temporary name beside it (``<name>.tmp`` for shards), fsynced and renamed,
+Every file is written to a hidden temporary name beside it (``.<name>.part``), fsynced and renamed,
 so an interrupted run never leaves a partial shard under a final name. Shard ``n`` holds the inputs
 ``clip_ids[n·k:(n+1)·k]`` of the writer's plan (``k`` = clips per shard), so a re-run with the same ids
 in the same order finds the finished shards, verifies them and skips them without producing or encoding
@@ -32,11 +32,12 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import webdataset
 
-from talkinghead.atomic import write_bytes_atomic
+from talkinghead.atomic import atomic_output, write_bytes_atomic
 from talkinghead.data.clip import CLIP_FIELDS, META_KEY, Clip
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,38 @@ class CorruptShardError(RuntimeError):
 def write_json_atomic(path: Path, content: dict) -> None:
     """``content`` as sorted, indented JSON, written atomically (temp file + rename)."""
     write_bytes_atomic(path, (json.dumps(content, indent=1, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def deterministic_tar(handle: BinaryIO) -> webdataset.TarWriter:
+    """A raw-bytes tar writer with fixed member times and owners, so the same samples give the same bytes."""
+    return webdataset.TarWriter(handle, encoder=False, mtime=0, user="", group="")
+
+
+def write_shard(out_dir: Path, name: str, samples: Iterable[dict], summaries: list[dict], inputs: list,
+                **extra) -> dict:
+    """Write ``samples`` to ``out_dir/name.tar`` (atomic, fsynced) and its manifest ``name.json``.
+
+    The manifest: name, num_samples (= len(summaries)), num_bytes, sha256, inputs, clips (the summaries)
+    and any ``extra`` fields. Returns it.
+    """
+    tar_path = out_dir / f"{name}.tar"
+    with atomic_output(tar_path) as temp, open(temp, "wb") as handle:
+        with deterministic_tar(handle) as tar:
+            for sample in samples:
+                tar.write(sample)
+        handle.flush()
+        os.fsync(handle.fileno())
+    manifest = {
+        "name": f"{name}.tar",
+        "num_samples": len(summaries),
+        "num_bytes": tar_path.stat().st_size,
+        "sha256": file_sha256(tar_path),
+        "inputs": inputs,
+        "clips": summaries,
+        **extra,
+    }
+    write_json_atomic(out_dir / f"{name}.json", manifest)
+    return manifest
 
 
 def file_sha256(path: Path) -> str:
@@ -170,29 +203,9 @@ class ShardWriter:
         )
 
     def _write_shard(self, index: int, pending: dict[str, dict | None]) -> None:
-        name = self.shard_name(index)
-        tar_path = self.out_dir / f"{name}.tar"
-        tmp = tar_path.with_name(tar_path.name + ".tmp")
-        summaries = []
-        with open(tmp, "wb") as handle:
-            with webdataset.TarWriter(handle, encoder=False, mtime=0, user="", group="") as tar:
-                for clip_id in self._plan[index]:
-                    sample = pending[clip_id]
-                    if sample is not None:
-                        summaries.append(sample.pop("_summary"))
-                        tar.write(sample)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, tar_path)
-        manifest = {
-            "name": f"{name}.tar",
-            "num_samples": len(summaries),
-            "num_bytes": tar_path.stat().st_size,
-            "sha256": file_sha256(tar_path),
-            "inputs": self._plan[index],
-            "clips": summaries,
-        }
-        write_json_atomic(self.out_dir / f"{name}.json", manifest)
+        samples = [pending[clip_id] for clip_id in self._plan[index] if pending[clip_id] is not None]
+        summaries = [sample.pop("_summary") for sample in samples]
+        manifest = write_shard(self.out_dir, self.shard_name(index), samples, summaries, self._plan[index])
         self._finished.add(index)
         self.written.append(manifest["name"])
         log.info("wrote %s (%d clips)", manifest["name"], len(summaries))

@@ -4,16 +4,18 @@
 so memory stays bounded whatever the length; the audio (given whole, it is small next to the video) is
 encoded in step with the video so the two streams are interleaved. The file is written to a hidden temporary
 name in the destination folder and renamed over ``path`` only when the ``with`` block ends without an
-exception; on an exception the temporary file is removed and nothing is left at ``path``.
+exception; on an exception the temporary file is removed and nothing is left at ``path``. The temporary name
+is :func:`talkinghead.atomic.temporary_path`'s (``.NAME.part``), so a killed run's leftover is overwritten
+by the next write.
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 import av
 import numpy as np
 
+from talkinghead.atomic import temporary_path
 from talkinghead.media.video_reader import video_error
 
 AAC_BITRATE = 128_000
@@ -55,13 +57,11 @@ class VideoWriter:
         folder = self.path.parent
         if not folder.is_dir():
             raise video_error(self.path, "output folder does not exist")
+        self._temp = temporary_path(self.path)
         try:
-            handle, temp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".mp4.part", dir=folder)
-        except OSError as error:
-            raise video_error(self.path, f"output folder is not writable ({error.strerror})") from error
-        os.close(handle)
-        self._temp = Path(temp)
-        self._container = av.open(str(self._temp), mode="w", format="mp4")
+            self._container = av.open(str(self._temp), mode="w", format="mp4")
+        except (OSError, av.FFmpegError) as error:
+            raise video_error(self.path, f"output folder is not writable ({error})") from error
         if self.audio is not None:
             self._audio_stream = self._container.add_stream("aac", rate=self.sample_rate, layout="mono")
             self._audio_stream.bit_rate = AAC_BITRATE

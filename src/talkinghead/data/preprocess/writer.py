@@ -21,14 +21,21 @@ import csv
 import io
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
-import webdataset
-
+from talkinghead.atomic import write_bytes_atomic
 from talkinghead.data.clip import Clip
 from talkinghead.data.preprocess.discover import VideoInput
 from talkinghead.data.preprocess.tracking import Rejection
-from talkinghead.data.shards import ShardReader, clip_summary, file_sha256, write_json_atomic
+from talkinghead.data.shards import (
+    ShardReader,
+    clip_summary,
+    deterministic_tar,
+    file_sha256,
+    write_json_atomic,
+    write_shard,
+)
 
 WORK_DIR = ".work"
 REJECTED_CSV = "rejected.csv"
@@ -38,10 +45,6 @@ CSV_COLUMNS = ("video", "start_frame", "end_frame", "reason")
 
 def shard_name(index: int) -> str:
     return f"{SHARD_PREFIX}-{index:06d}"
-
-
-def _tar_writer(handle) -> webdataset.TarWriter:
-    return webdataset.TarWriter(handle, encoder=False, mtime=0, user="", group="")
 
 
 def _fsync_close(handle) -> None:
@@ -68,7 +71,7 @@ class VideoWork:
     def __enter__(self) -> "VideoWork":
         self._temp = self.tar_path.with_name(self.tar_path.name + ".tmp")
         self._handle = open(self._temp, "wb")  # noqa: SIM115 - closed in finish / __exit__
-        self._tar = _tar_writer(self._handle)
+        self._tar = deterministic_tar(self._handle)
         return self
 
     def add(self, clip: Clip) -> None:
@@ -121,31 +124,20 @@ def shard_finished(out_dir: Path, index: int, videos: list[VideoInput]) -> bool:
 def assemble_shard(out_dir: Path, index: int, videos: list[VideoInput]) -> dict:
     """Copy the finished videos' clips into shard ``index``, write its manifest, drop the work files."""
     folder = out_dir / WORK_DIR
-    name = shard_name(index)
-    tar_path = out_dir / f"{name}.tar"
-    temp = tar_path.with_name(tar_path.name + ".tmp")
     summaries, rejected = [], []
-    handle = open(temp, "wb")  # noqa: SIM115 - closed by _fsync_close
-    with _tar_writer(handle) as tar:
+    for video in videos:
+        record = json.loads((folder / f"{video.stem}.json").read_text())
+        summaries.extend(record["clips"])
+        rejected.extend(record["rejected"])
+
+    def samples() -> Iterator[dict]:
         for video in videos:
-            record = json.loads((folder / f"{video.stem}.json").read_text())
-            summaries.extend(record["clips"])
-            rejected.extend(record["rejected"])
             with ShardReader(folder / f"{video.stem}.tar") as reader:
                 for clip_id in reader.clip_ids:
-                    tar.write({"__key__": clip_id} | {key: reader.read(clip_id, key) for key in reader.keys(clip_id)})
-    _fsync_close(handle)
-    os.replace(temp, tar_path)
-    manifest = {
-        "name": f"{name}.tar",
-        "num_samples": len(summaries),
-        "num_bytes": tar_path.stat().st_size,
-        "sha256": file_sha256(tar_path),
-        "inputs": [video.key for video in videos],
-        "clips": summaries,
-        "rejected": rejected,
-    }
-    write_json_atomic(out_dir / f"{name}.json", manifest)
+                    yield {"__key__": clip_id} | {key: reader.read(clip_id, key) for key in reader.keys(clip_id)}
+
+    manifest = write_shard(out_dir, shard_name(index), samples(), summaries, [video.key for video in videos],
+                           rejected=rejected)
     for video in videos:
         (folder / f"{video.stem}.tar").unlink(missing_ok=True)
         (folder / f"{video.stem}.json").unlink(missing_ok=True)
@@ -163,7 +155,5 @@ def write_rejected_csv(out_dir: Path, num_shards: int) -> int:
         for row in (manifest or {}).get("rejected", []):
             writer.writerow(row)
             rows += 1
-    temp = out_dir / f"{REJECTED_CSV}.tmp"
-    temp.write_text(buffer.getvalue(), encoding="utf-8")
-    os.replace(temp, out_dir / REJECTED_CSV)
+    write_bytes_atomic(out_dir / REJECTED_CSV, buffer.getvalue().encode("utf-8"))
     return rows

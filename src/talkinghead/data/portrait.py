@@ -16,11 +16,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import skimage.color
 import skimage.data
-import skimage.io
-import skimage.util
 import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.fitting import fit_landmarks
@@ -37,6 +35,9 @@ DEFAULT_CROP_SCALE = 1.61
 CROP_CENTRE_OFFSET = 0.02
 
 
+MAX_FACES = 6
+
+
 class NoFaceError(ValueError):
     """The image shows no face MediaPipe can find."""
 
@@ -46,7 +47,7 @@ def _face_mesh():
     import mediapipe as mp
 
     with native_stderr_silenced():
-        return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=2, refine_landmarks=False)
+        return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=MAX_FACES, refine_landmarks=False)
 
 
 @lru_cache(maxsize=1)
@@ -57,26 +58,32 @@ def _selfie_segmentation():
         return mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
 
 
-def detect_face_landmarks(image_rgb: np.ndarray) -> np.ndarray:
-    """The 468 FaceMesh landmarks (468, 3) float32 of the largest face in an RGB uint8 image (H, W, 3).
+def detect_faces(image_rgb: np.ndarray) -> list[np.ndarray]:
+    """FaceMesh landmarks (468, 3) of every face in an RGB uint8 image (H, W, 3), largest first.
 
-    Columns are x, y in camera pixels and MediaPipe's relative depth z · W (pixels, smaller = nearer).
-    The FaceMesh solution (static images, up to 2 faces, no iris refinement) is built once per process.
-    Raises :class:`NoFaceError` when no face is found.
+    Columns are x, y in camera pixels and MediaPipe's relative depth z · W (pixels, smaller = nearer); "largest"
+    is the area of the landmarks' bounding box. The FaceMesh solution (static images, up to
+    :data:`MAX_FACES` faces, no iris refinement) is built once per process.
     """
     image_rgb = np.ascontiguousarray(image_rgb)
     if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
         raise ValueError(f"expected an RGB uint8 image (H, W, 3), got {image_rgb.dtype} {image_rgb.shape}")
     with native_stderr_silenced():
         result = _face_mesh().process(image_rgb)
-    if not result.multi_face_landmarks:
-        raise NoFaceError("MediaPipe FaceMesh found no face in the image")
     height, width = image_rgb.shape[:2]
     faces = [
         np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], dtype=np.float32)
-        for face in result.multi_face_landmarks
+        for face in result.multi_face_landmarks or []
     ]
-    return max(faces, key=lambda points: np.prod(np.ptp(points[:, :2], axis=0)))
+    return sorted(faces, key=lambda points: -float(np.prod(np.ptp(points[:, :2], axis=0))))
+
+
+def detect_face_landmarks(image_rgb: np.ndarray) -> np.ndarray:
+    """The landmarks (468, 3) of the largest face (:func:`detect_faces`); :class:`NoFaceError` when none."""
+    faces = detect_faces(image_rgb)
+    if not faces:
+        raise NoFaceError("MediaPipe FaceMesh found no face in the image")
+    return faces[0]
 
 
 def person_mask(image_rgb: np.ndarray) -> np.ndarray:
@@ -281,21 +288,32 @@ def vary_portrait(
 
 
 def load_image_rgb(path: str | Path | None = None) -> np.ndarray:
-    """A photo as (H, W, 3) uint8 RGB; ``None`` is scikit-image's bundled ``astronaut`` portrait.
+    """A photo as (H, W, 3) uint8 RGB, upright (EXIF orientation applied); ``None`` is scikit-image's bundled
+    ``astronaut`` portrait.
 
-    Grayscale, RGBA (composited on white), 16-bit and float images are converted, not rejected; a file
-    that is not an image raises ``ValueError`` naming it.
+    Grayscale, palette, RGBA/LA (composited on white), 16/32-bit integer, float and CMYK images are converted,
+    not rejected (:func:`to_rgb8`); a file that is not a readable image raises ``ValueError`` naming it.
     """
     if path is None:
         return skimage.data.astronaut()
     try:
-        image = skimage.io.imread(path)
-    except (OSError, ValueError, SyntaxError) as error:
-        raise ValueError(f"{path} is not a readable image ({error})") from None
-    if image.ndim == 3 and image.shape[-1] == 4:
-        image = skimage.color.rgba2rgb(image)
-    elif image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 1):
-        image = skimage.color.gray2rgb(image.reshape(image.shape[:2]))
-    if image.ndim != 3 or image.shape[-1] != 3:
-        raise ValueError(f"{path} is not a 2-D colour or grayscale image (shape {image.shape})")
-    return skimage.util.img_as_ubyte(image)
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"image {str(path)!r}: not a readable image ({error})") from None
+    return to_rgb8(image)
+
+
+def to_rgb8(image: Image.Image) -> np.ndarray:
+    """Any Pillow image → (H, W, 3) uint8 RGB (alpha composited on white; high bit depths rescaled)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 1.0 if image.mode == "F" and values.max() <= 1.0 else (65535.0 if image.mode != "I" else values.max())
+        gray = np.clip(values / max(top, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if image.mode == "P" or image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))

@@ -3,10 +3,11 @@
 Every problem is a :class:`GenerationInputError` (or the audio module's ``AudioError``) with one line that
 names the file and the problem, so ``talkinghead-generate`` can print it and exit non-zero.
 
-* Images are read with Pillow after applying the EXIF orientation. Grayscale, palette, RGBA/LA (composited
-  on white), 16-bit and 32-bit integer, float and CMYK images are converted to 8-bit RGB, not rejected.
-* Faces: MediaPipe FaceMesh finds up to :data:`MAX_FACES`; with several, the largest (area of its landmark
-  box) is used unless ``face_index`` picks another (0 = largest), and a note says so. A face whose landmark
+* Images are read by :func:`talkinghead.data.portrait.load_image_rgb` (Pillow, EXIF orientation applied):
+  grayscale, palette, RGBA/LA (composited on white), 16-bit and 32-bit integer, float and CMYK images are
+  converted to 8-bit RGB, not rejected.
+* Faces: :func:`talkinghead.data.portrait.detect_faces` finds up to six; with several, the largest (area of its
+  landmark box) is used unless ``face_index`` picks another (0 = largest), and a note says so. A face whose landmark
   box is smaller than :data:`MIN_FACE_SIZE` pixels is rejected: upscaling it to the 256² crop would give the
   networks a blur they never saw in training.
 * Pose files (``--pose FILE``): ``.npy`` or ``.csv`` (comma-separated, optional header line) of shape (T, 6)
@@ -19,21 +20,17 @@ names the file and the problem, so ``talkinghead-generate`` can print it and exi
   (ping-pong) so it never jumps.
 """
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-from talkinghead.data.portrait import crop_box, crop_image
+from talkinghead.data.portrait import crop_box, crop_image, detect_faces, load_image_rgb
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.fitting import fit_sequence
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.media import VideoError, iter_video_frames
-from talkinghead.native_stderr import native_stderr_silenced
 
-MAX_FACES = 6
 MIN_FACE_SIZE = 64
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
 POSE_DIM = 6
@@ -44,51 +41,15 @@ class GenerationInputError(ValueError):
 
 
 def load_portrait_image(path: str | Path) -> np.ndarray:
-    """An image file → (H, W, 3) uint8 RGB, upright, converted from any common mode (module docstring)."""
+    """An image file → (H, W, 3) uint8 RGB, upright, any common mode (:func:`talkinghead.data.portrait.
+    load_image_rgb`), with its problems as :class:`GenerationInputError`."""
     path = Path(path)
     if not path.is_file():
         raise GenerationInputError(f"image {str(path)!r}: no such file")
     try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise GenerationInputError(f"image {str(path)!r}: not a readable image ({error})") from None
-    return to_rgb8(image)
-
-
-def to_rgb8(image: Image.Image) -> np.ndarray:
-    """Any Pillow image → (H, W, 3) uint8 RGB (alpha composited on white; high bit depths rescaled)."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        top = 1.0 if image.mode == "F" and values.max() <= 1.0 else (65535.0 if image.mode != "I" else values.max())
-        gray = np.clip(values / max(top, 1e-12) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=2)
-    if image.mode == "P" or image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
-
-
-@lru_cache(maxsize=1)
-def _face_mesh():
-    import mediapipe as mp
-
-    with native_stderr_silenced():
-        return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=MAX_FACES)
-
-
-def detect_faces(image: np.ndarray) -> list[np.ndarray]:
-    """FaceMesh landmarks (468, 3) (x, y in pixels, z · W) of every face found, largest first."""
-    with native_stderr_silenced():
-        result = _face_mesh().process(np.ascontiguousarray(image))
-    height, width = image.shape[:2]
-    faces = [
-        np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark[:468]], dtype=np.float32)
-        for face in result.multi_face_landmarks or []
-    ]
-    return sorted(faces, key=lambda points: -float(np.prod(np.ptp(points[:, :2], axis=0))))
+        return load_image_rgb(path)
+    except ValueError as error:
+        raise GenerationInputError(str(error)) from None
 
 
 def choose_face(image: np.ndarray, face_index: int | None, name: str) -> tuple[np.ndarray, list[str]]:

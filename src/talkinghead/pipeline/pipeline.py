@@ -34,7 +34,7 @@ import torch
 from tqdm import tqdm
 
 from talkinghead.audio.io import FPS, SAMPLE_RATE, load_audio, num_video_frames
-from talkinghead.data.portrait import Portrait, crop_box, crop_image, fit_portrait, person_mask
+from talkinghead.data.portrait import Portrait, crop_box, crop_image, detect_faces, fit_portrait, person_mask
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.lightning.facial_motion import FacialMotionModule
 from talkinghead.lightning.motion_vae import MotionVAEGeneratorModule
@@ -43,7 +43,6 @@ from talkinghead.media import VideoWriter
 from talkinghead.pipeline.inputs import (
     GenerationInputError,
     choose_face,
-    detect_faces,
     follow,
     load_portrait_image,
     load_pose_file,

@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := libgl1 libglib2.0-0 espeak-ng
 DEMO_DIR := outputs/demo
 
-.PHONY: venv system-deps test lint demo clean
+.PHONY: venv system-deps test lint format demo clean
 
 venv: system-deps $(STAMP)
 
@@ -29,8 +29,15 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
+# Style, formatting and the layering contracts of pyproject.toml (import-linter: layers import only downwards).
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test: venv lint
 	$(BIN)/python -m pytest
@@ -45,7 +52,7 @@ STAGES := facial_motion pose_vqvae pose_mapper motion_vae
 demo: venv $(DEMO_DIR)/ncc_sheet.png $(DEMO_DIR)/corpus_contact_sheet.png $(DEMO_DIR)/demo.mp4
 
 $(DEMO_DIR)/ncc_sheet.png: | venv
-	$(BIN)/python -m talkinghead.render.preview --out $(DEMO_DIR)
+	$(BIN)/python tools/ncc_preview.py --out $(DEMO_DIR)
 
 $(CORPUS)/index.json: | venv
 	$(BIN)/talkinghead-data synth --out $(CORPUS)
@@ -56,13 +63,13 @@ $(DEMO_DIR)/corpus_contact_sheet.png: $(CORPUS)/index.json
 # A stage: fit its tiny config on the corpus, then copy the best checkpoint to $(CKPT)/<stage>.ckpt.
 $(CKPT)/%.ckpt: $(CORPUS)/index.json
 	$(BIN)/talkinghead fit --config lightning_configs/$*_tiny.yaml --data.root $(CORPUS)
-	$(BIN)/python -m talkinghead.lightning.export_checkpoint $(RUNS)/$*_tiny $@
+	$(BIN)/python tools/export_checkpoint.py $(RUNS)/$*_tiny $@
 
 # The mapper trains on the frozen codebook (pose_mapper_tiny.yaml reads $(CKPT)/pose_vqvae.ckpt).
 $(CKPT)/pose_mapper.ckpt: $(CKPT)/pose_vqvae.ckpt
 
 $(DEMO_DIR)/speech.wav: | venv
-	$(BIN)/python -m talkinghead.pipeline.demo_inputs $(DEMO_DIR)
+	$(BIN)/python tools/demo_inputs.py $(DEMO_DIR)
 
 $(DEMO_DIR)/demo.mp4: $(DEMO_DIR)/speech.wav $(foreach s,$(STAGES),$(CKPT)/$(s).ckpt)
 	$(BIN)/talkinghead-generate --image $(DEMO_DIR)/portrait.png --audio $(DEMO_DIR)/speech.wav \

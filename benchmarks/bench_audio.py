@@ -29,7 +29,6 @@ TINY = Wav2Vec2Config(
 )
 
 
-
 def throughput(encoder: AudioEncoder, waveform: torch.Tensor, repeats: int) -> float:
     """Audio seconds per wall second (best of ``repeats`` after a warm-up)."""
     num_frames = num_video_frames(waveform.shape[1])

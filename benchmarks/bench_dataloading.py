@@ -7,7 +7,7 @@ the same frames (size per frame, decode speed) to document why frames are stored
 
     PYTHONPATH=src python benchmarks/bench_dataloading.py [--clips 128] [--seconds 3]
 
-Goal (issue #2): ≥ 1000 stage-1 windows/s.
+Goal: ≥ 1000 stage-1 windows/s.
 """
 
 import argparse
@@ -29,7 +29,6 @@ from talkinghead.data.shards import ShardWriter, write_index
 FPS, SAMPLE_RATE, SIZE = 25, 16_000, 256
 
 
-
 def moving_frames(num_frames: int, seed: int) -> np.ndarray:
     """A 256² crop of the astronaut photo drifting like a talking head (uint8 (T, 256, 256, 3))."""
     image = (resize(skimage_data.astronaut(), (300, 300)) * 255).astype(np.uint8)
@@ -37,7 +36,7 @@ def moving_frames(num_frames: int, seed: int) -> np.ndarray:
     frames = []
     for t in range(num_frames):
         dy, dx = int(8 + 6 * np.sin(t / 7 + phase[0])), int(8 + 6 * np.cos(t / 5 + phase[1]))
-        frames.append(image[dy:dy + SIZE, dx:dx + SIZE])
+        frames.append(image[dy : dy + SIZE, dx : dx + SIZE])
     return np.stack(frames)
 
 
@@ -45,9 +44,15 @@ def synthetic_clip(index: int, num_frames: int) -> Clip:
     rng = np.random.default_rng(index)
     return Clip(
         meta={
-            "clip_id": f"clip{index:05d}", "identity_id": f"person{index // 4}", "source": "benchmark",
-            "fps": FPS, "num_frames": num_frames, "sample_rate": SAMPLE_RATE, "crop_box": [0, 0, SIZE, SIZE],
-            "fit_residual": 0.3, "camera": {"image_size": SIZE, "focal": 500.0, "distance": 60.0},
+            "clip_id": f"clip{index:05d}",
+            "identity_id": f"person{index // 4}",
+            "source": "benchmark",
+            "fps": FPS,
+            "num_frames": num_frames,
+            "sample_rate": SAMPLE_RATE,
+            "crop_box": [0, 0, SIZE, SIZE],
+            "fit_residual": 0.3,
+            "camera": {"image_size": SIZE, "focal": 500.0, "distance": 60.0},
         },
         audio=0.1 * rng.standard_normal(num_frames * SAMPLE_RATE // FPS),
         alpha=rng.standard_normal(80),
@@ -105,8 +110,10 @@ def codec_table(num_frames: int) -> list[str]:
     """Markdown rows: per-frame size, error and the cost of getting 2 random frames of a 3-s clip."""
     frames = moving_frames(num_frames, 0)
     rows = []
-    videos = [("H.264 lossless RGB (libx264rgb qp 0)", "libx264rgb", "rgb24", {"qp": "0", "preset": "ultrafast"}),
-              ("H.264 yuv444p crf 0 (libx264)", "libx264", "yuv444p", {"crf": "0", "preset": "ultrafast"})]
+    videos = [
+        ("H.264 lossless RGB (libx264rgb qp 0)", "libx264rgb", "rgb24", {"qp": "0", "preset": "ultrafast"}),
+        ("H.264 yuv444p crf 0 (libx264)", "libx264", "yuv444p", {"crf": "0", "preset": "ultrafast"}),
+    ]
     for name, codec, pix_fmt, options in videos:
         payload = encode_video(frames, codec, pix_fmt, options)
         start = time.perf_counter()
@@ -117,11 +124,17 @@ def codec_table(num_frames: int) -> list[str]:
     start = time.perf_counter()
     decoded = np.stack([decode_frame(jpeg) for jpeg in jpegs])
     per_frame = (time.perf_counter() - start) / num_frames
-    rows.append(("JPEG q95 4:4:4 sequence (chosen)", sum(map(len, jpegs)) / num_frames,
-                 np.abs(decoded.astype(int) - frames), 2 * per_frame))
+    rows.append(
+        (
+            "JPEG q95 4:4:4 sequence (chosen)",
+            sum(map(len, jpegs)) / num_frames,
+            np.abs(decoded.astype(int) - frames),
+            2 * per_frame,
+        )
+    )
     lines = ["| frames codec | kB/frame | max abs err | PSNR dB | ms for 2 random frames |", "|---|---|---|---|---|"]
     for name, size, error, seconds in rows:
-        psnr = "lossless" if error.max() == 0 else f"{10 * np.log10(255**2 / np.mean(error.astype(float)**2)):.1f}"
+        psnr = "lossless" if error.max() == 0 else f"{10 * np.log10(255**2 / np.mean(error.astype(float) ** 2)):.1f}"
         lines.append(f"| {name} | {size / 1e3:.1f} | {error.max()} | {psnr} | {seconds * 1e3:.2f} |")
     return lines
 
@@ -142,15 +155,19 @@ def main() -> None:
         rows = []
         for workers in (0, 2):
             data = TalkingHeadDataModule(root, window=args.window, batch_size=args.batch_size, num_workers=workers)
-            rows.append((f"stage-1 windows/s ({args.window} frames, all fields)", workers,
-                         throughput(data, args.seconds)))
+            rows.append(
+                (f"stage-1 windows/s ({args.window} frames, all fields)", workers, throughput(data, args.seconds))
+            )
         for workers in (0, 2):
-            data = TalkingHeadDataModule(root, mode="stage2", pairs_per_clip=8, batch_size=args.batch_size,
-                                         num_workers=workers)
+            data = TalkingHeadDataModule(
+                root, mode="stage2", pairs_per_clip=8, batch_size=args.batch_size, num_workers=workers
+            )
             rows.append(("stage-2 frame pairs/s (256², all fields)", workers, throughput(data, args.seconds)))
     print(describe_machine())
-    print(f"Corpus: {args.clips} clips × 3 s, {bytes_per_clip / 1e6:.2f} MB per clip in shards, "
-          f"written in {build_seconds:.1f} s; batch size {args.batch_size}\n")
+    print(
+        f"Corpus: {args.clips} clips × 3 s, {bytes_per_clip / 1e6:.2f} MB per clip in shards, "
+        f"written in {build_seconds:.1f} s; batch size {args.batch_size}\n"
+    )
     print("| measurement | workers | items/s |\n|---|---|---|")
     for name, workers, rate in rows:
         print(f"| {name} | {workers} | {rate:.0f} |")

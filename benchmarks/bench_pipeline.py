@@ -35,10 +35,11 @@ import yaml
 from machine import describe_machine
 from PIL import Image
 
-from talkinghead.lightning import FacialMotionModule, MotionVAEGeneratorModule, PoseMapperModule, PoseVQVAEModule
+from talkinghead.image_tensors import to_uint8
 from talkinghead.media import VideoWriter
+from talkinghead.models import AudioToMotion, HeadPoseGenerator, MeshToVideo
+from talkinghead.models.checkpoints import network_arguments
 from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
-from talkinghead.pipeline.pipeline import to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,19 +48,19 @@ def init_args(name: str) -> dict:
     return yaml.safe_load((ROOT / "lightning_configs" / f"{name}.yaml").read_text())["model"]["init_args"]
 
 
-def build(size: str, folder: Path, device: str) -> TalkingHeadPipeline:
+def build(size: str, device: str) -> TalkingHeadPipeline:
+    """The three inference networks of a config size with random weights (mel audio features: no downloads)."""
     suffix = "_tiny" if size == "tiny" else ""
-    facial = init_args(f"facial_motion{suffix}")
-    facial.update(audio_encoder="mel", audio_encoder_args=None)
-    mapper = init_args(f"pose_mapper{suffix}")
-    mapper.update(audio_encoder="mel", audio_encoder_args=None)
-    vqvae = PoseVQVAEModule(**init_args(f"pose_vqvae{suffix}"))
-    path = folder / f"pose_vqvae_{size}.ckpt"
-    torch.save({"state_dict": vqvae.state_dict(), "hyper_parameters": dict(vqvae.hparams)}, path)
-    mapper["vqvae_checkpoint"] = str(path)
+    facial = {**init_args(f"facial_motion{suffix}"), "audio_encoder": "mel", "audio_encoder_args": None}
+    mapper = {**init_args(f"pose_mapper{suffix}"), "audio_encoder": "mel", "audio_encoder_args": None}
+    mapper["vqvae_network"] = init_args(f"pose_vqvae{suffix}").get("network")
     stage2 = init_args(f"motion_vae{suffix}")
-    return TalkingHeadPipeline(FacialMotionModule(**facial), PoseMapperModule(**mapper),
-                               MotionVAEGeneratorModule(**stage2), device=device)
+    return TalkingHeadPipeline(
+        AudioToMotion(**network_arguments(AudioToMotion, facial)),
+        HeadPoseGenerator(**network_arguments(HeadPoseGenerator, mapper)),
+        MeshToVideo(**network_arguments(MeshToVideo, stage2)),
+        device=device,
+    )
 
 
 def peak_memory_mb(device: str) -> float:
@@ -75,12 +76,12 @@ def sync(device: str) -> None:
 
 def run(size: str, args: argparse.Namespace, folder: Path, image: Path, audio: Path) -> list[tuple]:
     torch.manual_seed(0)
-    pipeline = build(size, folder, args.device)
+    pipeline = build(size, args.device)
     if args.compile:
         pipeline.motion_vae.motion = torch.compile(pipeline.motion_vae.motion)
         pipeline.motion_vae.generator = torch.compile(pipeline.motion_vae.generator)
     params = GenerationParams(batch_size=args.batch_size)
-    autocast = (torch.autocast(args.device, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext())
+    autocast = torch.autocast(args.device, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
     rows = []
     start = time.perf_counter()
     prepared = pipeline.prepare_file(image)
@@ -125,8 +126,10 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     print(describe_machine())
-    print(f"device {args.device}, bf16 {args.bf16}, compile {args.compile}, {args.seconds:g} s of speech, "
-          f"batch {args.batch_size}")
+    print(
+        f"device {args.device}, bf16 {args.bf16}, compile {args.compile}, {args.seconds:g} s of speech, "
+        f"batch {args.batch_size}"
+    )
     with tempfile.TemporaryDirectory() as temp:
         folder = Path(temp)
         image, audio = folder / "portrait.png", folder / "speech.wav"

@@ -1,4 +1,4 @@
-"""Preprocessing throughput (issue 8; DESIGN §7 goal: ≥ 50 video frames/s per core for landmarks + fit).
+"""Preprocessing throughput (goal: ≥ 50 video frames/s per core for landmarks + fit).
 
 Input: ``--videos`` synthetic 640×480 talking-portrait videos of ``--seconds`` each (scikit-image's
 astronaut portrait moved by a smooth roll/translation trajectory, a 220-Hz tone as audio), written once.
@@ -22,12 +22,14 @@ import numpy as np
 import torch
 from machine import describe_machine
 
-from talkinghead.data.portrait import crop_box, crop_image, detect_face_landmarks, load_image_rgb
 from talkinghead.data.preprocess import PreprocessSettings, preprocess_videos
 from talkinghead.data.preprocess.crop import crop_track, to_crop
 from talkinghead.data.preprocess.tracking import FaceTracker, TrackingConfig
 from talkinghead.face import PerspectiveCamera, builtin_identity_std, builtin_morphable_model
+from talkinghead.face.crop import crop_box, crop_image
+from talkinghead.face.detection import detect_face_landmarks
 from talkinghead.face.fitting import fit_sequence, mediapipe_landmarks_for
+from talkinghead.face.images import load_image_rgb
 from talkinghead.media import VideoWriter, iter_video_frames
 
 
@@ -45,8 +47,9 @@ def make_video(path: Path, seconds: float, seed: int) -> None:
         for k in range(frames):
             matrix = cv2.getRotationMatrix2D((200, 200), roll[k], 1.0)
             matrix[:, 2] += (120 + shift[k, 0], 40 + shift[k, 1])
-            out.write(cv2.warpAffine(portrait, matrix, (640, 480), dst=canvas.copy(),
-                                     borderMode=cv2.BORDER_TRANSPARENT))
+            out.write(
+                cv2.warpAffine(portrait, matrix, (640, 480), dst=canvas.copy(), borderMode=cv2.BORDER_TRANSPARENT)
+            )
 
 
 def stage_rates(path: Path) -> dict[str, float]:
@@ -88,8 +91,9 @@ def main() -> None:
         for workers in range(1, args.max_workers + 1):
             out = root / f"out{workers}"
             start = time.perf_counter()
-            result = preprocess_videos(root / "videos", out, PreprocessSettings(videos_per_shard=1),
-                                       workers=workers, progress=False)
+            result = preprocess_videos(
+                root / "videos", out, PreprocessSettings(videos_per_shard=1), workers=workers, progress=False
+            )
             rate = result.frames / (time.perf_counter() - start)
             print(f"| {workers} | {rate:.0f} | {rate / workers:.0f} |")
             shutil.rmtree(out)

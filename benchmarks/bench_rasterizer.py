@@ -3,7 +3,7 @@
 Renders the 468-vertex / 898-triangle canonical face under random head poses (yaw ±20°, pitch ±12°)
 with :class:`talkinghead.render.NCCRenderer`: the torch backend on the CPU with every available thread,
 and, when CUDA exists, the torch backend on the GPU and nvdiffrast (if installed). Each row: warm-up,
-then timed repeats; frames/s = batch / median time per batch. Target (DESIGN §7): torch on a 2-core
+then timed repeats; frames/s = batch / median time per batch. Target: torch on a 2-core
 CPU ≥ 200 frames/s; nvdiffrast ≥ 10 000 frames/s batched.
 
 Run: ``PYTHONPATH=src python benchmarks/bench_rasterizer.py [--repeats 20]``.
@@ -57,9 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    torch.set_num_threads(
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    )
+    torch.set_num_threads(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
     model = builtin_morphable_model()
     camera = PerspectiveCamera(image_size=256)
     runs = [("torch", "cpu", (1, 16))]

@@ -183,9 +183,7 @@ def test_mouth_is_a_hole_and_the_mesh_stays_manifold(model, regions):
     triangles = model.triangles.numpy()
     assert len(triangles) == 880
     assert np.array_equal(np.unique(triangles), np.arange(468))
-    edges = Counter(
-        tuple(sorted(e)) for t in triangles.tolist() for e in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0]))
-    )
+    edges = Counter(tuple(sorted(e)) for t in triangles.tolist() for e in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0])))
     assert max(edges.values()) == 2
     inner = regions["lip_inner"].tolist()
     for a, b in zip(inner, inner[1:] + inner[:1], strict=True):

@@ -34,8 +34,12 @@ def test_stage1_batches_with_two_workers_have_the_documented_shapes(corpus):
     batch = batches[0]
     size = len(batch["clip_id"])
     expected = {
-        "audio": (size, WINDOW * SAMPLES_PER_FRAME), "alpha": (size, 8), "beta": (size, WINDOW, 52),
-        "pose": (size, WINDOW, 6), "lip_offsets": (size, WINDOW, 5, 3), "landmarks": (size, WINDOW, 468, 2),
+        "audio": (size, WINDOW * SAMPLES_PER_FRAME),
+        "alpha": (size, 8),
+        "beta": (size, WINDOW, 52),
+        "pose": (size, WINDOW, 6),
+        "lip_offsets": (size, WINDOW, 5, 3),
+        "landmarks": (size, WINDOW, 468, 2),
     }
     for name, shape in expected.items():
         assert batch[name].shape == shape and batch[name].dtype == torch.float32, name
@@ -88,10 +92,15 @@ def test_two_ranks_and_their_workers_see_disjoint_samples_covering_the_split(cor
         assert len({len(part) for part in parts}) == 1
         if num_workers == 1:
             assert [(cid, start) for _, cid, start, _ in parts[0]] == [
-                (item["clip_id"], -1 if split == "train" else int(item["start"])) for item in dataset]
+                (item["clip_id"], -1 if split == "train" else int(item["start"])) for item in dataset
+            ]
         seen.extend((cid, start) for part in parts for _, cid, start, _ in part)
-    everything = [(cid, start) for _, cid, start, _ in ShardWindowDataset(
-        root, split, window=WINDOW, stride=2, rank=0, world_size=1).partition(0, 1, 0, 1)]
+    everything = [
+        (cid, start)
+        for _, cid, start, _ in ShardWindowDataset(
+            root, split, window=WINDOW, stride=2, rank=0, world_size=1
+        ).partition(0, 1, 0, 1)
+    ]
     assert len(seen) == len(set(seen)) == len(everything)
     assert set(seen) == set(everything)
 
@@ -114,8 +123,10 @@ def test_stage2_pairs_with_two_workers_have_the_documented_shapes(corpus):
 
 def test_stage2_validation_pairs_start_from_frame_zero(corpus):
     root, index = corpus
-    pairs = [(item["clip_id"], int(item["reference_index"]), int(item["driven_index"]))
-             for item in ShardWindowDataset(root, "val", mode="stage2", stride=4)]
+    pairs = [
+        (item["clip_id"], int(item["reference_index"]), int(item["driven_index"]))
+        for item in ShardWindowDataset(root, "val", mode="stage2", stride=4)
+    ]
     assert sorted(pairs) == sorted((cid, 0, d) for cid in index["splits"]["val"] for d in (4, 8))
     reference = next(iter(ShardWindowDataset(root, "val", mode="stage2", stride=4)))["reference_frame"]
     expected = make_clip(pairs[0][0], "x", seed=int(pairs[0][0][1:])).frames[0]

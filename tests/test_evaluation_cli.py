@@ -18,9 +18,10 @@ import skimage.data
 import torch
 import torchvision
 
-from talkinghead.data.portrait import crop_box, crop_image, detect_face_landmarks
 from talkinghead.evaluation.cli import main
 from talkinghead.evaluation.syncnet import SyncNet
+from talkinghead.face.crop import crop_box, crop_image
+from talkinghead.face.detection import detect_face_landmarks
 from talkinghead.media import VideoWriter
 
 FRAMES = 16
@@ -36,8 +37,9 @@ class PoolingBackbone(torch.nn.Module):
 
 def export_backbone(path) -> None:
     batch = torch.export.Dim("batch")
-    torch.export.save(torch.export.export(PoolingBackbone(), (torch.zeros(2, 3, 112, 112),),
-                                          dynamic_shapes=({0: batch},)), path)
+    torch.export.save(
+        torch.export.export(PoolingBackbone(), (torch.zeros(2, 3, 112, 112),), dynamic_shapes=({0: batch},)), path
+    )
 
 
 def _face_frames(angles: np.ndarray, brighten: int = 0) -> np.ndarray:
@@ -85,12 +87,20 @@ def _rows(path) -> dict[str, dict[str, str]]:
 
 def test_weight_free_metrics_and_not_supplied_cells(videos, capsys):
     out = videos / "report.csv"
-    code = main(["--generated", str(videos / "generated"), "--reference", str(videos / "reference"),
-                 "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "--generated",
+            str(videos / "generated"),
+            "--reference",
+            str(videos / "reference"),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     rows = _rows(out)
-    assert set(rows) == {"clip.mp4", "dub_seed1.mp4", "dub_seed2.mp4", "mean (same-identity)",
-                         "mean (cross-identity)"}
+    assert set(rows) == {"clip.mp4", "dub_seed1.mp4", "dub_seed2.mp4", "mean (same-identity)", "mean (cross-identity)"}
     clip, seed1, seed2 = rows["clip.mp4"], rows["dub_seed1.mp4"], rows["dub_seed2.mp4"]
     assert (clip["setting"], seed1["setting"], seed1["seed_group"]) == ("same-identity", "cross-identity", "dub")
     for row in rows.values():
@@ -134,10 +144,23 @@ def test_stand_in_weights_turn_na_into_numbers(tmp_path):
     torch.save(inception.state_dict(), tmp_path / "pt_inception.pth")
     export_backbone(tmp_path / "backbone.pt2")
     out = tmp_path / "report.csv"
-    code = main(["--generated", str(tmp_path / "generated" / "clip.mp4"), "--reference", str(tmp_path / "reference"),
-                 "--syncnet-weights", str(tmp_path / "syncnet_v2.model"),
-                 "--inception-weights", str(tmp_path / "pt_inception.pth"),
-                 "--identity-weights", str(tmp_path / "backbone.pt2"), "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "--generated",
+            str(tmp_path / "generated" / "clip.mp4"),
+            "--reference",
+            str(tmp_path / "reference"),
+            "--syncnet-weights",
+            str(tmp_path / "syncnet_v2.model"),
+            "--inception-weights",
+            str(tmp_path / "pt_inception.pth"),
+            "--identity-weights",
+            str(tmp_path / "backbone.pt2"),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     rows = _rows(out)
     clip, summary = rows["clip.mp4"], rows["mean (same-identity)"]
@@ -150,8 +173,9 @@ def test_stand_in_weights_turn_na_into_numbers(tmp_path):
     assert float(summary["lse_c"]) == pytest.approx(float(clip["lse_c"]), abs=1e-4)
 
 
-@pytest.mark.parametrize("case", ["missing", "not_a_video", "empty_folder", "weights_missing", "weights_corrupt",
-                                  "no_out_folder"])
+@pytest.mark.parametrize(
+    "case", ["missing", "not_a_video", "empty_folder", "weights_missing", "weights_corrupt", "no_out_folder"]
+)
 def test_bad_inputs_are_one_line_errors(videos, tmp_path, capsys, case):
     clip = str(videos / "generated" / "clip.mp4")
     (tmp_path / "empty").mkdir()
@@ -175,7 +199,9 @@ def test_bad_inputs_are_one_line_errors(videos, tmp_path, capsys, case):
 def test_module_entry_point_reports_errors_in_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "talkinghead.evaluation.cli", "--generated", str(tmp_path / "absent.mp4")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [

@@ -165,7 +165,8 @@ def test_frechet_distance_closed_forms():
         assert fid == pytest.approx(dims * (1 - scale) ** 2, rel=1e-9)
     few, other = rng.normal(size=(20, 64)), rng.normal(size=(30, 64)) * 1.5 + 0.2  # fewer vectors than dims
     assert fid_from_features(few, other) == pytest.approx(
-        frechet_distance(*feature_statistics(few), *feature_statistics(other)), rel=1e-7)
+        frechet_distance(*feature_statistics(few), *feature_statistics(other)), rel=1e-7
+    )
     mean, covariance = feature_statistics(features)
     assert covariance == pytest.approx(np.cov(features.T), rel=1e-12)
     with pytest.raises(ValueError, match="at least two"):

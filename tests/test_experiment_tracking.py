@@ -3,27 +3,31 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
+from talkinghead.lightning.cli import import_class
 from talkinghead.lightning.cli import main as cli_main
-from talkinghead.lightning.export_checkpoint import best_checkpoint, export
 from talkinghead.lightning.loggers import wandb_logged_in
+from tests.helpers import load_tool
+
+export_checkpoint = load_tool("export_checkpoint")
+best_checkpoint, export = export_checkpoint.best_checkpoint, export_checkpoint.export
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "lightning_configs").glob("*.yaml"))
 
 
-def test_every_training_config_logs_to_wandb_with_a_named_run_and_the_media_callback():
+def test_configs_share_the_logger_and_callbacks_and_every_module_names_its_monitor():
+    """The trainer blocks every config shares are set once by the CLI, not repeated in the files."""
     import yaml
 
-    assert len(CONFIGS) >= 6
+    assert len(CONFIGS) >= 8
     for path in CONFIGS:
         config = yaml.safe_load(path.read_text())
-        logger = config["trainer"]["logger"]
-        module = config["model"]["class_path"].rsplit(".", 1)[-1]
-        assert logger["class_path"] == "talkinghead.lightning.loggers.WandbLogger", path.name
-        assert logger["init_args"]["name"] == f"{module}-{path.stem}", path.name
-        callbacks = [c["class_path"] for c in config["trainer"]["callbacks"]]
-        assert "talkinghead.lightning.media.MediaLogger" in callbacks, path.name
+        assert not {"logger", "callbacks", "default_root_dir"} & set(config["trainer"]), path.name
+        module = import_class(config["model"]["class_path"])
+        metric, mode = module.MONITOR
+        assert metric.startswith("val/") and mode in ("min", "max"), path.name
 
 
 def test_login_rule(monkeypatch, tmp_path):
@@ -46,6 +50,10 @@ def test_tiny_fit_writes_an_offline_wandb_run_and_media(tiny_corpus, tmp_path):
         "--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1", "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
     assert cli_main(argv) == 0
+    saved = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())["trainer"]
+    assert saved["logger"]["init_args"]["name"] == "PoseVQVAEModule-pose_vqvae_tiny"
+    assert [c["class_path"].rsplit(".", 1)[-1] for c in saved["callbacks"]] == ["MediaLogger", "ModelCheckpoint"]
+    assert saved["callbacks"][1]["init_args"]["monitor"] == "val/angle_error_deg"
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and next(runs[0].glob("run-*.wandb")).stat().st_size > 0
     assert len(list(tmp_path.rglob("media/*-codebook_usage.png"))) == 2  # one per validation

@@ -13,7 +13,7 @@ from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.lightning import FacialMotionModule
 from talkinghead.lightning.cli import main as cli_main
 from talkinghead.media import probe_video
-from tests.conftest import CSV_LOGGER_CONFIG, logged_metrics
+from tests.helpers import CSV_LOGGER_CONFIG, logged_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "lightning_configs" / "facial_motion_tiny.yaml"

@@ -6,15 +6,8 @@ import pytest
 import torch
 
 from talkinghead.face import ARKIT_BLENDSHAPES, LIP_BLENDSHAPES, OTHER_BLENDSHAPES, builtin_identity_std
-from talkinghead.models import (
-    FacialMotionGenerator,
-    alibi_slopes,
-    alignment_mask,
-    biased_causal_mask,
-    merge_blendshapes,
-    periodic_positional_encoding,
-    split_blendshapes,
-)
+from talkinghead.models import FacialMotionGenerator, merge_blendshapes, split_blendshapes
+from talkinghead.models.attention import alibi_slopes, alignment_mask, biased_causal_mask, periodic_positional_encoding
 
 AUDIO_DIM = 16
 KEYS = ("beta_lip", "beta_other", "lip_offsets")
@@ -187,9 +180,7 @@ def test_every_parameter_gets_a_gradient_with_scheduled_sampling_too():
             assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize(
-    ("use_blendshapes", "use_vertex_offsets"), [(True, True), (True, False), (False, True)]
-)
+@pytest.mark.parametrize(("use_blendshapes", "use_vertex_offsets"), [(True, True), (True, False), (False, True)])
 def test_ablation_shapes_ranges_and_parameters(use_blendshapes, use_vertex_offsets):
     model = make_model(use_blendshapes=use_blendshapes, use_vertex_offsets=use_vertex_offsets)
     audio, alpha = make_inputs(length=10)

@@ -65,8 +65,13 @@ def test_fit_sequence_recovers_exact_model_landmarks():
     from talkinghead.face.fitting import SequenceFitConfig, fit_sequence
 
     model, camera, alpha, beta, pose, landmarks = _synthetic_sequence()
-    fit = fit_sequence(model, landmarks, camera, alpha_std=builtin_identity_std(),
-                       config=SequenceFitConfig(alpha_reg=10.0, beta_reg=1.0))
+    fit = fit_sequence(
+        model,
+        landmarks,
+        camera,
+        alpha_std=builtin_identity_std(),
+        config=SequenceFitConfig(alpha_reg=10.0, beta_reg=1.0),
+    )
     lips = [model.expression_index(name) for name in LIP_BLENDSHAPES]
     assert fit.residual_without_lips.mean() < 0.4
     assert (fit.pose[:, :3] - pose[:, :3]).abs().mean().rad2deg() < 0.5
@@ -94,9 +99,14 @@ def test_mediapipe_ibug68_table_is_mirror_symmetric():
     from talkinghead.face.fitting import MEDIAPIPE_IBUG68
     from talkinghead.face.regions import mirror_permutation
 
-    ibug_mirror = (list(range(16, -1, -1)) + list(range(26, 16, -1)) + [27, 28, 29, 30, 35, 34, 33, 32, 31]
-                   + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40] + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
-                   + [64, 63, 62, 61, 60, 67, 66, 65])
+    ibug_mirror = (
+        list(range(16, -1, -1))
+        + list(range(26, 16, -1))
+        + [27, 28, 29, 30, 35, 34, 33, 32, 31]
+        + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+        + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+        + [64, 63, 62, 61, 60, 67, 66, 65]
+    )
     permutation = mirror_permutation(builtin_morphable_model().mean_shape.numpy())
     table = list(MEDIAPIPE_IBUG68)
     assert len(set(table)) == 68

@@ -6,10 +6,10 @@ import torch
 
 from talkinghead.face import PerspectiveCamera, builtin_morphable_model
 from talkinghead.face.pose import apply_pose
-from talkinghead.models.frame_generator import warp
 from talkinghead.render import FaceParser, MediaPipeFaceParser, MotionInputRenderer, make_face_parser
 from talkinghead.render.face_parser import outer_labels
 from talkinghead.render.motion_inputs import OUTER_COLORS, head_motion_theta
+from talkinghead.render.warp import warp
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from talkinghead.data import espeak
-from talkinghead.data.motion_synthesis import (
+from talkinghead.data.synthetic import espeak
+from talkinghead.data.synthetic.motion_synthesis import (
     POSE_LIMITS,
     blink_curves,
     brow_curves,
     head_pose_trajectory,
     speech_energy,
 )
-from talkinghead.data.speech import PhonemeEvent, synthesize
-from talkinghead.data.visemes import PHONEME_VISEMES, VISEMES, lip_offset_targets, viseme_curves, visemes_of
+from talkinghead.data.synthetic.speech import PhonemeEvent, synthesize
+from talkinghead.data.synthetic.visemes import PHONEME_VISEMES, VISEMES, lip_offset_targets, viseme_curves, visemes_of
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
 
 FPS = 25

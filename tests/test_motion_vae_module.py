@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.lightning import MotionVAEGeneratorModule
 from talkinghead.lightning.cli import main as cli_main
-from tests.conftest import CSV_LOGGER_CONFIG, logged_metrics
+from talkinghead.models import MeshToVideo, load_network
+from tests.helpers import CSV_LOGGER_CONFIG, logged_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "lightning_configs" / "motion_vae_tiny.yaml"
@@ -60,7 +61,7 @@ def test_gradients_reach_both_branches_and_the_generator(batch):
     module = _module()
     loss, logs, _ = module.generator_loss(batch, use_gan=True)
     loss.backward()
-    for name in ("motion.facial", "motion.lip", "motion.decoder", "generator"):
+    for name in ("model.motion.facial", "model.motion.lip", "model.motion.decoder", "model.generator"):
         part = module.get_submodule(name)
         missing = [n for n, p in part.named_parameters() if p.grad is None or not p.grad.any()]
         assert not missing, (name, missing)
@@ -71,7 +72,7 @@ def test_overfits_one_pair(batch):
     """L1 of the generated frame on one fixed pair falls by ≥ 3× within 150 Adam steps."""
     module = _module()
     pair = {key: value[:1] if torch.is_tensor(value) else value[:1] for key, value in batch.items()}
-    optimizer = torch.optim.Adam([*module.motion.parameters(), *module.generator.parameters()], lr=3e-3)
+    optimizer = torch.optim.Adam([*module.model.motion.parameters(), *module.model.generator.parameters()], lr=3e-3)
     first = None
     for _ in range(150):
         loss, logs, _ = module.generator_loss(pair, use_gan=False)
@@ -93,7 +94,7 @@ class _StepRecorder(lightning.Callback):
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer):
         owner = "discriminator" if optimizer.param_groups[0]["params"][0] is next(
-            pl_module.discriminator.parameters()) else "generator"  # fmt: skip
+            pl_module.criterion.discriminator.parameters()) else "generator"  # fmt: skip
         self.events.append((owner, self._snapshot(pl_module)))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
@@ -112,10 +113,10 @@ def test_generator_and_discriminator_alternate_and_update_only_their_own_paramet
         return any(not torch.equal(before[n], after[n]) for n in before if n.startswith(prefix))
 
     for (_, before_g), (_, before_d), (_, end) in zip(*[iter(recorder.events)] * 3, strict=True):
-        assert changed(before_g, before_d, "motion.") and changed(before_g, before_d, "generator.")
-        assert not changed(before_g, before_d, "discriminator.")
-        assert changed(before_d, end, "discriminator.")
-        assert not changed(before_d, end, "motion.") and not changed(before_d, end, "generator.")
+        assert changed(before_g, before_d, "model.motion.") and changed(before_g, before_d, "model.generator.")
+        assert not changed(before_g, before_d, "criterion.discriminator.")
+        assert changed(before_d, end, "criterion.discriminator.")
+        assert not changed(before_d, end, "model.motion.") and not changed(before_d, end, "model.generator.")
 
 
 def test_discriminator_waits_for_its_warm_up(raw_batch):
@@ -136,17 +137,17 @@ def _reference_and_driven(raw_batch, count: int = 3):
 def test_synthesize_contract_and_same_path_as_training(raw_batch, batch):
     module = _module()
     image, reference, driven = _reference_and_driven(raw_batch)
-    outer = module.parse_reference(image, reference)
-    out = module.synthesize(image, reference, driven, outer)
+    outer = module.model.parse_reference(image, reference)
+    out = module.model.synthesize(image, reference, driven, outer)
     assert out["frame"].shape == out["pt_driven"].shape == out["warped"].shape == (3, 3, 256, 256)
     assert out["occlusion"].shape == (3, 1, 256, 256)
     assert 0 <= out["frame"].min() and out["frame"].max() <= 1
     assert module.training  # restored after the eval-mode synthesis
     module.eval()
     with torch.no_grad():
-        trained_path = module.generate(batch["reference_frame"], batch, sample=False)["frame"][:1]
+        trained_path = module.model(batch["reference_frame"], batch, sample=False)["frame"][:1]
     torch.testing.assert_close(out["frame"][:1], trained_path.clamp(0, 1), atol=1e-5, rtol=0)
-    torch.testing.assert_close(module.synthesize(image, reference, driven)["frame"], out["frame"])
+    torch.testing.assert_close(module.model.synthesize(image, reference, driven)["frame"], out["frame"])
 
 
 def test_checkpoint_round_trip_gives_identical_frames(raw_batch, tmp_path):
@@ -155,13 +156,16 @@ def test_checkpoint_round_trip_gives_identical_frames(raw_batch, tmp_path):
     trainer.strategy.connect(module)
     trainer.save_checkpoint(tmp_path / "model.ckpt")
     checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=True)
-    assert not any(key.startswith("perceptual.") for key in checkpoint["state_dict"])
+    assert not any(key.startswith("criterion.perceptual.") for key in checkpoint["state_dict"])
     restored = MotionVAEGeneratorModule.load_from_checkpoint(tmp_path / "model.ckpt", map_location="cpu",
                                                              weights_only=True)  # fmt: skip
-    assert restored.perceptual is None  # inference needs no perceptual weights
+    assert restored.criterion.perceptual is None  # inference needs no perceptual weights
     image, reference, driven = _reference_and_driven(raw_batch)
-    assert torch.equal(module.synthesize(image, reference, driven)["frame"],
-                       restored.synthesize(image, reference, driven)["frame"])  # fmt: skip
+    assert torch.equal(module.model.synthesize(image, reference, driven)["frame"],
+                       restored.model.synthesize(image, reference, driven)["frame"])  # fmt: skip
+    network = load_network(MeshToVideo, tmp_path / "model.ckpt")  # what the pipeline loads: no training code
+    assert torch.equal(module.model.synthesize(image, reference, driven)["frame"],
+                       network.synthesize(image, reference, driven)["frame"])  # fmt: skip
 
 
 def test_cli_fit_then_test_on_the_tiny_config(tiny_corpus, tmp_path):

@@ -3,15 +3,12 @@
 import pytest
 import torch
 
-from talkinghead.models.discriminator import (
-    MultiScaleDiscriminator,
-    discriminator_loss,
-    feature_matching_loss,
-    generator_adversarial_loss,
-)
-from talkinghead.models.frame_generator import FrameGenerator, identity_grid, resize_flow, warp
+from talkinghead.models.discriminator import MultiScaleDiscriminator
+from talkinghead.models.frame_generator import FrameGenerator
+from talkinghead.models.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss
 from talkinghead.models.motion_vae import DualBranchMotionVAE, kl_divergence
 from talkinghead.models.perceptual import GradientPyramid, VGG19Pyramid, build_perceptual_loss, vgg19_weights_path
+from talkinghead.render.warp import identity_grid, resize_flow, warp
 
 SMALL_MOTION = {
     "facial_channels": (8, 16),

@@ -62,8 +62,9 @@ def test_notebook_runs(name, tiny_corpus, tiny_checkpoints, kernel_specs, tmp_pa
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     kernel = KernelManager(kernel_name="python3", kernel_spec_manager=kernel_specs)
-    client = NotebookClient(notebook, km=kernel, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = NotebookClient(
+        notebook, km=kernel, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
     client.execute(cleanup_kc=True)  # raises CellExecutionError on the first failing cell
     errors = [out for cell in notebook.cells for out in cell.get("outputs", []) if out.output_type == "error"]
     assert not errors

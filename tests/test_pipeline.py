@@ -52,8 +52,9 @@ def _frames(path: Path) -> np.ndarray:
 
 def test_video_has_25_fps_frames_for_the_whole_speech_and_the_speech_itself(pipeline, inputs, tmp_path):
     out = tmp_path / "out.mp4"
-    result = pipeline.generate(inputs["portrait"], inputs["speech"], out, GenerationParams(side_by_side=True),
-                               progress=False)
+    result = pipeline.generate(
+        inputs["portrait"], inputs["speech"], out, GenerationParams(side_by_side=True), progress=False
+    )
     info = probe_video(out)
     assert abs(info.num_frames - 25 * SECONDS) <= 1 and result.num_frames == info.num_frames
     assert info.fps == 25 and info.has_audio and (info.width, info.height) == (256, 256)
@@ -63,14 +64,20 @@ def test_video_has_25_fps_frames_for_the_whole_speech_and_the_speech_itself(pipe
 
 
 def test_still_pose_is_constant_and_pose_files_add_their_motion(pipeline, inputs, tmp_path):
-    still = pipeline.generate(inputs["portrait"], inputs["speech"], tmp_path / "still.mp4",
-                              GenerationParams(pose="still"), progress=False)
+    still = pipeline.generate(
+        inputs["portrait"], inputs["speech"], tmp_path / "still.mp4", GenerationParams(pose="still"), progress=False
+    )
     assert torch.equal(still.poses, still.poses[:1].expand_as(still.poses))
     motion = np.zeros((10, 6))
     motion[:, 1] = np.linspace(0.0, 0.2, 10)  # yaw sweep
     np.save(tmp_path / "yaw.npy", motion + 0.5)
-    moved = pipeline.generate(inputs["portrait"], inputs["speech"], tmp_path / "moved.mp4",
-                              GenerationParams(pose=str(tmp_path / "yaw.npy")), progress=False)
+    moved = pipeline.generate(
+        inputs["portrait"],
+        inputs["speech"],
+        tmp_path / "moved.mp4",
+        GenerationParams(pose=str(tmp_path / "yaw.npy")),
+        progress=False,
+    )
     expected = still.poses[:1] + follow(torch.from_numpy(motion).float(), moved.num_frames)
     assert torch.allclose(moved.poses, expected, atol=1e-6)
 
@@ -78,16 +85,22 @@ def test_still_pose_is_constant_and_pose_files_add_their_motion(pipeline, inputs
 def test_same_seed_same_video_other_seed_other_head_motion(pipeline, inputs, tmp_path):
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        runs[name] = pipeline.generate(inputs["portrait"], inputs["speech"], tmp_path / f"{name}.mp4",
-                                       GenerationParams(seed=seed), progress=False)
+        runs[name] = pipeline.generate(
+            inputs["portrait"], inputs["speech"], tmp_path / f"{name}.mp4", GenerationParams(seed=seed), progress=False
+        )
     assert torch.equal(runs["a"].poses, runs["b"].poses)
     assert np.array_equal(_frames(tmp_path / "a.mp4"), _frames(tmp_path / "b.mp4"))
     assert (runs["a"].poses - runs["c"].poses).abs().max() > 1e-3
 
 
 def test_full_frame_pastes_into_the_whole_portrait(pipeline, inputs, tmp_path):
-    pipeline.generate(inputs["portrait"], inputs["speech"], tmp_path / "full.mp4",
-                      GenerationParams(pose="still", full_frame=True), progress=False)
+    pipeline.generate(
+        inputs["portrait"],
+        inputs["speech"],
+        tmp_path / "full.mp4",
+        GenerationParams(pose="still", full_frame=True),
+        progress=False,
+    )
     frames = _frames(tmp_path / "full.mp4")
     assert frames.shape[1:] == (512, 512, 3)
     corner = skimage.data.astronaut()[-40:, -40:].astype(float)  # far from the face: the photo itself
@@ -96,8 +109,19 @@ def test_full_frame_pastes_into_the_whole_portrait(pipeline, inputs, tmp_path):
 
 def test_cli_writes_the_video_and_converts_a_grayscale_portrait(tiny_checkpoints, inputs, tmp_path, capsys):
     out = tmp_path / "gray.mp4"
-    argv = ["--image", str(inputs["gray"]), "--audio", str(inputs["speech"]), "--out", str(out),
-            "--checkpoints", str(tiny_checkpoints), "--quiet", "--batch-size", "7"]
+    argv = [
+        "--image",
+        str(inputs["gray"]),
+        "--audio",
+        str(inputs["speech"]),
+        "--out",
+        str(out),
+        "--checkpoints",
+        str(tiny_checkpoints),
+        "--quiet",
+        "--batch-size",
+        "7",
+    ]
     assert generate_main(argv) == 0
     assert f"wrote {out}" in capsys.readouterr().out and probe_video(out).has_audio
 
@@ -116,11 +140,21 @@ def test_cli_writes_the_video_and_converts_a_grayscale_portrait(tiny_checkpoints
         ("portrait", "speech", "missing/out.mp4", "does not exist"),
     ],
 )
-def test_cli_bad_inputs_are_one_line_with_exit_2_and_no_output(tiny_checkpoints, inputs, tmp_path, capsys, image, audio,
-                                                               out, message):
+def test_cli_bad_inputs_are_one_line_with_exit_2_and_no_output(
+    tiny_checkpoints, inputs, tmp_path, capsys, image, audio, out, message
+):
     image_path = inputs.get(image, tmp_path / "missing.png")
-    argv = ["--image", str(image_path), "--audio", str(inputs[audio]), "--out", str(tmp_path / out),
-            "--checkpoints", str(tiny_checkpoints), "--quiet"]
+    argv = [
+        "--image",
+        str(image_path),
+        "--audio",
+        str(inputs[audio]),
+        "--out",
+        str(tmp_path / out),
+        "--checkpoints",
+        str(tiny_checkpoints),
+        "--quiet",
+    ]
     assert generate_main(argv) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
@@ -129,7 +163,15 @@ def test_cli_bad_inputs_are_one_line_with_exit_2_and_no_output(tiny_checkpoints,
 
 
 def test_cli_missing_checkpoints_are_named(inputs, tmp_path, capsys):
-    argv = ["--image", str(inputs["portrait"]), "--audio", str(inputs["speech"]), "--out", str(tmp_path / "o.mp4"),
-            "--checkpoints", str(tmp_path / "none")]
+    argv = [
+        "--image",
+        str(inputs["portrait"]),
+        "--audio",
+        str(inputs["speech"]),
+        "--out",
+        str(tmp_path / "o.mp4"),
+        "--checkpoints",
+        str(tmp_path / "none"),
+    ]
     assert generate_main(argv) == 2
     assert "facial_motion.ckpt" in capsys.readouterr().err

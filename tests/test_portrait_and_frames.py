@@ -9,9 +9,11 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from skimage import data
 
-from talkinghead.data.frame_renderer import MeshWarpRenderer
-from talkinghead.data.portrait import NoFaceError, detect_face_landmarks, prepare_portrait, vary_portrait
+from talkinghead.data.synthetic.frame_renderer import MeshWarpRenderer
+from talkinghead.data.synthetic.portrait_variation import vary_portrait
 from talkinghead.face import PerspectiveCamera, apply_pose, builtin_identity_std, builtin_morphable_model
+from talkinghead.face.detection import NoFaceError, detect_face_landmarks
+from talkinghead.face.portrait import prepare_portrait
 from talkinghead.face.regions import mirror_permutation
 from talkinghead.render import make_rasterizer
 

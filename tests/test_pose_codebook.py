@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from talkinghead.lightning.pose_mapper import freeze
 from talkinghead.metrics.pose import head_pose_diversity, mean_jerk, pose_errors, seed_diversity
+from talkinghead.models.head_pose import freeze
 from talkinghead.models.pose_mapper import PoseMapper, pool_to_codes
 from talkinghead.models.pose_vqvae import PoseVQVAE, VectorQuantizer, codebook_usage
 
@@ -120,8 +120,16 @@ def test_vqvae_overfits_one_batch():
 
 
 def _mapper(vqvae: PoseVQVAE, **kwargs) -> PoseMapper:
-    defaults = dict(audio_dim=12, code_dim=vqvae.quantizer.code_dim, downsample=vqvae.downsample,
-                    d_model=32, num_heads=2, num_layers=1, ff_dim=64, dropout=0.1)
+    defaults = dict(
+        audio_dim=12,
+        code_dim=vqvae.quantizer.code_dim,
+        downsample=vqvae.downsample,
+        d_model=32,
+        num_heads=2,
+        num_layers=1,
+        ff_dim=64,
+        dropout=0.1,
+    )
     return PoseMapper(**{**defaults, **kwargs})
 
 
@@ -181,8 +189,9 @@ def test_mapper_teacher_forcing_is_causal():
 def _generate(mapper, vqvae, temperature, seed=None, top_k=None):
     audio, alpha, initial = _mapper_inputs(length=32)
     generator = None if seed is None else torch.Generator().manual_seed(seed)
-    return mapper.generate(audio, alpha, initial, vqvae.quantizer, temperature=temperature, top_k=top_k,
-                           generator=generator)
+    return mapper.generate(
+        audio, alpha, initial, vqvae.quantizer, temperature=temperature, top_k=top_k, generator=generator
+    )
 
 
 def test_sampling_seeds_and_temperature_zero():

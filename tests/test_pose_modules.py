@@ -12,7 +12,7 @@ from talkinghead.lightning.cli import main as cli_main
 from talkinghead.lightning.pose_mapper import PoseMapperModule
 from talkinghead.lightning.pose_vqvae import PoseVQVAEModule
 from talkinghead.media import probe_video
-from tests.conftest import CSV_LOGGER_CONFIG, logged_metrics
+from tests.helpers import CSV_LOGGER_CONFIG, logged_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 VQVAE_CONFIG = ROOT / "lightning_configs" / "pose_vqvae_tiny.yaml"
@@ -50,8 +50,12 @@ def test_vqvae_checkpoint_round_trip(batch, vqvae_checkpoint):
     assert torch.equal(first["pose"], second["pose"]) and torch.equal(first["indices"], second["indices"])
     assert first["pose"].shape == batch["pose"].shape and first["indices"].shape == (batch["pose"].shape[0], 6)
     loss, logs, _ = module.loss(batch)
-    assert torch.isfinite(loss) and set(logs) == {"train/loss", "train/reconstruction", "train/codebook",
-                                                  "train/commitment"}
+    assert torch.isfinite(loss) and set(logs) == {
+        "train/loss",
+        "train/reconstruction",
+        "train/codebook",
+        "train/commitment",
+    }
 
 
 def test_mapper_checkpoint_round_trip_and_frozen_vqvae(batch, vqvae_checkpoint, tmp_path):
@@ -59,16 +63,16 @@ def test_mapper_checkpoint_round_trip_and_frozen_vqvae(batch, vqvae_checkpoint, 
     module = PoseMapperModule(str(vqvae_checkpoint), network=SMALL_MAPPER)
     reference = PoseVQVAEModule.load_from_checkpoint(vqvae_checkpoint, weights_only=True).net
     for name, tensor in reference.state_dict().items():
-        assert torch.equal(module.vqvae.state_dict()[name], tensor), name
+        assert torch.equal(module.model.vqvae.state_dict()[name], tensor), name
     module.train()
-    assert not module.vqvae.training and module.net.training
-    assert not any(p.requires_grad for p in module.vqvae.parameters())
+    assert not module.model.vqvae.training and module.model.net.training
+    assert not any(p.requires_grad for p in module.model.vqvae.parameters())
     loss, logs = module.loss(batch)
     loss.backward()
     assert set(logs) == {"train/loss", "train/pose", "train/latent", "train/code"}
-    assert all(p.grad is None for p in module.vqvae.parameters())
+    assert all(p.grad is None for p in module.model.vqvae.parameters())
     optimizer = module.configure_optimizers()
-    assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(1 for p in module.net.parameters())
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(1 for p in module.model.net.parameters())
 
     module.eval()
     path = _save(module, tmp_path / "mapper.ckpt")
@@ -87,7 +91,7 @@ def test_mapper_checkpoint_is_self_contained(batch, vqvae_checkpoint, tmp_path):
     path = _save(module, tmp_path / "mapper.ckpt")
     moved.unlink()
     restored = PoseMapperModule.load_from_checkpoint(path, weights_only=True).eval()
-    assert not restored.vqvae.training and not any(p.requires_grad for p in restored.vqvae.parameters())
+    assert not restored.model.vqvae.training and not any(p.requires_grad for p in restored.model.vqvae.parameters())
     for name, tensor in module.state_dict().items():
         assert torch.equal(restored.state_dict()[name], tensor), name
 
@@ -134,8 +138,16 @@ def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
     mapper_ckpt = next(map_dir.rglob("last.ckpt"))
     assert cli_main(["test", *common, "--ckpt_path", str(mapper_ckpt)]) == 0
     metrics = logged_metrics(map_dir)
-    for name in ("angle_error_deg", "translation_error_cm", "hpd_generated", "hpd_ground_truth",
-                 "diversity_deg", "diversity_cm", "jerk_deg", "jerk_cm"):
+    for name in (
+        "angle_error_deg",
+        "translation_error_cm",
+        "hpd_generated",
+        "hpd_ground_truth",
+        "diversity_deg",
+        "diversity_cm",
+        "jerk_deg",
+        "jerk_cm",
+    ):
         assert math.isfinite(metrics[f"val/{name}"]) and math.isfinite(metrics[f"test/{name}"]), name
     assert metrics["test/hpd_ground_truth"] > 0
     video = sorted(map_dir.rglob("media/*-head_pose_sampled_vs_truth.mp4"))[-1]

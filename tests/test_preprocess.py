@@ -1,4 +1,4 @@
-"""``talkinghead-data preprocess`` end to end (issue 8): round trip on the synthetic corpus, a rolled
+"""``talkinghead-data preprocess`` end to end: round trip on the synthetic corpus, a rolled
 portrait, bad inputs, interrupt + resume and job arrays. CPU only; every video is 2 s at 25 fps."""
 
 import csv
@@ -13,12 +13,14 @@ import pytest
 import torch
 
 from talkinghead.data.cli import main as data_main
-from talkinghead.data.portrait import crop_box, crop_image, detect_face_landmarks, load_image_rgb
 from talkinghead.data.preprocess import PreprocessSettings, preprocess_videos
 from talkinghead.data.preprocess import writer as writer_module
 from talkinghead.data.shards import iter_clips, load_index, verify_shards
 from talkinghead.face import ARKIT_BLENDSHAPES, LIP_BLENDSHAPES, builtin_morphable_model
+from talkinghead.face.crop import crop_box, crop_image
+from talkinghead.face.detection import detect_face_landmarks
 from talkinghead.face.fitting import similarity_procrustes
+from talkinghead.face.images import load_image_rgb
 from talkinghead.media import VideoWriter
 
 ROUND_TRIP = {"idA/a.mp4": "synth-00000", "idB/b.mp4": "synth-00002"}
@@ -40,7 +42,7 @@ def _write_audio_only(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def videos(tiny_corpus, tmp_path_factory) -> Path:
-    """Two synthetic clips as mp4 (identities idA, idB) plus the four bad inputs of the issue."""
+    """Two synthetic clips as mp4 (identities idA, idB) plus four bad inputs."""
     root = tmp_path_factory.mktemp("videos")
     for key, clip_id in ROUND_TRIP.items():
         (root / key).parent.mkdir()
@@ -75,10 +77,10 @@ def test_round_trip_recovers_expression_pose_and_identity(tiny_corpus, preproces
     The frames are warps of a real photo, so the landmarks are MediaPipe's real detections and the ground
     truth is relative to the photo's own fitted mesh. Measured (2 clips, 50 frames each):
 
-    * lip-blendshape β MAE 0.045 (tolerance 0.05, the issue's). Predicting β = 0 would score 0.025 on
+    * lip-blendshape β MAE 0.045 (tolerance 0.05). Predicting β = 0 would score 0.025 on
       these mostly-closed mouths, so jawOpen, the dominant speech shape, must also follow the truth:
       correlation 0.87 (tolerance 0.75);
-    * rotation error after removing each clip's mean pose 0.66° (tolerance 1.5°, the issue's); the absolute
+    * rotation error after removing each clip's mean pose 0.66° (tolerance 1.5°); the absolute
       error is 1.7° (tolerance 2.5°; it includes the constant pitch offset between this fit and the photo's
       gradient fit that defines the corpus' reference pose);
     * identity only up to the model's ambiguity from 2-D landmarks: the reconstructed neutral shape is
@@ -97,13 +99,15 @@ def test_round_trip_recovers_expression_pose_and_identity(tiny_corpus, preproces
         gt = truth[ROUND_TRIP[clip.meta["video"]]]
         beta, pose = gt.beta[start:end], gt.pose[start:end]
         angles, true_angles = np.degrees(clip.pose[:, :3]), np.degrees(pose[:, :3])
-        results.append((
-            np.abs(clip.beta[:, lips] - beta[:, lips]).mean(),
-            np.corrcoef(clip.beta[:, jaw], beta[:, jaw])[0, 1],
-            np.abs((angles - angles.mean(0)) - (true_angles - true_angles.mean(0))).mean(),
-            np.abs(angles - true_angles).mean(),
-            _aligned_vertex_error(clip.alpha, gt.alpha, model),
-        ))
+        results.append(
+            (
+                np.abs(clip.beta[:, lips] - beta[:, lips]).mean(),
+                np.corrcoef(clip.beta[:, jaw], beta[:, jaw])[0, 1],
+                np.abs((angles - angles.mean(0)) - (true_angles - true_angles.mean(0))).mean(),
+                np.abs(angles - true_angles).mean(),
+                _aligned_vertex_error(clip.alpha, gt.alpha, model),
+            )
+        )
     assert len(results) == 2
     beta_mae, jaw_corr, relative_deg, absolute_deg, identity_cm = np.mean(results, axis=0)
     assert beta_mae <= 0.05
@@ -133,8 +137,12 @@ def test_rolled_portrait_recovers_the_roll_trajectory(tmp_path):
     image = load_image_rgb()
     portrait = crop_image(image, crop_box(detect_face_landmarks(image), image.shape[:2], 2.4), 320)
     roll = 12.0 * np.sin(2 * np.pi * np.arange(50) / 50)
-    frames = [cv2.warpAffine(portrait, cv2.getRotationMatrix2D((160, 160), angle, 1.0), (320, 320),
-                             borderMode=cv2.BORDER_REFLECT_101) for angle in roll]
+    frames = [
+        cv2.warpAffine(
+            portrait, cv2.getRotationMatrix2D((160, 160), angle, 1.0), (320, 320), borderMode=cv2.BORDER_REFLECT_101
+        )
+        for angle in roll
+    ]
     (tmp_path / "in").mkdir()
     with VideoWriter(tmp_path / "in" / "portrait.mp4", fps=25, audio=_tone(2.0)) as out:
         out.write(np.stack(frames))
@@ -201,20 +209,31 @@ def test_segmenter_splits_and_rejects():
     face = np.zeros((478, 3), np.float32)
     face[:, :2] = np.random.default_rng(0).uniform(100, 200, (478, 2))
     dark, bright = np.zeros((32, 32), np.uint8), np.full((32, 32), 200, np.uint8)
-    frames = ([Observation(face, None, dark)] * 10 + [Observation(None, "several faces", dark)] * 2
-              + [Observation(face, None, dark)] * 3 + [Observation(face, None, bright)] * 6)
+    frames = (
+        [Observation(face, None, dark)] * 10
+        + [Observation(None, "several faces", dark)] * 2
+        + [Observation(face, None, dark)] * 3
+        + [Observation(face, None, bright)] * 6
+    )
     segmenter = Segmenter(config)
     segments = [s for observation in frames for s in segmenter.push(observation)] + list(segmenter.finish())
     assert [(s.start, s.end) for s in segments] == [(0, 5), (5, 10), (15, 21)]  # 10 frames split in two
     assert [(r.start, r.end, r.reason) for r in segmenter.rejections] == [
-        (10, 12, "several faces"), (12, 15, "segment too short (3 < 5 frames)")]
+        (10, 12, "several faces"),
+        (12, 15, "segment too short (3 < 5 frames)"),
+    ]
 
 
 def test_discover_identities_from_voxceleb_and_hdtf_layouts(tmp_path):
     from talkinghead.data.preprocess.discover import discover_videos
 
-    for name in ("vox/id10001/abc/00001.mp4", "vox/id10002/x y/00002.mov", "hdtf/WDA_BarackObama_000.mp4",
-                 "hdtf/WDA_BarackObama_001.mp4", "hdtf/notes.txt"):
+    for name in (
+        "vox/id10001/abc/00001.mp4",
+        "vox/id10002/x y/00002.mov",
+        "hdtf/WDA_BarackObama_000.mp4",
+        "hdtf/WDA_BarackObama_001.mp4",
+        "hdtf/notes.txt",
+    ):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"")
     vox = discover_videos(tmp_path / "vox")
@@ -226,4 +245,6 @@ def test_discover_identities_from_voxceleb_and_hdtf_layouts(tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text("# path<TAB>identity\nhdtf/WDA_BarackObama_001.mp4\tobama\nvox/id10001/abc/00001.mp4\n")
     assert [(v.key, v.identity) for v in discover_videos(listing)] == [
-        ("hdtf/WDA_BarackObama_001.mp4", "obama"), ("vox/id10001/abc/00001.mp4", "vox")]  # first folder
+        ("hdtf/WDA_BarackObama_001.mp4", "obama"),
+        ("vox/id10001/abc/00001.mp4", "vox"),
+    ]  # first folder

@@ -33,9 +33,7 @@ def single_triangle(corners: list[list[float]], depth: float = 10.0) -> tuple[to
     return screen, torch.tensor([[0, 1, 2]])
 
 
-def posed_faces(
-    batch: int, seed: int = 0, dtype: torch.dtype = torch.float32
-) -> tuple[torch.Tensor, torch.Tensor]:
+def posed_faces(batch: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Screen vertices (B, 468, 3) of the canonical face under random yaw ±20°, pitch ±12°, roll ±8°."""
     mesh = load_canonical_mesh()
     generator = torch.Generator().manual_seed(seed)
@@ -66,9 +64,7 @@ def test_coverage_matches_brute_force(corners: list[list[float]]) -> None:
 def test_sub_pixel_triangles_cover_only_the_centres_they_contain() -> None:
     around_centre = [[10.3, 7.4], [10.8, 7.45], [10.45, 7.7]]  # contains the centre (10.5, 7.5)
     between_centres = [[10.6, 7.6], [10.9, 7.65], [10.7, 7.9]]  # contains no pixel centre
-    raster = TorchRasterizer().rasterize(
-        single_triangle(around_centre)[0], torch.tensor([[0, 1, 2]]), (HEIGHT, WIDTH)
-    )
+    raster = TorchRasterizer().rasterize(single_triangle(around_centre)[0], torch.tensor([[0, 1, 2]]), (HEIGHT, WIDTH))
     assert (raster.triangle_id >= 0).sum() == 1 and raster.triangle_id[0, 7, 10] == 0
     raster = TorchRasterizer().rasterize(
         single_triangle(between_centres)[0], torch.tensor([[0, 1, 2]]), (HEIGHT, WIDTH)
@@ -126,9 +122,7 @@ def test_interpenetrating_triangles_split_where_depths_cross() -> None:
     # perspective 1/depth is linear on screen: 1/4 → 1/16, so it crosses 1/8 at u = −1 + 66·2/3 = 43.
     tilted = [[-1.0, -1.0, 4.0], [65.0, -1.0, 16.0], [-1.0, 200.0, 4.0]]
     flat = [[u, v, 8.0] for u, v, _ in tilted]
-    raster = TorchRasterizer().rasterize(
-        torch.tensor([flat + tilted]), torch.arange(6).view(2, 3), (HEIGHT, WIDTH)
-    )
+    raster = TorchRasterizer().rasterize(torch.tensor([flat + tilted]), torch.arange(6).view(2, 3), (HEIGHT, WIDTH))
     assert (raster.triangle_id[0, :10, :43] == 1).all() and (raster.triangle_id[0, :10, 43:60] == 0).all()
     assert raster.depth[0][raster.triangle_id[0] >= 0].max() <= 8.0 + 1e-5
 

@@ -55,9 +55,7 @@ def test_neutral_face_covers_a_plausible_area_with_left_to_right_red(renderer: N
 
 def test_pose_moves_the_texture_and_gradients_reach_the_vertices(renderer: NCCRenderer) -> None:
     vertices = renderer.colors.new_tensor(load_canonical_mesh().vertices).expand(2, -1, -1)
-    pose = torch.tensor(
-        [[0.0, math.radians(15), 0.0, 3.0, 0.0, 0.0], [0.0, -math.radians(15), 0.0, -3.0, 0.0, 0.0]]
-    )
+    pose = torch.tensor([[0.0, math.radians(15), 0.0, 3.0, 0.0, 0.0], [0.0, -math.radians(15), 0.0, -3.0, 0.0, 0.0]])
     posed = apply_pose(vertices, pose).requires_grad_(True)
     pt_in, mask = renderer(posed)
     right, left = mask[0, 0].nonzero().float().mean(0)[1], mask[1, 0].nonzero().float().mean(0)[1]

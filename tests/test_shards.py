@@ -20,8 +20,9 @@ from talkinghead.data.shards import (
 SAMPLES_PER_FRAME = 640  # 16 kHz audio at 25 fps
 
 
-def make_clip(clip_id: str, identity: str, num_frames: int = 10, size: int = 64, frames: bool = True,
-              seed: int = 0) -> Clip:
+def make_clip(
+    clip_id: str, identity: str, num_frames: int = 10, size: int = 64, frames: bool = True, seed: int = 0
+) -> Clip:
     """A small clip whose content encodes positions: audio[i] = i·2⁻²³, beta[t, 0] = t, landmarks[t] = t."""
     rng = np.random.default_rng(seed)
     samples = num_frames * SAMPLES_PER_FRAME
@@ -30,12 +31,19 @@ def make_clip(clip_id: str, identity: str, num_frames: int = 10, size: int = 64,
     y, x = np.mgrid[0:size, 0:size]
     images = None
     if frames:
-        images = np.stack([np.stack([(x * 3 + t * 5) % 256, (y * 2 + t) % 256, (x + y) % 256], axis=-1)
-                           for t in range(num_frames)]).astype(np.uint8)
+        images = np.stack(
+            [np.stack([(x * 3 + t * 5) % 256, (y * 2 + t) % 256, (x + y) % 256], axis=-1) for t in range(num_frames)]
+        ).astype(np.uint8)
     return Clip(
         meta={
-            "clip_id": clip_id, "identity_id": identity, "source": "test", "fps": 25, "num_frames": num_frames,
-            "sample_rate": 16000, "crop_box": [0, 0, size, size], "fit_residual": 0.5,
+            "clip_id": clip_id,
+            "identity_id": identity,
+            "source": "test",
+            "fps": 25,
+            "num_frames": num_frames,
+            "sample_rate": 16000,
+            "crop_box": [0, 0, size, size],
+            "fit_residual": 0.5,
             "camera": {"image_size": size, "focal": 500.0, "distance": 60.0},
         },
         audio=np.arange(samples, dtype=np.float64) / 2**23,
@@ -87,8 +95,9 @@ def test_clip_from_sample_decodes_only_requested_fields():
 )
 def test_clip_validation_names_the_problem(change, message):
     clip = make_clip("c0", "id0")
-    arrays = {name: getattr(clip, name) for name in ("audio", "alpha", "beta", "pose", "lip_offsets",
-                                                       "landmarks", "frames")}
+    arrays = {
+        name: getattr(clip, name) for name in ("audio", "alpha", "beta", "pose", "lip_offsets", "landmarks", "frames")
+    }
     meta = dict(clip.meta)
     for key, value in change.items():
         if key.startswith("meta_"):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from talkinghead.data import espeak
-from talkinghead.data.speech import VOICES, WORDS, PhonemeEvent, random_sentence, synthesize
-from talkinghead.data.visemes import VISEMES, visemes_of
+from talkinghead.data.synthetic import espeak
+from talkinghead.data.synthetic.speech import VOICES, WORDS, PhonemeEvent, random_sentence, synthesize
+from talkinghead.data.synthetic.visemes import VISEMES, visemes_of
 
 needs_espeak = pytest.mark.skipif(
     espeak.library_name() is None,

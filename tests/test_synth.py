@@ -8,9 +8,9 @@ import torch
 
 from talkinghead.data.cli import main as data_main
 from talkinghead.data.shards import iter_clips, load_index
-from talkinghead.data.synth import SynthConfig, make_clip
+from talkinghead.data.synthetic.synth import SynthConfig, make_clip
 from talkinghead.face import PerspectiveCamera, apply_pose, builtin_morphable_model
-from tests.conftest import TINY_CORPUS_ARGS
+from tests.helpers import TINY_CORPUS_ARGS
 
 CONFIG = SynthConfig(clips=6, seconds=1.0, seed=3, clips_per_shard=2)
 

@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import torch
+from torchvision.io import encode_png
+
 
 def temporary_path(path: str | os.PathLike) -> Path:
     """The hidden name :func:`atomic_output` writes ``path`` under: ``.NAME.part`` beside it."""
@@ -37,3 +40,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def write_png_atomic(image: torch.Tensor, path: str | os.PathLike) -> None:
+    """A (C, H, W) image in [0, 1] to ``path`` as PNG, atomically."""
+    data = encode_png((image.clamp(0, 1) * 255).round().to(torch.uint8).cpu()).numpy().tobytes()
+    write_bytes_atomic(path, data)

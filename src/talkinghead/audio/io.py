@@ -30,8 +30,8 @@ import soundfile as sf
 import torch
 import torchaudio
 
-SAMPLE_RATE = 16000
-FPS = 25
+from talkinghead.conventions import FPS, SAMPLE_RATE
+
 SILENCE_PEAK = 1e-4
 
 

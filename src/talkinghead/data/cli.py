@@ -13,12 +13,12 @@ import cv2
 import numpy as np
 import torch
 
+from talkinghead.atomic import write_png_atomic
 from talkinghead.data.export import export_clip
 from talkinghead.data.preprocess import PreprocessSettings, preprocess_videos
 from talkinghead.data.preprocess.writer import REJECTED_CSV
 from talkinghead.data.shards import CorruptShardError, iter_clips, load_index, verify_shards
-from talkinghead.data.synth import SynthConfig, build_corpus
-from talkinghead.render.preview import write_png_atomic
+from talkinghead.data.synthetic.synth import SynthConfig, build_corpus
 
 CONTACT_SHEET = "contact_sheet.png"
 
@@ -40,12 +40,22 @@ def _preprocess(args: argparse.Namespace) -> int:
     if args.model != "builtin" and not Path(args.model).is_file():
         raise ValueError(f"--model: {args.model} is not a file (FaceVerse .npy) nor 'builtin'")
     source = args.source or Path(args.videos).stem or "video"
-    settings = PreprocessSettings(source=source, model=args.model, videos_per_shard=args.videos_per_shard,
-                                  seed=args.seed)
-    result = preprocess_videos(args.videos, args.out, settings, workers=args.workers, num_shards=args.num_shards,
-                               shard_index=args.shard_index, resume=args.resume)
-    print(f"{result.processed} of {result.videos} videos processed ({result.frames} frames), "
-          f"{result.shards_written} shards written; {result.rejected_rows} rejections in {args.out / REJECTED_CSV}")
+    settings = PreprocessSettings(
+        source=source, model=args.model, videos_per_shard=args.videos_per_shard, seed=args.seed
+    )
+    result = preprocess_videos(
+        args.videos,
+        args.out,
+        settings,
+        workers=args.workers,
+        num_shards=args.num_shards,
+        shard_index=args.shard_index,
+        resume=args.resume,
+    )
+    print(
+        f"{result.processed} of {result.videos} videos processed ({result.frames} frames), "
+        f"{result.shards_written} shards written; {result.rejected_rows} rejections in {args.out / REJECTED_CSV}"
+    )
     if result.index_written:
         print(f"index: {result.clips} clips in {args.out / 'index.json'}")
     else:
@@ -81,8 +91,10 @@ def _inspect(args: argparse.Namespace) -> int:
     verify_shards(root, skip_bad=args.skip_bad, index=index)
     clips = index["clips"]
     seconds = sum(c["num_frames"] / c["fps"] for c in clips.values())
-    print(f"{root}: {len(clips)} clips, {seconds / 3600:.3f} h, {len(index['identities'])} identities, "
-          f"{len(index['shards'])} shards, {index['fps']} fps, {index['sample_rate']} Hz")
+    print(
+        f"{root}: {len(clips)} clips, {seconds / 3600:.3f} h, {len(index['identities'])} identities, "
+        f"{len(index['shards'])} shards, {index['fps']} fps, {index['sample_rate']} Hz"
+    )
     for split, ids in index["splits"].items():
         identities = {clips[i]["identity_id"] for i in ids}
         print(f"  {split:5s}: {len(ids)} clips, {len(identities)} identities")
@@ -116,8 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--num-shards", type=int, default=1, help="job-array size: split the work into N jobs")
     pre.add_argument("--shard-index", type=int, default=0, help="which of the --num-shards jobs this is (0-based)")
     pre.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    pre.add_argument("--videos-per-shard", type=int, default=PreprocessSettings.videos_per_shard,
-                     help="videos per shard (default %(default)s)")
+    pre.add_argument(
+        "--videos-per-shard",
+        type=int,
+        default=PreprocessSettings.videos_per_shard,
+        help="videos per shard (default %(default)s)",
+    )
     pre.add_argument("--model", default="builtin", help="'builtin' or a FaceVerse .npy file (default builtin)")
     pre.add_argument("--source", help="meta.json source name (default: the --videos folder/list name)")
     pre.add_argument("--seed", type=int, default=0, help="identity-split seed (default 0)")

@@ -40,7 +40,8 @@ import cv2
 import numpy as np
 import soundfile
 
-AUDIO_SAMPLE_RATE = 16_000
+from talkinghead.conventions import SAMPLE_RATE
+
 JPEG_QUALITY = 95
 MOTION_FIELDS = ("alpha", "beta", "pose", "lip_offsets", "landmarks")
 CLIP_FIELDS = ("audio", *MOTION_FIELDS, "frames")
@@ -80,7 +81,7 @@ def quantize_audio(audio: np.ndarray) -> np.ndarray:
     return (ints / _PCM24_SCALE).astype(np.float32)
 
 
-def encode_audio(audio: np.ndarray, sample_rate: int = AUDIO_SAMPLE_RATE) -> bytes:
+def encode_audio(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
     """Mono float audio (S,) → 24-bit FLAC bytes."""
     ints = np.clip(np.rint(np.asarray(audio, np.float64) * _PCM24_SCALE), -_PCM24_SCALE, _PCM24_SCALE - 1)
     buffer = io.BytesIO()
@@ -254,8 +255,8 @@ class Clip:
             self._fail(f"num_frames must be a positive int, got {self.num_frames!r}")
         if not self.fps > 0:
             self._fail(f"fps must be positive, got {self.fps!r}")
-        if self.sample_rate != AUDIO_SAMPLE_RATE:
-            self._fail(f"sample_rate must be {AUDIO_SAMPLE_RATE}, got {self.sample_rate!r}")
+        if self.sample_rate != SAMPLE_RATE:
+            self._fail(f"sample_rate must be {SAMPLE_RATE}, got {self.sample_rate!r}")
         if len(self.meta["crop_box"]) != 4:
             self._fail("crop_box must have 4 numbers (x0, y0, x1, y1)")
         camera = self.meta["camera"]

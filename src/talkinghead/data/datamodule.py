@@ -80,11 +80,23 @@ class ShardWindowDataset(IterableDataset):
     the batches documented in :class:`TalkingHeadDataModule`).
     """
 
-    def __init__(self, root: str | Path, split: str, mode: Literal["stage1", "stage2"] = "stage1",
-                 fields: Sequence[str] | None = None, window: int = 50, stride: int | None = None,
-                 pairs_per_clip: int = 1, train: bool | None = None, seed: int = 0,
-                 rank: int | None = None, world_size: int | None = None, index: dict | None = None,
-                 shards: list[dict] | None = None, skip_bad: bool = False):
+    def __init__(
+        self,
+        root: str | Path,
+        split: str,
+        mode: Literal["stage1", "stage2"] = "stage1",
+        fields: Sequence[str] | None = None,
+        window: int = 50,
+        stride: int | None = None,
+        pairs_per_clip: int = 1,
+        train: bool | None = None,
+        seed: int = 0,
+        rank: int | None = None,
+        world_size: int | None = None,
+        index: dict | None = None,
+        shards: list[dict] | None = None,
+        skip_bad: bool = False,
+    ):
         super().__init__()
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -110,10 +122,15 @@ class ShardWindowDataset(IterableDataset):
         wanted = set(index["splits"][split])
         usable = {cid for cid in wanted if self._usable(self._clips[cid])}
         if len(usable) < len(wanted):
-            log.info("%s/%s: skipping %d of %d clips too short or without frames for %s",
-                     self.root, split, len(wanted) - len(usable), len(wanted), mode)
-        self._shard_clips = [(entry["name"], [cid for cid in entry["clip_ids"] if cid in usable])
-                             for entry in shards]
+            log.info(
+                "%s/%s: skipping %d of %d clips too short or without frames for %s",
+                self.root,
+                split,
+                len(wanted) - len(usable),
+                len(wanted),
+                mode,
+            )
+        self._shard_clips = [(entry["name"], [cid for cid in entry["clip_ids"] if cid in usable]) for entry in shards]
         self._shard_clips = [(name, clip_ids) for name, clip_ids in self._shard_clips if clip_ids]
 
     def _usable(self, clip: dict) -> bool:
@@ -137,11 +154,12 @@ class ShardWindowDataset(IterableDataset):
             return self.rank, self.world_size
         return _distributed_rank_and_size()
 
-    def partition(self, rank: int, world_size: int, worker: int, num_workers: int
-                  ) -> list[tuple[str, str, int, int]]:
+    def partition(self, rank: int, world_size: int, worker: int, num_workers: int) -> list[tuple[str, str, int, int]]:
         """Items (shard name, clip id, a, b) of one (rank, worker) for the current epoch, in read order."""
-        groups = [[(name, *item) for cid in clip_ids for item in self._clip_items(cid)]
-                  for name, clip_ids in self._shard_clips]
+        groups = [
+            [(name, *item) for cid in clip_ids for item in self._clip_items(cid)]
+            for name, clip_ids in self._shard_clips
+        ]
         if self.train:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(groups))
             groups = [groups[i] for i in order]
@@ -194,24 +212,27 @@ class ShardWindowDataset(IterableDataset):
         if motion_names:
             motion = decode_motion(reader.read(clip_id, MOTION_KEY), motion_names)
             for name, value in motion.items():
-                item[name] = torch.from_numpy(value if name == "alpha" else value[start:start + self.window])
+                item[name] = torch.from_numpy(value if name == "alpha" else value[start : start + self.window])
         if "audio" in self.fields:
             audio = decode_audio(reader.read(clip_id, AUDIO_KEY))
             first = round(start * self.samples_per_frame)
             length = round(self.window * self.samples_per_frame)
             span = np.zeros(length, np.float32)
-            chunk = audio[first:first + length]
-            span[:chunk.size] = chunk
+            chunk = audio[first : first + length]
+            span[: chunk.size] = chunk
             item["audio"] = torch.from_numpy(span)
         return item
 
-    def _pair(self, reader: ShardReader, clip_id: str, reference: int, driven: int,
-              rng: np.random.Generator) -> dict:
+    def _pair(self, reader: ShardReader, clip_id: str, reference: int, driven: int, rng: np.random.Generator) -> dict:
         clip = self._clips[clip_id]
         if reference < 0:
             reference, driven = (int(i) for i in rng.choice(clip["num_frames"], size=2, replace=False))
-        item = {"clip_id": clip_id, "identity": clip["identity_id"],
-                "reference_index": torch.tensor(reference), "driven_index": torch.tensor(driven)}
+        item = {
+            "clip_id": clip_id,
+            "identity": clip["identity_id"],
+            "reference_index": torch.tensor(reference),
+            "driven_index": torch.tensor(driven),
+        }
         for role, frame in (("reference", reference), ("driven", driven)):
             image = decode_frame(reader.read(clip_id, frame_key(frame)))
             item[f"{role}_frame"] = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
@@ -270,10 +291,20 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
     and short clips: see :mod:`talkinghead.data.datamodule`.
     """
 
-    def __init__(self, root: str, fields: list[str] | None = None, window: int = 50,
-                 stride: int | None = None, batch_size: int = 8, num_workers: int = 0,
-                 mode: Literal["stage1", "stage2"] = "stage1", pairs_per_clip: int = 1,
-                 skip_bad: bool = False, verify_checksums: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        root: str,
+        fields: list[str] | None = None,
+        window: int = 50,
+        stride: int | None = None,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        mode: Literal["stage1", "stage2"] = "stage1",
+        pairs_per_clip: int = 1,
+        skip_bad: bool = False,
+        verify_checksums: bool = True,
+        seed: int = 0,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.root = Path(root)
@@ -290,15 +321,22 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         if self.datasets:
             return
         index = load_index(self.root)
-        shards = verify_shards(self.root, skip_bad=self.skip_bad, checksums=self.verify_checksums,
-                               index=index)
-        rank, world_size = (None, None) if self.trainer is None else (self.trainer.global_rank,
-                                                                     self.trainer.world_size)
+        shards = verify_shards(self.root, skip_bad=self.skip_bad, checksums=self.verify_checksums, index=index)
+        rank, world_size = (None, None) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
         for split in SPLITS:
             self.datasets[split] = ShardWindowDataset(
-                self.root, split, mode=self.mode, fields=self.fields, window=self.window, stride=self.stride,
-                pairs_per_clip=self.pairs_per_clip, seed=self.seed, rank=rank, world_size=world_size,
-                index=index, shards=shards,
+                self.root,
+                split,
+                mode=self.mode,
+                fields=self.fields,
+                window=self.window,
+                stride=self.stride,
+                pairs_per_clip=self.pairs_per_clip,
+                seed=self.seed,
+                rank=rank,
+                world_size=world_size,
+                index=index,
+                shards=shards,
             )
 
     def _epoch(self) -> int:
@@ -310,8 +348,12 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
     def _loader(self, split: str) -> DataLoader:
         self.setup()
         return _EpochDataLoader(
-            self.datasets[split], self._epoch if split == "train" else int, batch_size=self.batch_size,
-            num_workers=self.num_workers, persistent_workers=False, pin_memory=torch.cuda.is_available(),
+            self.datasets[split],
+            self._epoch if split == "train" else int,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -67,8 +67,9 @@ def deterministic_tar(handle: BinaryIO) -> webdataset.TarWriter:
     return webdataset.TarWriter(handle, encoder=False, mtime=0, user="", group="")
 
 
-def write_shard(out_dir: Path, name: str, samples: Iterable[dict], summaries: list[dict], inputs: list,
-                **extra) -> dict:
+def write_shard(
+    out_dir: Path, name: str, samples: Iterable[dict], summaries: list[dict], inputs: list, **extra
+) -> dict:
     """Write ``samples`` to ``out_dir/name.tar`` (atomic, fsynced) and its manifest ``name.json``.
 
     The manifest: name, num_samples (= len(summaries)), num_bytes, sha256, inputs, clips (the summaries)
@@ -129,8 +130,7 @@ class ShardWriter:
         write_index(out_dir)
     """
 
-    def __init__(self, out_dir: str | Path, clip_ids: Sequence[str], clips_per_shard: int = 64,
-                 prefix: str = "shard"):
+    def __init__(self, out_dir: str | Path, clip_ids: Sequence[str], clips_per_shard: int = 64, prefix: str = "shard"):
         if clips_per_shard < 1:
             raise ValueError(f"clips_per_shard must be ≥ 1, got {clips_per_shard}")
         if len(set(clip_ids)) != len(clip_ids):
@@ -138,7 +138,7 @@ class ShardWriter:
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
-        self._plan = [list(clip_ids[i:i + clips_per_shard]) for i in range(0, len(clip_ids), clips_per_shard)]
+        self._plan = [list(clip_ids[i : i + clips_per_shard]) for i in range(0, len(clip_ids), clips_per_shard)]
         self._shard_of = {cid: n for n, ids in enumerate(self._plan) for cid in ids}
         self._finished = {n for n in range(len(self._plan)) if self._is_finished(n)}
         self._pending: dict[int, dict[str, dict[str, bytes] | None]] = {}
@@ -211,8 +211,9 @@ class ShardWriter:
         log.info("wrote %s (%d clips)", manifest["name"], len(summaries))
 
 
-def split_identities(identities: Iterable[str], seed: int = 0,
-                     fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict[str, str]:
+def split_identities(
+    identities: Iterable[str], seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS
+) -> dict[str, str]:
     """Assign each identity to ``train``/``val``/``test`` (deterministic; see the module docstring)."""
     ordered = sorted(set(identities))
     shuffled = [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
@@ -224,13 +225,14 @@ def split_identities(identities: Iterable[str], seed: int = 0,
     else:
         n_test, n_val = 0, count - 1
     assignment = {identity: "test" for identity in shuffled[:n_test]}
-    assignment |= {identity: "val" for identity in shuffled[n_test:n_test + n_val]}
-    assignment |= {identity: "train" for identity in shuffled[n_test + n_val:]}
+    assignment |= {identity: "val" for identity in shuffled[n_test : n_test + n_val]}
+    assignment |= {identity: "train" for identity in shuffled[n_test + n_val :]}
     return assignment
 
 
-def write_index(out_dir: str | Path, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS,
-                prefix: str = "shard") -> dict:
+def write_index(
+    out_dir: str | Path, seed: int = 0, fractions: Sequence[float] = DEFAULT_FRACTIONS, prefix: str = "shard"
+) -> dict:
     """Collect the finished shards' manifests into ``index.json`` with the identity split; return it."""
     out_dir = Path(out_dir)
     manifests = [json.loads(path.read_text()) for path in sorted(out_dir.glob(f"{prefix}-*.json"))]
@@ -245,20 +247,24 @@ def write_index(out_dir: str | Path, seed: int = 0, fractions: Sequence[float] =
             clips[summary["clip_id"]] = {k: v for k, v in summary.items() if k != "clip_id"} | {
                 "shard": manifest["name"]
             }
-        shards.append({key: manifest[key] for key in ("name", "num_samples", "num_bytes", "sha256")}
-                      | {"clip_ids": [summary["clip_id"] for summary in manifest["clips"]]})
+        shards.append(
+            {key: manifest[key] for key in ("name", "num_samples", "num_bytes", "sha256")}
+            | {"clip_ids": [summary["clip_id"] for summary in manifest["clips"]]}
+        )
     if not clips:
         raise ValueError(f"the shards in {out_dir} hold no clips")
     identities = split_identities((clip["identity_id"] for clip in clips.values()), seed, fractions)
-    splits = {split: sorted(cid for cid, clip in clips.items() if identities[clip["identity_id"]] == split)
-              for split in SPLITS}
+    splits = {
+        split: sorted(cid for cid, clip in clips.items() if identities[clip["identity_id"]] == split)
+        for split in SPLITS
+    }
     for split in SPLITS:
         if not splits[split]:
             warnings.warn(f"{out_dir}: split {split!r} is empty ({len(identities)} identities)", stacklevel=2)
     rates = {(clip["fps"], clip["sample_rate"]) for clip in clips.values()}
     if len(rates) > 1:
         raise ValueError(f"clips mix fps/sample rates {sorted(rates)}; one corpus needs one rate")
-    (fps, sample_rate), = rates
+    ((fps, sample_rate),) = rates
     index = {
         "format_version": INDEX_FORMAT_VERSION,
         "seed": seed,
@@ -302,8 +308,9 @@ def _check_shard(root: Path, entry: dict, checksums: bool) -> None:
             raise CorruptShardError(entry["name"], "clip ids do not match the index")
 
 
-def verify_shards(root: str | Path, skip_bad: bool = False, checksums: bool = True,
-                  index: dict | None = None) -> list[dict]:
+def verify_shards(
+    root: str | Path, skip_bad: bool = False, checksums: bool = True, index: dict | None = None
+) -> list[dict]:
     """Check every indexed shard (presence, size, sha256 if ``checksums``, tar structure).
 
     Returns the index entries of the good shards. A bad shard raises :class:`CorruptShardError`, or with
@@ -396,8 +403,9 @@ class ShardReader:
             wanted.add("audio.flac")
         if set(fields) - {"audio", "frames"}:
             wanted.add("motion.npz")
-        keys = [key for key in self._members[clip_id] if key in wanted or ("frames" in fields
-                                                                          and key.startswith("frames."))]
+        keys = [
+            key for key in self._members[clip_id] if key in wanted or ("frames" in fields and key.startswith("frames."))
+        ]
         return Clip.from_sample({key: self.read(clip_id, key) for key in keys}, fields)
 
     def close(self) -> None:
@@ -410,8 +418,9 @@ class ShardReader:
         self.close()
 
 
-def iter_clips(root: str | Path, split: str | None = None, fields: Iterable[str] = CLIP_FIELDS,
-               skip_bad: bool = False) -> Iterator[Clip]:
+def iter_clips(
+    root: str | Path, split: str | None = None, fields: Iterable[str] = CLIP_FIELDS, skip_bad: bool = False
+) -> Iterator[Clip]:
     """Yield the clips of ``split`` (or all clips) in index order, decoding only ``fields``."""
     root = Path(root)
     index = load_index(root)

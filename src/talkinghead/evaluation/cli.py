@@ -24,19 +24,28 @@ from talkinghead.media import VideoError
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talkinghead-evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("--generated", nargs="+", required=True, metavar="DIR|FILE",
-                        help="a folder of generated videos, or video files")
-    parser.add_argument("--reference", metavar="DIR",
-                        help="folder with NAME.mp4 (real video: same-identity) and/or NAME.png|jpg (portrait)")
+    parser.add_argument(
+        "--generated", nargs="+", required=True, metavar="DIR|FILE", help="a folder of generated videos, or video files"
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="DIR",
+        help="folder with NAME.mp4 (real video: same-identity) and/or NAME.png|jpg (portrait)",
+    )
     parser.add_argument("--syncnet-weights", metavar="F", help="syncnet_v2.model state dict (LSE-D / LSE-C)")
-    parser.add_argument("--inception-weights", metavar="F",
-                        help="Inception v3 state dict, torchvision or pytorch-fid (FID)")
-    parser.add_argument("--identity-weights", metavar="F",
-                        help="face-recognition backbone as a torch.export .pt2 (CSIM)")
+    parser.add_argument(
+        "--inception-weights", metavar="F", help="Inception v3 state dict, torchvision or pytorch-fid (FID)"
+    )
+    parser.add_argument(
+        "--identity-weights", metavar="F", help="face-recognition backbone as a torch.export .pt2 (CSIM)"
+    )
     parser.add_argument("--out", type=Path, metavar="report.csv", help="write the CSV here and the tables to report.md")
     parser.add_argument("--method", default="talkinghead", help="row label in Table 1 (default %(default)s)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        help="device for SyncNet and Inception (default %(default)s)")
+    parser.add_argument(
+        "--device",
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="device for SyncNet and Inception (default %(default)s)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -24,13 +24,12 @@ import torch
 from tqdm import tqdm
 
 from talkinghead.audio.io import AudioError, load_audio
-from talkinghead.data.portrait import NoFaceError, load_image_rgb
+from talkinghead.conventions import FPS, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from talkinghead.evaluation.fid import InceptionFeatures, fid_from_features
 from talkinghead.evaluation.identity import csim
 from talkinghead.evaluation.report import CROSS, SAME, SET_LEVEL, Row
 from talkinghead.evaluation.syncnet import SyncNetwork, crop_boxes, crop_face, sync_scores, syncnet_mfcc
 from talkinghead.evaluation.video_metrics import (
-    FPS,
     VideoAnalysis,
     analyse_video,
     fitted_lip_vertex_error,
@@ -39,11 +38,11 @@ from talkinghead.evaluation.video_metrics import (
     reference_identity,
 )
 from talkinghead.evaluation.weights import NOT_SUPPLIED
+from talkinghead.face.detection import NoFaceError
+from talkinghead.face.images import load_image_rgb
 from talkinghead.media import iter_video_frames, probe_video
 from talkinghead.metrics.pose import head_pose_diversity, seed_diversity
 
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 SEED_PATTERN = re.compile(r"^(?P<name>.+?)[._-]seed(?P<seed>\d+)$")
 NO_FACE = "n/a (no face found)"
 NO_REFERENCE_VIDEO = "n/a (no reference video)"
@@ -164,8 +163,10 @@ def _against_reference(job: VideoJob, analysis: VideoAnalysis, reference: VideoA
     row: dict[str, object] = dict(zip(("psnr", "ssim"), frame_quality(job.path, reference.path), strict=True))
     if not (analysis.track.has_face and reference.track.has_face):
         return row | dict.fromkeys(("landmark_distance", "lve"), NO_FACE)
-    return row | {"landmark_distance": mouth_distance(analysis, reference),
-                  "lve": fitted_lip_vertex_error(analysis, reference)}
+    return row | {
+        "landmark_distance": mouth_distance(analysis, reference),
+        "lve": fitted_lip_vertex_error(analysis, reference),
+    }
 
 
 def evaluate(jobs: list[VideoJob], networks: Networks, progress: bool = True) -> tuple[list[Row], dict[str, object]]:
@@ -179,17 +180,22 @@ def evaluate(jobs: list[VideoJob], networks: Networks, progress: bool = True) ->
         reference = None
         if job.reference_video is not None:
             if job.reference_video not in references:
-                references[job.reference_video] = analyse_video(job.reference_video, networks.inception,
-                                                                networks.identity)
+                references[job.reference_video] = analyse_video(
+                    job.reference_video, networks.inception, networks.identity
+                )
                 if networks.inception is not None:
                     features[job.setting][0].append(references[job.reference_video].inception_features)
             reference = references[job.reference_video]
         if networks.inception is not None:
             features[job.setting][1].append(analysis.inception_features)
         row: Row = {
-            "video": str(job.path), "setting": job.setting, "seed_group": job.group,
-            "reference_video": str(job.reference_video or ""), "reference_image": str(job.reference_image or ""),
-            "frames": analysis.track.num_frames, "frames_without_face": int((~analysis.track.found).sum()),
+            "video": str(job.path),
+            "setting": job.setting,
+            "seed_group": job.group,
+            "reference_video": str(job.reference_video or ""),
+            "reference_image": str(job.reference_image or ""),
+            "frames": analysis.track.num_frames,
+            "frames_without_face": int((~analysis.track.found).sum()),
             "fid": NOT_SUPPLIED if networks.inception is None else SET_LEVEL,
         }
         row |= _sync(job, analysis, networks)

@@ -23,11 +23,27 @@ SET_LEVEL = "n/a (set-level metric, see the summary row)"
 NO_VIDEOS = "n/a (no videos)"
 
 COLUMNS = (
-    "video", "setting", "seed_group", "reference_video", "reference_image", "frames", "frames_without_face",
-    "lse_d", "lse_c", "av_offset", "fid", "csim", "hpd", "pose_diversity_deg", "pose_diversity_cm",
-    "landmark_distance", "psnr", "ssim", "lve",
+    "video",
+    "setting",
+    "seed_group",
+    "reference_video",
+    "reference_image",
+    "frames",
+    "frames_without_face",
+    "lse_d",
+    "lse_c",
+    "av_offset",
+    "fid",
+    "csim",
+    "hpd",
+    "pose_diversity_deg",
+    "pose_diversity_cm",
+    "landmark_distance",
+    "psnr",
+    "ssim",
+    "lve",
 )
-METRICS = COLUMNS[COLUMNS.index("lse_d"):]
+METRICS = COLUMNS[COLUMNS.index("lse_d") :]
 
 Row = dict[str, object]
 
@@ -48,8 +64,13 @@ def summary_rows(rows: Sequence[Row], fid: dict[str, object]) -> list[Row]:
     summaries = []
     for setting in SETTINGS:
         members = [row for row in rows if row["setting"] == setting]
-        summary: Row = {"video": summary_name(setting), "setting": setting, "seed_group": "", "reference_video": "",
-                        "reference_image": ""}
+        summary: Row = {
+            "video": summary_name(setting),
+            "setting": setting,
+            "seed_group": "",
+            "reference_video": "",
+            "reference_image": "",
+        }
         summary["frames"] = sum(int(row["frames"]) for row in members)
         summary["frames_without_face"] = sum(int(row["frames_without_face"]) for row in members)
         for metric in METRICS:
@@ -102,13 +123,23 @@ def markdown_tables(summaries: Sequence[Row], method: str = "talkinghead") -> st
     table1 = [
         "| Method | Same-Identity SyncNet ↑ | FID ↓ | CSIM ↑ | HPD ↑ | Cross-Identity SyncNet ↑ | CSIM ↑ | HPD ↑ |",
         "|---|---|---|---|---|---|---|---|",
-        "| " + " | ".join([method] + [_cell(same[k]) for k in ("lse_c", "fid", "csim", "hpd")]
-                         + [_cell(cross[k]) for k in ("lse_c", "csim", "hpd")]) + " |",
+        "| "
+        + " | ".join(
+            [method]
+            + [_cell(same[k]) for k in ("lse_c", "fid", "csim", "hpd")]
+            + [_cell(cross[k]) for k in ("lse_c", "csim", "hpd")]
+        )
+        + " |",
     ]
     extra_columns = (
-        ("lse_d", "LSE-D ↓"), ("av_offset", "AV offset (frames)"), ("landmark_distance", "LMD (px) ↓"),
-        ("psnr", "PSNR (dB) ↑"), ("ssim", "SSIM ↑"), ("lve", "LVE (cm) ↓"),
-        ("pose_diversity_deg", "Seed diversity (deg) ↑"), ("pose_diversity_cm", "Seed diversity (cm) ↑"),
+        ("lse_d", "LSE-D ↓"),
+        ("av_offset", "AV offset (frames)"),
+        ("landmark_distance", "LMD (px) ↓"),
+        ("psnr", "PSNR (dB) ↑"),
+        ("ssim", "SSIM ↑"),
+        ("lve", "LVE (cm) ↓"),
+        ("pose_diversity_deg", "Seed diversity (deg) ↑"),
+        ("pose_diversity_cm", "Seed diversity (cm) ↑"),
     )
     extra = [
         "| Setting | Frames | " + " | ".join(title for _, title in extra_columns) + " |",
@@ -117,5 +148,15 @@ def markdown_tables(summaries: Sequence[Row], method: str = "talkinghead") -> st
     for row in (same, cross):
         cells = [str(row["setting"]), str(row["frames"])] + [_cell(row[key]) for key, _ in extra_columns]
         extra.append("| " + " | ".join(cells) + " |")
-    return "\n".join(["## Table 1 (VividTalk layout; SyncNet = LSE-C, HPD in deg²)", "", *table1, "",
-                      "## Additional metrics", "", *extra, ""])
+    return "\n".join(
+        [
+            "## Table 1 (VividTalk layout; SyncNet = LSE-C, HPD in deg²)",
+            "",
+            *table1,
+            "",
+            "## Additional metrics",
+            "",
+            *extra,
+            "",
+        ]
+    )

@@ -42,10 +42,9 @@ import torch
 import torchaudio.functional as audio_functional
 from torch import nn
 
+from talkinghead.conventions import SAMPLE_RATE
 from talkinghead.evaluation.weights import load_state_dict_file, load_strict
 
-SAMPLE_RATE = 16000
-FPS = 25
 MFCC_PER_FRAME = 4  # 100 Hz MFCC / 25 fps video
 WINDOW = 5  # video frames per SyncNet window (20 MFCC columns)
 MAX_OFFSET = 15  # offsets searched: −15 … +15 frames
@@ -152,10 +151,20 @@ def syncnet_mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> torch.Ten
     frames = 1 if signal.numel() <= frame else 1 + math.ceil((signal.numel() - frame) / hop)
     signal = nn.functional.pad(signal, (0, (frames - 1) * hop + n_fft - signal.numel()))
     window = torch.cat((torch.ones(frame, dtype=torch.float64), torch.zeros(n_fft - frame, dtype=torch.float64)))
-    power = audio_functional.spectrogram(
-        signal, pad=0, window=window, n_fft=n_fft, hop_length=hop, win_length=n_fft, power=2.0,
-        normalized=False, center=False,
-    ) / n_fft  # (257, F): frame k is samples [160k, 160k + 400), zero-padded to 512
+    power = (
+        audio_functional.spectrogram(
+            signal,
+            pad=0,
+            window=window,
+            n_fft=n_fft,
+            hop_length=hop,
+            win_length=n_fft,
+            power=2.0,
+            normalized=False,
+            center=False,
+        )
+        / n_fft
+    )  # (257, F): frame k is samples [160k, 160k + 400), zero-padded to 512
     tiny = torch.finfo(torch.float64).eps
     energy = power.sum(0)
     energy = torch.where(energy == 0, tiny, energy)
@@ -195,8 +204,12 @@ def crop_face(frame: np.ndarray, box: np.ndarray) -> np.ndarray:
     scale = CROP_SIZE / side
     matrix = np.array([[scale, 0.0, -x0 * scale], [0.0, scale, -y0 * scale]])
     return cv2.warpAffine(
-        np.ascontiguousarray(frame), matrix, (CROP_SIZE, CROP_SIZE), flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=(CROP_PAD_VALUE,) * 3,
+        np.ascontiguousarray(frame),
+        matrix,
+        (CROP_SIZE, CROP_SIZE),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(CROP_PAD_VALUE,) * 3,
     )
 
 
@@ -255,8 +268,12 @@ def sync_scores(
     for start in range(0, windows, batch_size):
         stop = min(windows, start + batch_size)
         frames = torch.stack([video[:, v : v + WINDOW] for v in range(start, stop)]).float()  # (B, 3, 5, H, W)
-        sound = torch.stack([patches[..., v * MFCC_PER_FRAME : v * MFCC_PER_FRAME + WINDOW * MFCC_PER_FRAME]
-                             for v in range(start, stop)])  # (B, 1, 13, 20)
+        sound = torch.stack(
+            [
+                patches[..., v * MFCC_PER_FRAME : v * MFCC_PER_FRAME + WINDOW * MFCC_PER_FRAME]
+                for v in range(start, stop)
+            ]
+        )  # (B, 1, 13, 20)
         lip.append(network.forward_lip(frames.to(device)).float().cpu())
         audio.append(network.forward_aud(sound.to(device)).float().cpu())
     return scores_from_distances(offset_distances(torch.cat(lip), torch.cat(audio), max_offset), max_offset)

@@ -6,7 +6,7 @@ One decoding pass per video (:func:`analyse_video`) runs MediaPipe FaceMesh on e
 
 * head pose per frame: the project's 3DMM fit (:func:`talkinghead.face.fitting.fit_landmarks`, pose, one α
   per video, β per frame) to the landmarks mapped into a 256² face crop — the crop framing of the training
-  data (:func:`talkinghead.data.portrait.crop_box` around the median landmark box, one box per video);
+  data (:func:`talkinghead.face.crop.crop_box` around the median landmark box, one box per video);
 * HPD (VividTalk §4.1): :func:`talkinghead.metrics.pose.head_pose_diversity` of that pose, deg²;
 * against a reference video (frame ``t`` with frame ``t``, over the shorter length): mouth landmark
   distance (:func:`talkinghead.metrics.landmarks.mouth_landmark_distance` on the 40 lip landmarks in crop
@@ -31,10 +31,12 @@ import cv2
 import numpy as np
 import torch
 
-from talkinghead.data.portrait import CROP_SIZE, NoFaceError, crop_box, detect_face_landmarks
+from talkinghead.conventions import CROP_SIZE, FPS
 from talkinghead.evaluation.fid import InceptionFeatures
 from talkinghead.evaluation.identity import align_face, identity_embeddings
 from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.crop import crop_box
+from talkinghead.face.detection import NoFaceError, detect_face_landmarks
 from talkinghead.face.fitting import FitResult, fit_landmarks
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.regions import lip_ids
@@ -43,7 +45,6 @@ from talkinghead.metrics.facial_motion import lip_vertex_error
 from talkinghead.metrics.image import psnr, ssim
 from talkinghead.metrics.landmarks import mouth_landmark_distance
 
-FPS = 25
 BATCH = 16
 
 
@@ -116,8 +117,12 @@ class VideoAnalysis:
             landmarks = torch.from_numpy(self.track.crop_landmarks())
             with _single_thread():
                 self._fit = fit_landmarks(
-                    _model(), landmarks[..., :2], PerspectiveCamera(image_size=CROP_SIZE),
-                    depth=landmarks[..., 2], share_alpha=True, fit_expression=True,
+                    _model(),
+                    landmarks[..., :2],
+                    PerspectiveCamera(image_size=CROP_SIZE),
+                    depth=landmarks[..., 2],
+                    share_alpha=True,
+                    fit_expression=True,
                 )
         return self._fit
 

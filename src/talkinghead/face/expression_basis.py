@@ -206,9 +206,7 @@ class _Face:
         return lambda t: np.stack([np.interp(t, arc, points[:, k]) for k in range(3)], axis=1)
 
 
-def expression_basis(
-    vertices: np.ndarray, triangles: np.ndarray, regions: dict[str, np.ndarray]
-) -> np.ndarray:
+def expression_basis(vertices: np.ndarray, triangles: np.ndarray, regions: dict[str, np.ndarray]) -> np.ndarray:
     """U_exp of Eq. 1 for the MediaPipe topology: (52, N, 3) displacements in cm at weight 1.
 
     Args:

@@ -22,7 +22,7 @@ projecting β onto [0, 1] after every step. ``share_alpha`` fits one α for a wh
 3. *Expression* β per frame: ``min ‖J β − r‖² + λ‖β‖²`` subject to ``0 ≤ β ≤ 1`` (bounded, regularised
    least squares), solved by accelerated projected gradient (FISTA) on the 52 × 52 normal equations.
 4. Steps 1–3 alternate (:attr:`SequenceFitConfig.iterations` rounds); optional Gaussian smoothing over time
-   of pose and β; then O_lip is the lip landmarks' residual (DESIGN §2: "the part of the lip vertices that
+   of pose and β; then O_lip is the lip landmarks' residual ("the part of the lip vertices that
    blendshapes do not explain"): the image-plane miss at the vertex's depth, rotated into the model frame.
 
 Residuals are weighted by ``(f / depth)²``, so every λ is in pixels² of the 256² crop.
@@ -177,7 +177,7 @@ def rigid_weights(model: MorphableModel, scale: float = 0.1) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class SequenceFitConfig:
-    """Settings of :func:`fit_sequence` (the issue leaves them open).
+    """Settings of :func:`fit_sequence` (defaults tuned on the synthetic round trip, docs/PREPROCESSING.md).
 
     The priors are strong on purpose: MediaPipe's landmarks and the built-in mesh disagree by about 1 px
     RMS on a neutral face, and weak priors let α and pairs of opposing blendshapes (e.g.
@@ -376,8 +376,16 @@ def fit_sequence(
     for _ in range(config.iterations):
         for _ in range(config.pose_iterations):
             rotation, translation, alpha = _gauss_newton_pose_alpha(
-                (mean, id_basis, exp_basis), landmarks, rotation, translation, alpha, beta, camera,
-                landmark_weight, alpha_prior, chunks,
+                (mean, id_basis, exp_basis),
+                landmarks,
+                rotation,
+                translation,
+                alpha,
+                beta,
+                camera,
+                landmark_weight,
+                alpha_prior,
+                chunks,
             )
         for rows in chunks:
             shape = mean + (alpha @ id_basis.flatten(1)).view(count, 3)

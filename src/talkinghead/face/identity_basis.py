@@ -138,9 +138,7 @@ def _similarity_basis(vertices: np.ndarray) -> np.ndarray:
     return q
 
 
-def _generator_fields(
-    vertices: np.ndarray, triangles: np.ndarray, regions: dict[str, np.ndarray]
-) -> np.ndarray:
+def _generator_fields(vertices: np.ndarray, triangles: np.ndarray, regions: dict[str, np.ndarray]) -> np.ndarray:
     """The population's generator matrix F, (M, N, 3): semantic traits then generic fields (cm, 1 std)."""
     population = _Population(vertices, triangles, regions)
     fields = [field(population) for field in _SEMANTIC.values()] + _generic(population)

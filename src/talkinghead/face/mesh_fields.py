@@ -26,9 +26,7 @@ class MeshFields:
         self.vertices = np.asarray(vertices, dtype=np.float64)
         self.triangles = np.asarray(triangles, dtype=np.int64)
         n = self.vertices.shape[0]
-        edges = np.concatenate(
-            [self.triangles[:, [0, 1]], self.triangles[:, [1, 2]], self.triangles[:, [2, 0]]]
-        )
+        edges = np.concatenate([self.triangles[:, [0, 1]], self.triangles[:, [1, 2]], self.triangles[:, [2, 0]]])
         edges = np.unique(np.sort(edges, axis=1), axis=0)
         length = np.linalg.norm(self.vertices[edges[:, 0]] - self.vertices[edges[:, 1]], axis=1)
         self.graph = csr_matrix(coo_matrix((length, (edges[:, 0], edges[:, 1])), shape=(n, n)))

@@ -17,7 +17,8 @@ difference of the 6 numbers; a predicted relative pose drives the reference imag
 import torch
 from kornia.geometry import conversions
 
-POSE_DIM = 6
+from talkinghead.conventions import POSE_DIM
+
 POSE_NAMES = ("pitch", "yaw", "roll", "tx", "ty", "tz")
 
 

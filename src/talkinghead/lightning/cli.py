@@ -1,19 +1,33 @@
 """``talkinghead fit|validate|test|predict --config lightning_configs/<module>.yaml``: LightningCLI.
 
-The model is chosen by the config's ``model.class_path`` (any LightningModule of
-:mod:`talkinghead.lightning`); every module shares :class:`~talkinghead.data.datamodule.TalkingHeadDataModule`
-(``--data.root DIR`` points it at a shard folder). Missing or corrupt data ends in one line and exit 2.
+The model is chosen by the config's ``model.class_path`` (any LightningModule of :mod:`talkinghead.lightning`);
+every module shares :class:`~talkinghead.data.datamodule.TalkingHeadDataModule` (``--data.root DIR`` points it at
+a shard folder). Missing or corrupt data ends in one line and exit 2.
+
+What every config shares is set here once instead of in each file; a config or a flag that sets it wins:
+
+* ``trainer.default_root_dir``: ``outputs/runs/<config>``, ``<config>`` the stem of the first ``--config`` file;
+* ``trainer.logger``: :class:`~talkinghead.lightning.loggers.WandbLogger` (offline unless logged in) named
+  ``<Module>-<config>`` and saving under the root dir (``lightning_configs/loggers/csv.yaml`` switches to CSV);
+* ``trainer.callbacks``: :class:`~talkinghead.lightning.media.MediaLogger` and a ``ModelCheckpoint`` keeping the
+  best checkpoint on the module's own validation metric (``MONITOR`` of the module class) and ``last.ckpt``.
 """
 
+import importlib
 import sys
+from pathlib import Path
 
 import lightning
+from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
 from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.data.shards import CorruptShardError
 
 USER_ERRORS = (CorruptShardError, FileNotFoundError)
+RUNS = Path("outputs/runs")
+WANDB_LOGGER = "talkinghead.lightning.loggers.WandbLogger"
+CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
 
 
 def _user_error(error: BaseException) -> BaseException | None:
@@ -25,9 +39,51 @@ def _user_error(error: BaseException) -> BaseException | None:
     return None
 
 
+def import_class(class_path: str) -> type:
+    """The class named by a ``package.module.Class`` path."""
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+class TalkingHeadCLI(LightningCLI):
+    """LightningCLI with the shared trainer blocks of the module docstring."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.set_defaults(
+            {
+                "trainer.logger": {"class_path": WANDB_LOGGER, "init_args": {"project": "talkinghead"}},
+                "trainer.callbacks": [
+                    {"class_path": "talkinghead.lightning.media.MediaLogger"},
+                    {"class_path": CHECKPOINT, "init_args": {"save_last": True, "auto_insert_metric_name": False}},
+                ],
+            }
+        )
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        model_class = import_class(config.model.class_path)
+        files = config.get("config") or []
+        stem = Path(str(files[0])).stem if files else model_class.__name__
+        trainer = config.trainer
+        if trainer.default_root_dir is None:
+            trainer.default_root_dir = str(RUNS / stem)
+        logger = trainer.logger
+        if isinstance(logger, Namespace) and logger.class_path == WANDB_LOGGER:
+            if logger.init_args.get("name") is None:
+                logger.init_args.name = f"{model_class.__name__}-{stem}"
+            if logger.init_args.get("save_dir") in (None, "."):
+                logger.init_args.save_dir = trainer.default_root_dir
+        monitor, mode = getattr(model_class, "MONITOR", (None, "min"))
+        for callback in trainer.callbacks or []:
+            if isinstance(callback, Namespace) and callback.class_path == CHECKPOINT and monitor is not None:
+                if callback.init_args.get("monitor") is None:
+                    callback.init_args.monitor, callback.init_args.mode = monitor, mode
+                    callback.init_args.filename = f"{{epoch}}-{{{monitor}:.3f}}"
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        LightningCLI(
+        TalkingHeadCLI(
             lightning.LightningModule,
             TalkingHeadDataModule,
             subclass_mode_model=True,

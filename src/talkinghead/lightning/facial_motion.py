@@ -4,7 +4,8 @@ Loss (Eq. 11): ``L = λ_bs‖β − β̂‖₁ + λ_mesh‖M − M̂_nr‖`` wit
 from the morphable model (Eq. 4; the reference pose P_ref is the same rigid motion on both sides and
 is left out). ‖β − β̂‖₁ is the mean absolute blendshape error; the mesh term is the mean per-vertex
 Euclidean distance (cm), with the lip vertices weighted ``1 + lip_weight``. Training is teacher-forced;
-validation and test run the autoregressive, cached :meth:`FacialMotionGenerator.generate` and report:
+validation and test run the autoregressive, cached generation of the inference network
+(:class:`~talkinghead.models.audio_to_motion.AudioToMotion`) and report:
 
 * ``blendshape_mae``: mean |β − β̂| over the 52 ARKit weights;
 * ``lip_vertex_error``: per frame the max L2 error over the lip vertices, averaged (cm), and
@@ -17,8 +18,7 @@ validation and test run the autoregressive, cached :meth:`FacialMotionGenerator.
 import torch
 from torchmetrics import MeanMetric, PearsonCorrCoef
 
-from talkinghead.audio import build_audio_encoder
-from talkinghead.face import builtin_identity_std, load_morphable_model
+from talkinghead.lightning.media import first_audio, ncc_renders, side_by_side
 from talkinghead.lightning.stage import StageModule
 from talkinghead.metrics.facial_motion import (
     FaceMeasurements,
@@ -26,24 +26,28 @@ from talkinghead.metrics.facial_motion import (
     mouth_opening,
     upper_face_dynamics_deviation,
 )
-from talkinghead.models.facial_motion import FacialMotionGenerator, merge_blendshapes, split_blendshapes
+from talkinghead.models.audio_to_motion import AudioToMotion
+from talkinghead.models.facial_motion import merge_blendshapes, split_blendshapes
 
 METRICS = ("blendshape_mae", "lip_vertex_error", "mouth_width", "upper_face_dynamics_deviation")
 
 
 class FacialMotionModule(StageModule):
-    """Thin training wrapper around :class:`FacialMotionGenerator` (see module docstring).
+    """Thin training wrapper around :class:`AudioToMotion` (see module docstring).
 
     Args:
-        audio_encoder: ``"mel"`` (weight-free log-mel, the embedded configs) or ``"wav2vec2"`` (the paper's).
-        audio_encoder_args: keyword arguments of the encoder (e.g. ``name_or_path`` for wav2vec2).
-        face_model: ``"builtin"`` or the path of a FaceVerse ``.npy`` file.
-        network: keyword arguments of :class:`FacialMotionGenerator` (sizes, ablation flags).
+        audio_encoder, audio_encoder_args, face_model, network: the arguments of :class:`AudioToMotion`
+            (``"mel"`` or ``"wav2vec2"`` features, the morphable model, the generator's sizes and ablation flags).
         blendshape_weight, mesh_weight, lip_weight: the weights of Eq. 11 (see module docstring).
         teacher_forcing_ratio: probability that a training frame's decoder input is the ground truth rather
             than the model's own (detached) prediction (scheduled sampling; 1 = plain teacher forcing).
         lr, weight_decay: AdamW.
+
+    Media: NCC renders of the predicted | ground-truth meshes (unposed, Eq. 4) of the batch's first window, a
+    strip of five frames and the whole window as a video with its audio.
     """
+
+    MONITOR = ("val/lip_vertex_error", "min")
 
     def __init__(
         self,
@@ -60,45 +64,32 @@ class FacialMotionModule(StageModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.face = load_morphable_model(face_model)
-        self.measure = FaceMeasurements.from_model(self.face)
-        self.audio_encoder = build_audio_encoder(audio_encoder, **(audio_encoder_args or {}))
-        self.net = FacialMotionGenerator(
-            audio_dim=self.audio_encoder.output_dim,
-            identity_dim=self.face.num_identity,
-            num_lip_vertices=self.face.num_lip_vertices,
-            identity_std=builtin_identity_std(self.face.num_identity) if face_model == "builtin" else None,
-            **(network or {}),
-        )
-        vertex_weight = torch.ones(self.face.num_vertices)
-        vertex_weight[self.face.lip_ids] += lip_weight
+        self.model = AudioToMotion(audio_encoder, audio_encoder_args, face_model, network)
+        face = self.model.face
+        self.measure = FaceMeasurements.from_model(face)
+        vertex_weight = torch.ones(face.num_vertices)
+        vertex_weight[face.lip_ids] += lip_weight
         self.register_buffer("vertex_weight", vertex_weight / vertex_weight.mean(), persistent=False)
-        self.metrics = torch.nn.ModuleDict(
-            {split: torch.nn.ModuleDict({name: MeanMetric() for name in METRICS}) for split in ("val", "test")}
+        self.metrics = self.split_metrics(
+            lambda: {**{name: MeanMetric() for name in METRICS}, "mouth_opening_corr": PearsonCorrCoef()}
         )
-        self.opening = torch.nn.ModuleDict({split: PearsonCorrCoef() for split in ("val", "test")})
 
     def forward(self, audio: torch.Tensor, alpha: torch.Tensor, num_frames: int) -> dict[str, torch.Tensor]:
         """Audio (B, S) at 16 kHz + identity α (B, K) → β̂ (B, T, 52) and Ô_lip (B, T, L, 3), autoregressively."""
-        features = self.audio_encoder(audio, num_frames)
-        out = self.net.generate(features, alpha)
-        return {"beta": merge_blendshapes(out["beta_lip"], out["beta_other"]), "lip_offsets": out["lip_offsets"]}
-
-    def meshes(self, alpha: torch.Tensor, beta: torch.Tensor, lip_offsets: torch.Tensor) -> torch.Tensor:
-        """Unposed meshes of Eq. 4, (B, T, N, 3)."""
-        return self.face.vertices(alpha[:, None], beta, lip_offsets)
+        return self.model(audio, alpha, num_frames)
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Eq. 11 on a teacher-forced pass; returns ``(loss, {"train/…": …})``."""
         beta, offsets, alpha = batch["beta"], batch["lip_offsets"], batch["alpha"]
         beta_lip, beta_other = split_blendshapes(beta)
-        features = self.audio_encoder(batch["audio"], beta.shape[1])
+        features = self.model.audio_encoder(batch["audio"], beta.shape[1])
         targets = {"beta_lip": beta_lip, "beta_other": beta_other, "lip_offsets": offsets}
         ratio = self.hparams.teacher_forcing_ratio if self.training else 1.0
-        out = self.net(features, alpha, targets, teacher_forcing_ratio=ratio)
+        out = self.model.net(features, alpha, targets, teacher_forcing_ratio=ratio)
         beta_hat = merge_blendshapes(out["beta_lip"], out["beta_other"])
         blendshape = (beta_hat - beta).abs().mean()
-        distance = (self.meshes(alpha, beta_hat, out["lip_offsets"]) - self.meshes(alpha, beta, offsets)).norm(dim=-1)
+        meshes = self.model.meshes
+        distance = (meshes(alpha, beta_hat, out["lip_offsets"]) - meshes(alpha, beta, offsets)).norm(dim=-1)
         mesh = (distance * self.vertex_weight).mean()
         loss = self.hparams.blendshape_weight * blendshape + self.hparams.mesh_weight * mesh
         return loss, {"train/loss": loss, "train/blendshape_l1": blendshape, "train/mesh_cm": mesh}
@@ -106,8 +97,8 @@ class FacialMotionModule(StageModule):
     def _evaluate(self, batch: dict, split: str) -> None:
         beta, offsets, alpha = batch["beta"], batch["lip_offsets"], batch["alpha"]
         predicted = self(batch["audio"], alpha, beta.shape[1])
-        mesh_hat = self.meshes(alpha, predicted["beta"], predicted["lip_offsets"])
-        mesh = self.meshes(alpha, beta, offsets)
+        mesh_hat = self.model.meshes(alpha, predicted["beta"], predicted["lip_offsets"])
+        mesh = self.model.meshes(alpha, beta, offsets)
         metrics = self.metrics[split]
         metrics["blendshape_mae"].update((predicted["beta"] - beta).abs().mean(dim=(1, 2)))
         metrics["lip_vertex_error"].update(lip_vertex_error(mesh_hat, mesh, self.measure.lip_ids).flatten())
@@ -116,13 +107,23 @@ class FacialMotionModule(StageModule):
             upper_face_dynamics_deviation(mesh_hat, mesh, self.measure.upper_face_ids).abs()
         )
         pair = self.measure.opening_pair
-        self.opening[split].update(mouth_opening(mesh_hat, pair).flatten(), mouth_opening(mesh, pair).flatten())
+        metrics["mouth_opening_corr"].update(
+            mouth_opening(mesh_hat, pair).flatten(), mouth_opening(mesh, pair).flatten()
+        )
         self.log(f"{split}/loss", self.loss(batch)[0], batch_size=beta.shape[0])
 
-    def _log_epoch(self, split: str) -> None:
-        values = {name: metric.compute() for name, metric in self.metrics[split].items()}
+    def epoch_values(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         values["lip_vertex_error_pct"] = 100 * values["lip_vertex_error"] / values.pop("mouth_width")
-        values["mouth_opening_corr"] = self.opening[split].compute()
-        self.log_dict({f"{split}/{name}": value for name, value in values.items()}, prog_bar=split == "val")
-        for metric in (*self.metrics[split].values(), self.opening[split]):
-            metric.reset()
+        return values
+
+    def log_media(self, batch: dict, datamodule: object) -> list:
+        length = batch["beta"].shape[1]
+        alpha = batch["alpha"][:1]
+        predicted = self(batch["audio"][:1], alpha, length)
+        meshes = self.model.meshes(
+            alpha,
+            torch.cat((predicted["beta"], batch["beta"][:1])),
+            torch.cat((predicted["lip_offsets"], batch["lip_offsets"][:1])),
+        )
+        renders = ncc_renders(meshes.flatten(0, 1), self.model.face).unflatten(0, (2, length))
+        return side_by_side("mesh_predicted_vs_truth", renders[0], renders[1], first_audio(batch))

@@ -17,6 +17,7 @@ import torch
 from torchmetrics import MeanMetric, Metric
 
 from talkinghead.face.pose import relative_pose
+from talkinghead.lightning.media import Histogram
 from talkinghead.lightning.stage import StageModule
 from talkinghead.metrics.pose import pose_errors
 from talkinghead.models.pose_vqvae import PoseVQVAE, codebook_usage
@@ -51,17 +52,25 @@ class PoseVQVAEModule(StageModule):
         lr, weight_decay: AdamW.
     """
 
-    def __init__(self, network: dict | None = None, reconstruction_weight: float = 1.0,
-                 lr: float = 1e-3, weight_decay: float = 0.0) -> None:
+    MONITOR = ("val/angle_error_deg", "min")
+
+    def __init__(
+        self,
+        network: dict | None = None,
+        reconstruction_weight: float = 1.0,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.net = PoseVQVAE(**(network or {}))
-        self.metrics = torch.nn.ModuleDict({
-            split: torch.nn.ModuleDict({name: MeanMetric() for name in ("angle_error_deg", "translation_error_cm")})
-            for split in ("val", "test")
-        })
-        self.histograms = torch.nn.ModuleDict(
-            {split: CodeHistogram(self.net.quantizer.num_codes) for split in ("val", "test")}
+        num_codes = self.net.quantizer.num_codes
+        self.metrics = self.split_metrics(
+            lambda: {
+                "angle_error_deg": MeanMetric(),
+                "translation_error_cm": MeanMetric(),
+                "codebook": CodeHistogram(num_codes),
+            }
         )
 
     def forward(self, pose: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -76,8 +85,12 @@ class PoseVQVAEModule(StageModule):
         loss = self.hparams.reconstruction_weight * reconstruction + out["commitment_loss"]
         if not self.net.quantizer.ema:
             loss = loss + out["codebook_loss"]
-        logs = {"train/loss": loss, "train/reconstruction": reconstruction,
-                "train/codebook": out["codebook_loss"], "train/commitment": out["commitment_loss"]}
+        logs = {
+            "train/loss": loss,
+            "train/reconstruction": reconstruction,
+            "train/codebook": out["codebook_loss"],
+            "train/commitment": out["commitment_loss"],
+        }
         return loss, logs, {**out, "target": target}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
@@ -90,14 +103,20 @@ class PoseVQVAEModule(StageModule):
     def _evaluate(self, batch: dict, split: str) -> None:
         loss, _, out = self.loss(batch)
         angle, translation = pose_errors(out["pose"], out["target"])
-        self.metrics[split]["angle_error_deg"].update(angle)
-        self.metrics[split]["translation_error_cm"].update(translation)
-        self.histograms[split].update(out["indices"])
+        metrics = self.metrics[split]
+        metrics["angle_error_deg"].update(angle)
+        metrics["translation_error_cm"].update(translation)
+        metrics["codebook"].update(out["indices"])
         self.log(f"{split}/loss", loss, batch_size=batch["pose"].shape[0])
 
-    def _log_epoch(self, split: str) -> None:
-        values = {name: metric.compute() for name, metric in self.metrics[split].items()}
-        values["codebook_usage"], values["perplexity"] = self.histograms[split].compute()
-        self.log_dict({f"{split}/{name}": value for name, value in values.items()}, prog_bar=split == "val")
-        for metric in (*self.metrics[split].values(), self.histograms[split]):
-            metric.reset()
+    def epoch_values(self, values: dict[str, object]) -> dict[str, torch.Tensor]:
+        values["codebook_usage"], values["perplexity"] = values.pop("codebook")
+        return values
+
+    def log_media(self, batch: dict, datamodule: object) -> list:
+        """The usage histogram of the batch's codes."""
+        indices = self(batch["pose"])["indices"]
+        num_codes = self.net.quantizer.num_codes
+        counts = torch.bincount(indices.flatten().cpu(), minlength=num_codes).numpy()
+        title = f"codebook usage: {int((counts > 0).sum())}/{num_codes} codes"
+        return [Histogram("codebook_usage", counts, title)]

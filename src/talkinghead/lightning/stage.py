@@ -1,14 +1,33 @@
-"""The skeleton every stage module shares: per-split evaluation hooks and the optimizer."""
+"""The skeleton every stage module shares: per-split metrics, evaluation hooks, epoch logging and the optimizer."""
+
+from collections.abc import Callable
 
 import lightning
 import torch
+from torchmetrics import Metric
+
+EVAL_SPLITS = ("val", "test")
 
 
 class StageModule(lightning.LightningModule):
-    """Training logs the ``(loss, {"train/…": …})`` pair of the subclass's ``loss(batch)``. Validation and
-    test call ``_evaluate(batch, split)`` per batch and ``_log_epoch(split)`` at the end of the epoch
-    (``split`` is ``"val"`` or ``"test"``). The optimizer is AdamW over the trainable parameters with the
-    subclass's ``lr`` and ``weight_decay`` hyperparameters (frozen stages are left out)."""
+    """Training logs the ``(loss, {"train/…": …})`` pair of the subclass's ``loss(batch)``. Validation and test
+    call ``_evaluate(batch, split)`` per batch (``split`` is ``"val"`` or ``"test"``), which updates
+    ``self.metrics[split]`` (made by :meth:`split_metrics`); at the end of the epoch every metric of the split is
+    computed — on every rank, so the metrics' synchronisation never waits for a rank that skipped one — passed
+    through :meth:`epoch_values` and logged as ``split/name``. The optimizer is AdamW over the trainable
+    parameters with the subclass's ``lr`` and ``weight_decay`` hyperparameters (frozen stages are left out).
+    ``log_media(batch, datamodule)`` lists the pictures and videos :class:`~talkinghead.lightning.media.MediaLogger`
+    writes for a validation or test batch (none by default). ``MONITOR`` = (validation metric, ``"min"`` or ``"max"``)
+    is what the CLI's checkpoint callback keeps the best checkpoint on."""
+
+    MONITOR: tuple[str, str] | None = None
+
+    metrics: torch.nn.ModuleDict
+
+    @staticmethod
+    def split_metrics(make: Callable[[], dict[str, Metric]]) -> torch.nn.ModuleDict:
+        """One fresh set of metrics per evaluation split: ``{"val": {...}, "test": {...}}``."""
+        return torch.nn.ModuleDict({split: torch.nn.ModuleDict(make()) for split in EVAL_SPLITS})
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
@@ -16,13 +35,24 @@ class StageModule(lightning.LightningModule):
     def _evaluate(self, batch: dict, split: str) -> None:
         raise NotImplementedError
 
+    def epoch_values(self, values: dict[str, object]) -> dict[str, torch.Tensor]:
+        """The logged values of a split from its computed metrics (derived values are added here)."""
+        return values
+
+    def log_media(self, batch: dict, datamodule: object) -> list:
+        return []
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         loss, logs = self.loss(batch)
         self.log_dict(logs, prog_bar=True, batch_size=len(batch["clip_id"]))
         return loss
 
     def _log_epoch(self, split: str) -> None:
-        raise NotImplementedError
+        metrics = self.metrics[split]
+        values = self.epoch_values({name: metric.compute() for name, metric in metrics.items()})
+        self.log_dict({f"{split}/{name}": value for name, value in values.items()}, prog_bar=split == "val")
+        for metric in metrics.values():
+            metric.reset()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -16,6 +16,7 @@ import av
 import numpy as np
 
 from talkinghead.atomic import temporary_path
+from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.media.video_reader import video_error
 
 AAC_BITRATE = 128_000
@@ -36,9 +37,9 @@ class VideoWriter:
     def __init__(
         self,
         path: str | os.PathLike,
-        fps: int = 25,
+        fps: int = FPS,
         audio: np.ndarray | None = None,
-        sample_rate: int = 16000,
+        sample_rate: int = SAMPLE_RATE,
         crf: int = 18,
     ):
         self.path = Path(path)
@@ -95,7 +96,7 @@ class VideoWriter:
         end = len(self.audio) if until is None else min(until, len(self.audio))
         if end <= self._audio_written:
             return
-        chunk = self.audio[self._audio_written:end]
+        chunk = self.audio[self._audio_written : end]
         frame = av.AudioFrame.from_ndarray(chunk[None], format="flt", layout="mono")
         frame.sample_rate = self.sample_rate
         frame.pts = self._audio_written

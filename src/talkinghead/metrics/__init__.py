@@ -1,4 +1,4 @@
-"""Metrics that need no pretrained weights (stage 1 motion; later: HPD, landmark distance, PSNR/SSIM)."""
+"""Metrics that need no pretrained weights: stage-1 motion, head pose, mouth landmarks, image quality."""
 
 from talkinghead.metrics.facial_motion import (
     FaceMeasurements,
@@ -6,10 +6,16 @@ from talkinghead.metrics.facial_motion import (
     mouth_opening,
     upper_face_dynamics_deviation,
 )
+from talkinghead.metrics.image import psnr, ssim
+from talkinghead.metrics.landmarks import frame_mouth_landmark_distance, mouth_landmark_distance
 
-__all__ = ["FaceMeasurements", "lip_vertex_error", "mouth_opening", "upper_face_dynamics_deviation"]
-
-from talkinghead.metrics.image import psnr, ssim  # noqa: E402
-from talkinghead.metrics.landmarks import mouth_landmark_distance  # noqa: E402
-
-__all__ += ["mouth_landmark_distance", "psnr", "ssim"]
+__all__ = [
+    "FaceMeasurements",
+    "frame_mouth_landmark_distance",
+    "lip_vertex_error",
+    "mouth_landmark_distance",
+    "mouth_opening",
+    "psnr",
+    "ssim",
+    "upper_face_dynamics_deviation",
+]

@@ -1,69 +1,51 @@
-"""Networks (pure ``nn.Module``, no Lightning): the stage-1 facial-motion generator and its attention pieces;
-the stage-2 motion-VAE, frame generator, discriminator and perceptual losses."""
+"""Networks (pure ``nn.Module``, no Lightning).
 
-from talkinghead.models.attention import (
-    CausalDecoder,
-    DecoderCache,
-    DecoderLayer,
-    PeriodicPositionalEncoding,
-    alibi_slopes,
-    alignment_mask,
-    biased_causal_mask,
-    periodic_positional_encoding,
-)
-from talkinghead.models.discriminator import (
-    MultiScaleDiscriminator,
-    PatchDiscriminator,
+Inference networks, one per stage, which the training modules wrap and the pipeline loads directly:
+:class:`AudioToMotion` (stage 1a), :class:`HeadPoseGenerator` (stage 1b, frozen pose codebook inside) and
+:class:`MeshToVideo` (stage 2). Their parts: the facial-motion generator and its attention pieces, the pose
+VQ-VAE and mapper, the motion-VAE and frame generator, shared blocks (:mod:`talkinghead.models.blocks`). Training
+only: the discriminator and perceptual networks inside :class:`MeshToVideoLoss`.
+"""
+
+from talkinghead.models.audio_to_motion import AudioToMotion
+from talkinghead.models.checkpoints import load_network
+from talkinghead.models.discriminator import MultiScaleDiscriminator, PatchDiscriminator
+from talkinghead.models.facial_motion import FacialMotionGenerator, merge_blendshapes, split_blendshapes
+from talkinghead.models.frame_generator import FrameGenerator
+from talkinghead.models.head_pose import HeadPoseGenerator, freeze
+from talkinghead.models.losses import (
+    MeshToVideoLoss,
     discriminator_loss,
     feature_matching_loss,
     generator_adversarial_loss,
 )
-from talkinghead.models.facial_motion import (
-    FacialMotionGenerator,
-    GenerationState,
-    merge_blendshapes,
-    split_blendshapes,
-)
-from talkinghead.models.frame_generator import FrameGenerator, identity_grid, resize_flow, warp
-from talkinghead.models.motion_vae import (
-    DualBranchMotionVAE,
-    FacialMotionVAE,
-    Hourglass,
-    MotionDecoder,
-    MotionOutput,
-    kl_divergence,
-)
+from talkinghead.models.mesh_to_video import MeshToVideo
+from talkinghead.models.motion_vae import DualBranchMotionVAE, kl_divergence
 from talkinghead.models.perceptual import GradientPyramid, VGG19Pyramid, build_perceptual_loss
+from talkinghead.models.pose_mapper import PoseMapper
+from talkinghead.models.pose_vqvae import PoseVQVAE
 
 __all__ = [
-    "CausalDecoder",
-    "DecoderCache",
-    "DecoderLayer",
-    "FacialMotionGenerator",
-    "GenerationState",
-    "PeriodicPositionalEncoding",
-    "alibi_slopes",
-    "alignment_mask",
-    "biased_causal_mask",
-    "merge_blendshapes",
-    "periodic_positional_encoding",
-    "split_blendshapes",
+    "AudioToMotion",
     "DualBranchMotionVAE",
-    "FacialMotionVAE",
+    "FacialMotionGenerator",
     "FrameGenerator",
     "GradientPyramid",
-    "Hourglass",
-    "MotionDecoder",
-    "MotionOutput",
+    "HeadPoseGenerator",
+    "MeshToVideo",
+    "MeshToVideoLoss",
     "MultiScaleDiscriminator",
     "PatchDiscriminator",
+    "PoseMapper",
+    "PoseVQVAE",
     "VGG19Pyramid",
     "build_perceptual_loss",
     "discriminator_loss",
     "feature_matching_loss",
+    "freeze",
     "generator_adversarial_loss",
-    "identity_grid",
     "kl_divergence",
-    "resize_flow",
-    "warp",
+    "load_network",
+    "merge_blendshapes",
+    "split_blendshapes",
 ]

@@ -91,9 +91,7 @@ def biased_causal_mask(
     return bias.masked_fill(~allowed[None], float("-inf"))
 
 
-def alignment_mask(
-    query_positions: torch.Tensor, key_positions: torch.Tensor, window: tuple[int, int]
-) -> torch.Tensor:
+def alignment_mask(query_positions: torch.Tensor, key_positions: torch.Tensor, window: tuple[int, int]) -> torch.Tensor:
     """Cross-attention mask: motion frame t sees audio frames in ``[t − w_past, t + w_future]``. → (Tq, Tk)."""
     w_past, w_future = window
     distance = key_positions[None, :] - query_positions[:, None]  # (Tq, Tk): audio frame − motion frame

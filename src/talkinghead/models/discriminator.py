@@ -1,4 +1,4 @@
-"""Multi-scale patch discriminator and the adversarial / feature-matching losses (VividTalk §3.4).
+"""Multi-scale patch discriminator (VividTalk §3.4); its losses are in :mod:`talkinghead.models.losses`.
 
 The paper trains the mesh-to-video stage with a VGG-19 perceptual loss and a feature-matching loss "to
 stabilize the training as the generator has to produce realistic results"; feature matching compares the
@@ -11,8 +11,6 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch import nn
-
-GAN_LOSSES = ("lsgan", "hinge")
 
 
 class PatchDiscriminator(nn.Module):
@@ -61,39 +59,3 @@ class MultiScaleDiscriminator(nn.Module):
             )
             outputs.append(discriminator(scaled))
         return outputs
-
-
-def generator_adversarial_loss(fake: list[tuple[list[torch.Tensor], torch.Tensor]], kind: str) -> torch.Tensor:
-    """The generator's GAN term, averaged over scales: LSGAN ``(D(G) − 1)²`` or hinge ``−D(G)``."""
-    if kind not in GAN_LOSSES:
-        raise ValueError(f"gan loss must be one of {GAN_LOSSES}, got {kind!r}")
-    terms = [((logits - 1.0).square() if kind == "lsgan" else -logits).mean() for _, logits in fake]
-    return torch.stack(terms).mean()
-
-
-def discriminator_loss(
-    real: list[tuple[list[torch.Tensor], torch.Tensor]], fake: list[tuple[list[torch.Tensor], torch.Tensor]], kind: str
-) -> torch.Tensor:
-    """The discriminator's loss averaged over scales: LSGAN ``(D(x) − 1)² + D(G)²`` or hinge
-    ``relu(1 − D(x)) + relu(1 + D(G))``."""
-    if kind not in GAN_LOSSES:
-        raise ValueError(f"gan loss must be one of {GAN_LOSSES}, got {kind!r}")
-    terms = []
-    for (_, real_logits), (_, fake_logits) in zip(real, fake, strict=True):
-        if kind == "lsgan":
-            terms.append((real_logits - 1.0).square().mean() + fake_logits.square().mean())
-        else:
-            terms.append(F.relu(1.0 - real_logits).mean() + F.relu(1.0 + fake_logits).mean())
-    return torch.stack(terms).mean()
-
-
-def feature_matching_loss(
-    real: list[tuple[list[torch.Tensor], torch.Tensor]], fake: list[tuple[list[torch.Tensor], torch.Tensor]]
-) -> torch.Tensor:
-    """L_fm (§3.4): mean L1 between the discriminator features of real (detached) and generated frames."""
-    terms = [
-        (fake_feature - real_feature.detach()).abs().mean()
-        for (real_features, _), (fake_features, _) in zip(real, fake, strict=True)
-        for real_feature, fake_feature in zip(real_features, fake_features, strict=True)
-    ]
-    return torch.stack(terms).mean()

@@ -30,6 +30,7 @@ from torch import nn
 
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES, LIP_BLENDSHAPES, OTHER_BLENDSHAPES
 from talkinghead.models.attention import CausalDecoder, DecoderCache
+from talkinghead.models.blocks import AudioProjection
 
 _LIP_INDEX = [ARKIT_BLENDSHAPES.index(name) for name in LIP_BLENDSHAPES]
 _OTHER_INDEX = [ARKIT_BLENDSHAPES.index(name) for name in OTHER_BLENDSHAPES]
@@ -44,26 +45,6 @@ def split_blendshapes(beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def merge_blendshapes(beta_lip: torch.Tensor, beta_other: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`split_blendshapes`: (β_lip, β_other) → β (..., 52) in ARKit order (differentiable)."""
     return torch.cat((beta_lip, beta_other), dim=-1)[..., _MERGE_INDEX]
-
-
-class AudioProjection(nn.Module):
-    """A (B, T, C) → (B, T, D): Linear, then a residual centred 1-D conv over time for local context, LayerNorm."""
-
-    def __init__(self, audio_dim: int, d_model: int, kernel_size: int = 3, dropout: float = 0.0):
-        super().__init__()
-        if kernel_size % 2 == 0:
-            raise ValueError(f"audio_conv_kernel must be odd (centred), got {kernel_size}")
-        self.radius = kernel_size // 2
-        self.proj = nn.Linear(audio_dim, d_model)
-        self.conv = nn.Conv1d(d_model, d_model, kernel_size, padding=self.radius)
-        self.act = nn.GELU()
-        self.dropout = nn.Dropout(dropout)
-        self.norm = nn.LayerNorm(d_model)
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        x = self.proj(audio)
-        x = x + self.dropout(self.act(self.conv(x.transpose(1, 2)).transpose(1, 2)))
-        return self.norm(x)
 
 
 class MotionBranch(nn.Module):
@@ -200,11 +181,13 @@ class FacialMotionGenerator(nn.Module):
 
     def _outputs(self, values: dict[str, torch.Tensor], batch: int, length: int, ref: torch.Tensor) -> dict:
         """Branch outputs (B, T, out) → the output dict, zeros for disabled branches."""
-        sizes = {"beta_lip": (self.num_lip_blendshapes,), "beta_other": (self.num_other_blendshapes,),
-                 "lip_offsets": (self.num_lip_vertices, 3)}
+        sizes = {
+            "beta_lip": (self.num_lip_blendshapes,),
+            "beta_other": (self.num_other_blendshapes,),
+            "lip_offsets": (self.num_lip_vertices, 3),
+        }
         return {
-            name: values[name].reshape(batch, length, *size) if name in values
-            else ref.new_zeros(batch, length, *size)
+            name: values[name].reshape(batch, length, *size) if name in values else ref.new_zeros(batch, length, *size)
             for name, size in sizes.items()
         }
 
@@ -231,12 +214,16 @@ class FacialMotionGenerator(nn.Module):
         batch, length = next(iter(inputs.values())).shape[:2]  # length may be a prefix of the audio's
         if self.training and teacher_forcing_ratio < 1.0:
             with torch.no_grad():
-                guesses = {name: branch.teacher_forced(inputs[name], branch.decoder.memory_kv(memory))
-                           for name, branch in self.branches.items()}
+                guesses = {
+                    name: branch.teacher_forced(inputs[name], branch.decoder.memory_kv(memory))
+                    for name, branch in self.branches.items()
+                }
             keep = torch.rand(batch, length, 1, device=memory.device) < teacher_forcing_ratio
             inputs = {name: torch.where(keep, inputs[name], guesses[name]) for name in self.branches}
-        values = {name: branch.teacher_forced(inputs[name], branch.decoder.memory_kv(memory))
-                  for name, branch in self.branches.items()}
+        values = {
+            name: branch.teacher_forced(inputs[name], branch.decoder.memory_kv(memory))
+            for name, branch in self.branches.items()
+        }
         return self._outputs(values, batch, length, memory)
 
     @torch.no_grad()

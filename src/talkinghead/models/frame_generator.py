@@ -2,12 +2,7 @@
 
 "We warp the reference image based on the dense motion map … and obtain the deformed image, which will be
 taken as the input to the generator with the occlusion map to synthesize the final video frame."
-
-Flow convention: see :mod:`talkinghead.models.motion_vae` — (B, 2, h, w) backward displacements in
-``grid_sample`` normalized units with ``align_corners=False``, x then y. :func:`identity_grid` gives the
-normalized centre of every pixel, ``((2j + 1)/W − 1, (2i + 1)/H − 1)``, which ``grid_sample`` maps back to
-pixel (i, j) itself, so zero flow reproduces the image exactly (bit for bit when H and W are powers of two,
-where these coordinates are exact in floating point).
+The flow convention is :mod:`talkinghead.render.warp`'s.
 """
 
 from collections.abc import Sequence
@@ -16,45 +11,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch import nn
 
-from talkinghead.models.motion_vae import ConvBlock, UpBlock, group_norm
-
-
-def identity_grid(height: int, width: int, device=None, dtype=None) -> torch.Tensor:
-    """Normalized pixel centres (1, H, W, 2) as (x, y), the ``grid_sample`` grid of the identity warp."""
-    xs = (torch.arange(width, device=device, dtype=dtype) * 2 + 1) / width - 1
-    ys = (torch.arange(height, device=device, dtype=dtype) * 2 + 1) / height - 1
-    return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
-
-
-def resize_flow(flow: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinearly resize a flow (B, 2, h, w) to (H, W); normalized units need no rescaling."""
-    if tuple(flow.shape[-2:]) == tuple(size):
-        return flow
-    return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
-
-
-def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Backward-warp an image (B, C, H, W) by a flow (B, 2, H, W): output(p) = image(p + flow(p)).
-
-    Bilinear ``grid_sample`` with ``align_corners=False`` and border padding (samples past the edge repeat it).
-    """
-    height, width = image.shape[-2:]
-    grid = identity_grid(height, width, image.device, image.dtype) + flow.permute(0, 2, 3, 1)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-class ResidualBlock(nn.Module):
-    """x + conv(GN(ReLU(conv(x)))) — the residual blocks of the generator's bottleneck."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), group_norm(channels), nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=1), group_norm(channels),
-        )  # fmt: skip
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+from talkinghead.models.blocks import ConvBlock, ResidualBlock, UpBlock, group_norm
+from talkinghead.render.warp import resize_flow, warp
 
 
 class FrameGenerator(nn.Module):

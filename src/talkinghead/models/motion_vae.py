@@ -11,12 +11,8 @@
 * :class:`MotionDecoder`: the concatenated features → a dense flow (2×H×W) and an occlusion map
   (1×H×W, sigmoid).
 
-Flow convention (shared with :mod:`talkinghead.models.frame_generator`): ``flow[:, 0]`` (x) and
-``flow[:, 1]`` (y) are displacements in ``grid_sample``'s normalized coordinates (``align_corners=False``:
-−1 is the left/top *edge* of the image, +1 the right/bottom edge). The driven-frame pixel whose centre has
-normalized position ``p`` takes the reference image at ``p + flow(p)`` (a backward warp). A displacement of
-``d`` pixels in a W-pixel-wide image is ``2d / W``, so the same flow field applies at any resolution after
-bilinear resizing. Zero flow is the identity.
+The flow follows :mod:`talkinghead.render.warp`'s convention (backward displacements in ``grid_sample``'s
+normalized coordinates, ``align_corners=False``); zero flow is the identity.
 
 The ablation of Fig. 8 drops the lip branch (``lip_branch=False``).
 """
@@ -25,40 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch import nn
 
-
-def group_norm(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(min(8, channels), channels)
-
-
-class ConvBlock(nn.Sequential):
-    """3×3 convolution → GroupNorm → ReLU (batch-independent, so a frame's output never depends on its batch)."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1), group_norm(out_channels), nn.ReLU(inplace=True)
-        )
-
-
-class DownBlock(nn.Sequential):
-    """:class:`ConvBlock` then 2×2 average pooling (halves H and W)."""
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(ConvBlock(in_channels, out_channels), nn.AvgPool2d(2))
-
-
-class UpBlock(nn.Module):
-    """Nearest 2× upsampling, concatenation with the skip features, :class:`ConvBlock`."""
-
-    def __init__(self, in_channels: int, skip_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.conv = ConvBlock(in_channels + skip_channels, out_channels)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, size=skip.shape[-2:], mode="nearest")
-        return self.conv(torch.cat((x, skip), dim=1))
+from talkinghead.models.blocks import ConvBlock, DownBlock, UpBlock
 
 
 def _decoder(widths: Sequence[int], out_channels: int) -> tuple[nn.ModuleList, int]:

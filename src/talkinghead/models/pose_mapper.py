@@ -30,7 +30,7 @@ from torch import nn
 
 from talkinghead.face.pose import POSE_DIM
 from talkinghead.models.attention import CausalDecoder, DecoderCache
-from talkinghead.models.facial_motion import AudioProjection
+from talkinghead.models.blocks import AudioProjection
 from talkinghead.models.pose_vqvae import DEFAULT_POSE_SCALE, VectorQuantizer
 
 

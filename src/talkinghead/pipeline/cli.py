@@ -22,32 +22,54 @@ def parser() -> argparse.ArgumentParser:
         description="Make a talking-head video of PORTRAIT speaking SPEECH (VividTalk, end to end).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--image", required=True, help="portrait photo (any common format, grayscale/RGBA/16-bit/CMYK "
-                   "converted); the largest face is used unless --face-index says otherwise")
-    p.add_argument("--audio", required=True, help="speech recording (wav/flac/mp3/m4a/…, any rate; the audio "
-                   "of a video works too)")
+    p.add_argument(
+        "--image",
+        required=True,
+        help="portrait photo (any common format, grayscale/RGBA/16-bit/CMYK "
+        "converted); the largest face is used unless --face-index says otherwise",
+    )
+    p.add_argument(
+        "--audio", required=True, help="speech recording (wav/flac/mp3/m4a/…, any rate; the audio of a video works too)"
+    )
     p.add_argument("--out", required=True, help="output .mp4 (H.264, 25 fps, speech as AAC), written atomically")
-    p.add_argument("--checkpoints", default=DEFAULT_CHECKPOINTS, help="folder with facial_motion.ckpt, "
-                   "pose_mapper.ckpt and motion_vae.ckpt (what `make demo` trains)")
+    p.add_argument(
+        "--checkpoints",
+        default=DEFAULT_CHECKPOINTS,
+        help="folder with facial_motion.ckpt, pose_mapper.ckpt and motion_vae.ckpt (what `make demo` trains)",
+    )
     p.add_argument("--facial-motion", help="facial_motion checkpoint, overrides the folder's")
     p.add_argument("--pose-mapper", help="pose_mapper checkpoint, overrides the folder's")
     p.add_argument("--motion-vae", help="motion_vae checkpoint, overrides the folder's")
-    p.add_argument("--pose", default="generated", help="head pose: 'generated' (sampled by the pose mapper), "
-                   "'still' (the portrait's pose), or a file: .npy/.csv of (T, 6) poses (pitch, yaw, roll in "
-                   "radians, tx, ty, tz in cm) or a video whose head motion is copied")
+    p.add_argument(
+        "--pose",
+        default="generated",
+        help="head pose: 'generated' (sampled by the pose mapper), "
+        "'still' (the portrait's pose), or a file: .npy/.csv of (T, 6) poses (pitch, yaw, roll in "
+        "radians, tx, ty, tz in cm) or a video whose head motion is copied",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the head-pose sampling (same seed, same video)")
     p.add_argument("--temperature", type=float, default=1.0, help="pose sampling temperature (0 = nearest code)")
-    p.add_argument("--top-k", type=int, default=0, help="pose sampling over the k nearest codes (0 = all codes, "
-                   "the calibrated distribution)")
-    p.add_argument("--expression-scale", type=float, default=1.0, help="scale of the predicted expression "
-                   "(blendshapes and lip offsets); 1 = as predicted")
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        help="pose sampling over the k nearest codes (0 = all codes, the calibrated distribution)",
+    )
+    p.add_argument(
+        "--expression-scale",
+        type=float,
+        default=1.0,
+        help="scale of the predicted expression (blendshapes and lip offsets); 1 = as predicted",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the networks run")
     p.add_argument("--batch-size", type=int, default=16, help="frames per stage-2 batch (bounds memory)")
-    p.add_argument("--full-frame", action="store_true", help="paste the generated face back into the whole "
-                   "portrait (soft-edged) instead of writing the 256x256 crop")
+    p.add_argument(
+        "--full-frame",
+        action="store_true",
+        help="paste the generated face back into the whole portrait (soft-edged) instead of writing the 256x256 crop",
+    )
     p.add_argument("--face-index", type=int, help="which face when there are several (0 = largest)")
-    p.add_argument("--side-by-side", action="store_true", help="also write OUT_side_by_side.mp4: "
-                   "mesh render | result")
+    p.add_argument("--side-by-side", action="store_true", help="also write OUT_side_by_side.mp4: mesh render | result")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -55,9 +77,15 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     params = GenerationParams(
-        pose=args.pose, seed=args.seed, temperature=args.temperature, top_k=args.top_k or None,
-        expression_scale=args.expression_scale, batch_size=args.batch_size, full_frame=args.full_frame,
-        face_index=args.face_index, side_by_side=args.side_by_side,
+        pose=args.pose,
+        seed=args.seed,
+        temperature=args.temperature,
+        top_k=args.top_k or None,
+        expression_scale=args.expression_scale,
+        batch_size=args.batch_size,
+        full_frame=args.full_frame,
+        face_index=args.face_index,
+        side_by_side=args.side_by_side,
     )
     try:
         if args.device == "cuda":
@@ -66,8 +94,11 @@ def main(argv: list[str] | None = None) -> int:
             if not torch.cuda.is_available():
                 raise GenerationInputError("--device cuda: CUDA is not available on this machine")
         pipeline = TalkingHeadPipeline.from_checkpoints(
-            args.checkpoints, facial_motion=args.facial_motion, pose_mapper=args.pose_mapper,
-            motion_vae=args.motion_vae, device=args.device,
+            args.checkpoints,
+            facial_motion=args.facial_motion,
+            pose_mapper=args.pose_mapper,
+            motion_vae=args.motion_vae,
+            device=args.device,
         )
         result = pipeline.generate(args.image, args.audio, args.out, params, progress=not args.quiet)
     except (GenerationInputError, AudioError, VideoError) as error:

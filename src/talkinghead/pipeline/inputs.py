@@ -3,10 +3,10 @@
 Every problem is a :class:`GenerationInputError` (or the audio module's ``AudioError``) with one line that
 names the file and the problem, so ``talkinghead-generate`` can print it and exit non-zero.
 
-* Images are read by :func:`talkinghead.data.portrait.load_image_rgb` (Pillow, EXIF orientation applied):
+* Images are read by :func:`talkinghead.face.images.load_image_rgb` (Pillow, EXIF orientation applied):
   grayscale, palette, RGBA/LA (composited on white), 16-bit and 32-bit integer, float and CMYK images are
   converted to 8-bit RGB, not rejected.
-* Faces: :func:`talkinghead.data.portrait.detect_faces` finds up to six; with several, the largest (area of its
+* Faces: :func:`talkinghead.face.detection.detect_faces` finds up to six; with several, the largest (area of its
   landmark box) is used unless ``face_index`` picks another (0 = largest), and a note says so. A face whose landmark
   box is smaller than :data:`MIN_FACE_SIZE` pixels is rejected: upscaling it to the 256² crop would give the
   networks a blur they never saw in training.
@@ -25,15 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from talkinghead.data.portrait import crop_box, crop_image, detect_faces, load_image_rgb
+from talkinghead.conventions import FPS, MIN_FACE_SIZE, POSE_DIM, VIDEO_SUFFIXES
 from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.crop import crop_box, crop_image
+from talkinghead.face.detection import detect_faces
 from talkinghead.face.fitting import fit_sequence
+from talkinghead.face.images import load_image_rgb
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.media import VideoError, iter_video_frames
-
-MIN_FACE_SIZE = 64
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v")
-POSE_DIM = 6
 
 
 class GenerationInputError(ValueError):
@@ -41,7 +40,7 @@ class GenerationInputError(ValueError):
 
 
 def load_portrait_image(path: str | Path) -> np.ndarray:
-    """An image file → (H, W, 3) uint8 RGB, upright, any common mode (:func:`talkinghead.data.portrait.
+    """An image file → (H, W, 3) uint8 RGB, upright, any common mode (:func:`talkinghead.face.images.
     load_image_rgb`), with its problems as :class:`GenerationInputError`."""
     path = Path(path)
     if not path.is_file():
@@ -62,8 +61,9 @@ def choose_face(image: np.ndarray, face_index: int | None, name: str) -> tuple[n
     if not 0 <= index < len(faces):
         raise GenerationInputError(f"image {name!r}: --face-index {index} but {len(faces)} face(s) found")
     if len(faces) > 1 and face_index is None:
-        notes.append(f"{len(faces)} faces found; using the largest (choose another with --face-index 1…"
-                     f"{len(faces) - 1})")
+        notes.append(
+            f"{len(faces)} faces found; using the largest (choose another with --face-index 1…{len(faces) - 1})"
+        )
     landmarks = faces[index]
     size = float(np.ptp(landmarks[:, :2], axis=0).max())
     if size < MIN_FACE_SIZE:
@@ -127,7 +127,7 @@ def _poses_from_video(path: Path, model: MorphableModel, camera: PerspectiveCame
     """Per-frame head poses of a talking-head video: fixed crop around the first face, landmark fit."""
     landmarks, box = [], None
     try:
-        for frame in iter_video_frames(path, fps=25):
+        for frame in iter_video_frames(path, fps=FPS):
             if box is None:
                 face, _ = choose_face(frame, None, str(path))
                 box = crop_box(face, frame.shape[:2])

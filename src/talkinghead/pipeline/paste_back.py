@@ -1,6 +1,6 @@
 """Full-frame mode: paste the generated 256² face crop back into the original portrait.
 
-The crop is the square box ``(x0, y0, size)`` of :func:`talkinghead.data.portrait.crop_box` (it may reach past
+The crop is the square box ``(x0, y0, size)`` of :func:`talkinghead.face.crop.crop_box` (it may reach past
 the image, where the crop was edge-padded). Each generated frame is resized to ``size²`` and blended over the
 portrait with a soft square mask: 1 inside, falling to 0 with a cosine ramp over the outer
 :data:`FEATHER` of the crop, so the seam between the generated background and the photo is not visible.
@@ -38,8 +38,10 @@ class PasteBack:
         self.x0, self.y0 = x0, y0
         mask = feather_mask(self.size)
         self.dst = (slice(max(y0, 0), min(y0 + self.size, out_h)), slice(max(x0, 0), min(x0 + self.size, out_w)))
-        self.src = (slice(self.dst[0].start - y0, self.dst[0].stop - y0),
-                    slice(self.dst[1].start - x0, self.dst[1].stop - x0))
+        self.src = (
+            slice(self.dst[0].start - y0, self.dst[0].stop - y0),
+            slice(self.dst[1].start - x0, self.dst[1].stop - x0),
+        )
         self.mask = mask[self.src][..., None]
         self.base = self.canvas[self.dst].astype(np.float32)
 

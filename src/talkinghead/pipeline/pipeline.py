@@ -3,15 +3,15 @@
 Steps of :meth:`TalkingHeadPipeline.generate`:
 
 1. portrait: load (any image mode), choose the face (:mod:`talkinghead.pipeline.inputs`), crop it to 256² with
-   the corpus / preprocessing convention (:func:`talkinghead.data.portrait.crop_box`) and fit α, β_ref, P_ref
-   (:func:`talkinghead.data.portrait.fit_portrait`);
+   the corpus / preprocessing convention (:func:`talkinghead.face.crop.crop_box`) and fit α, β_ref, P_ref
+   (:func:`talkinghead.face.portrait.fit_portrait`);
 2. speech → 16 kHz mono (:func:`talkinghead.audio.load_audio`), ``T = ⌊25 · seconds⌋`` frames;
 3. facial motion β̂, Ô_lip (stage 1, autoregressive with a key/value cache, Eq. 2–3), scaled by
    ``expression_scale`` (β clamped to [0, 1]);
 4. head pose: the mapper's sampled codes decoded by the frozen codebook decoder, ``P⁰ + P̂_r`` with
    P⁰ = P_ref (Eq. 7–8, seeded), or ``still`` (P_ref throughout), or a pose file's motion added to P_ref;
 5. stage 2 in batches of ``batch_size`` frames: driven meshes (Eq. 4, 8), NCC rendering and the outer region
-   (Eq. 9–10), motion-VAE flow + generator (:meth:`MotionVAEGeneratorModule.synthesize`);
+   (Eq. 9–10), motion-VAE flow + generator (:meth:`MeshToVideo.synthesize`);
 6. each batch is encoded at once (H.264 yuv420p, 25 fps, the speech muxed as AAC) into a temporary file
    renamed over the output at the end (:class:`talkinghead.media.VideoWriter`); optionally pasted back
    into the full portrait (:mod:`talkinghead.pipeline.paste_back`) and/or written next to the NCC render
@@ -33,13 +33,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from talkinghead.audio.io import FPS, SAMPLE_RATE, load_audio, num_video_frames
-from talkinghead.data.portrait import Portrait, crop_box, crop_image, detect_faces, fit_portrait, person_mask
+from talkinghead.audio.io import load_audio, num_video_frames
+from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.face.camera import PerspectiveCamera
-from talkinghead.lightning.facial_motion import FacialMotionModule
-from talkinghead.lightning.motion_vae import MotionVAEGeneratorModule
-from talkinghead.lightning.pose_mapper import PoseMapperModule
+from talkinghead.face.crop import crop_box, crop_image
+from talkinghead.face.detection import detect_faces, person_mask
+from talkinghead.face.portrait import Portrait, fit_portrait
+from talkinghead.image_tensors import to_uint8
 from talkinghead.media import VideoWriter
+from talkinghead.models.audio_to_motion import AudioToMotion
+from talkinghead.models.checkpoints import load_network
+from talkinghead.models.head_pose import HeadPoseGenerator
+from talkinghead.models.mesh_to_video import MeshToVideo
 from talkinghead.pipeline.inputs import (
     GenerationInputError,
     choose_face,
@@ -127,19 +132,15 @@ def check_output_path(out: str | Path) -> Path:
     return out
 
 
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [0, 1] → (B, H, W, 3) uint8."""
-    return (images.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
 class TalkingHeadPipeline:
-    """The three inference stages (the VQ-VAE travels inside the mapper checkpoint) on one device."""
+    """The three inference networks on one device: audio → facial motion, audio → head pose (the frozen pose
+    codebook inside), mesh → video. They are plain ``nn.Module``s; the training code is never imported."""
 
     def __init__(
         self,
-        facial_motion: FacialMotionModule,
-        pose_mapper: PoseMapperModule,
-        motion_vae: MotionVAEGeneratorModule,
+        facial_motion: AudioToMotion,
+        pose_mapper: HeadPoseGenerator,
+        motion_vae: MeshToVideo,
         device: str | torch.device = "cpu",
     ):
         self.device = torch.device(device)
@@ -174,11 +175,10 @@ class TalkingHeadPipeline:
                     f"checkpoint {str(path)!r} ({stage}): no such file (train the stages first, e.g. `make demo`)"
                 )
             paths[stage] = Path(path)
-        load = {"map_location": torch.device(device), "weights_only": True}
         return cls(
-            FacialMotionModule.load_from_checkpoint(paths["facial_motion"], **load),
-            PoseMapperModule.load_from_checkpoint(paths["pose_mapper"], **load),
-            MotionVAEGeneratorModule.load_from_checkpoint(paths["motion_vae"], **load),
+            load_network(AudioToMotion, paths["facial_motion"]),
+            load_network(HeadPoseGenerator, paths["pose_mapper"]),
+            load_network(MeshToVideo, paths["motion_vae"]),
             device=device,
         )
 
@@ -220,8 +220,9 @@ class TalkingHeadPipeline:
         lip_offsets = out["lip_offsets"][0] * scale
         if params.pose == "generated":
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
-            poses = self.pose_mapper(speech, alpha, reference_pose, num_frames, params.temperature, params.top_k,
-                                     generator)[0]
+            poses = self.pose_mapper(
+                speech, alpha, reference_pose, num_frames, params.temperature, params.top_k, generator
+            )[0]
         elif params.pose == "still":
             poses = reference_pose.expand(num_frames, -1)
         else:
@@ -232,18 +233,20 @@ class TalkingHeadPipeline:
     def frames(
         self, prepared: PreparedPortrait, motion: dict[str, torch.Tensor], batch_size: int
     ) -> Iterator[dict[str, torch.Tensor]]:
-        """Stage 2, one batch of ``batch_size`` frames at a time: :meth:`MotionVAEGeneratorModule.synthesize`'s
+        """Stage 2, one batch of ``batch_size`` frames at a time: :meth:`MeshToVideo.synthesize`'s
         outputs (``frame``, ``pt_driven``, …) for consecutive slices of ``motion``; the reference is parsed once."""
         portrait = prepared.portrait
         reference = {
-            "alpha": portrait.alpha[None], "beta": portrait.beta[None], "pose": portrait.pose[None],
+            "alpha": portrait.alpha[None],
+            "beta": portrait.beta[None],
+            "pose": portrait.pose[None],
             "lip_offsets": torch.zeros(1, self.face.num_lip_vertices, 3),
         }
         reference = {key: value.to(self.device) for key, value in reference.items()}
         image = portrait.image_tensor()[None].to(self.device)
         outer = self.motion_vae.parse_reference(image, reference)
         for start in range(0, len(motion["pose"]), batch_size):
-            driven = {key: motion[key][start:start + batch_size] for key in ("beta", "pose", "lip_offsets")}
+            driven = {key: motion[key][start : start + batch_size] for key in ("beta", "pose", "lip_offsets")}
             yield self.motion_vae.synthesize(image, reference, driven, outer)
 
     def generate(
@@ -275,5 +278,4 @@ class TalkingHeadPipeline:
                 if debug is not None:
                     debug.write(np.concatenate((to_uint8(result["pt_driven"]), frames), axis=2))
                 bar.update(len(frames))
-        return GenerationResult(out, debug_path, num_frames, motion["pose"].cpu(), motion["beta"].cpu(),
-                                prepared.notes)
+        return GenerationResult(out, debug_path, num_frames, motion["pose"].cpu(), motion["beta"].cpu(), prepared.notes)

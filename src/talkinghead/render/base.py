@@ -1,4 +1,4 @@
-"""The rasterizer interface shared by the two backends (DESIGN §2 "Stage-2 networks and rendering").
+"""The rasterizer interface shared by the two backends.
 
 VividTalk renders the driven mesh with its normalized-coordinate colours (Eq. 9) into the projection
 texture PT_in (Eq. 10). Both backends (:mod:`.torch_backend`, :mod:`.nvdiffrast_backend`) follow one
@@ -59,9 +59,7 @@ class RasterOutput:
 
 def signed_area(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Twice the signed screen area of triangles with corners (x, y) (..., 3) → (...); < 0 = front face."""
-    return (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (x[..., 2] - x[..., 0]) * (
-        y[..., 1] - y[..., 0]
-    )
+    return (x[..., 1] - x[..., 0]) * (y[..., 2] - y[..., 0]) - (x[..., 2] - x[..., 0]) * (y[..., 1] - y[..., 0])
 
 
 def check_inputs(screen: torch.Tensor, triangles: torch.Tensor, size: tuple[int, int]) -> None:

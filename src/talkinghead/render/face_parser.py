@@ -62,7 +62,7 @@ class MediaPipeFaceParser(FaceParser):
     """Default parser: MediaPipe selfie segmentation + the face-mesh hull (module docstring)."""
 
     def parse(self, images: torch.Tensor, face_points: torch.Tensor) -> torch.Tensor:
-        from talkinghead.data.portrait import person_mask
+        from talkinghead.face.detection import person_mask
 
         pixels = (images.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         points = face_points.detach().float().cpu().numpy()

@@ -3,7 +3,7 @@
 A flow field derived from a mesh is defined only where the mesh covers the image. :func:`extend_flow`
 keeps it there and continues it smoothly outside — a push-pull fill, a low-resolution Gaussian blur and a
 falloff to zero with the distance from the face — so hair and ears follow the face while the far
-background stays put. Used by the embedded corpus' frame renderer (:mod:`talkinghead.data.frame_renderer`)
+background stays put. Used by the embedded corpus' frame renderer (:mod:`talkinghead.data.synthetic.frame_renderer`)
 and by the motion-VAE's 3-D prior flow (:class:`~talkinghead.render.motion_inputs.MotionInputRenderer`).
 """
 

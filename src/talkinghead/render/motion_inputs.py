@@ -24,12 +24,12 @@ from torch import nn
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.pose import apply_pose
-from talkinghead.models.frame_generator import identity_grid
 from talkinghead.render.base import Rasterizer
 from talkinghead.render.factory import make_rasterizer
 from talkinghead.render.flow_extension import extend_flow
 from talkinghead.render.heatmaps import lip_heatmaps
 from talkinghead.render.ncc import NCCRenderer, compose_projection_texture
+from talkinghead.render.warp import identity_grid
 
 # Colour code of the outer labels (background, head, torso) in PT_out; NCC colours fill the inner face.
 PRIOR_SMOOTHING, PRIOR_REACH = 6.0, 32.0  # px at 256², as the corpus' frame renderer

@@ -75,9 +75,7 @@ def _create_context(dr: Any, device: torch.device) -> Any:
         return dr.RasterizeCudaContext(device=device)
     except ImportError as error:
         if not (error.name or "").startswith("nvdiffrast_plugin"):
-            raise RuntimeError(
-                f"nvdiffrast's CUDA plugin failed to load ({error}). {INSTALL_HINT}"
-            ) from error
+            raise RuntimeError(f"nvdiffrast's CUDA plugin failed to load ({error}). {INSTALL_HINT}") from error
         _register_jit_plugin(error.name)
         return dr.RasterizeCudaContext(device=device)
 
@@ -104,9 +102,7 @@ class NvdiffrastRasterizer(Rasterizer):
     def __init__(self, device: torch.device | str = "cuda") -> None:
         device = torch.device(device)
         if device.type != "cuda" or not torch.cuda.is_available():
-            raise RuntimeError(
-                f"the nvdiffrast backend needs a CUDA device, got {device}; use backend='torch'"
-            )
+            raise RuntimeError(f"the nvdiffrast backend needs a CUDA device, got {device}; use backend='torch'")
         self._dr = import_nvdiffrast()
         self._contexts = {device: _create_context(self._dr, device)}
         self._topologies: dict[tuple, tuple[torch.Tensor, Any]] = {}

@@ -53,9 +53,7 @@ class TorchRasterizer(Rasterizer):
         height, width = int(size[0]), int(size[1])
         triangles = triangles.to(screen.device, torch.long)
         with torch.no_grad():
-            winner = self._visible_triangles(
-                screen.detach().float(), triangles, height, width, cull_backfaces
-            )
+            winner = self._visible_triangles(screen.detach().float(), triangles, height, width, cull_backfaces)
         return self._fragments(screen, triangles, winner, height, width)
 
     @staticmethod
@@ -103,9 +101,7 @@ class TorchRasterizer(Rasterizer):
         # One candidate per (triangle, pixel of its box): row-major offsets (dx, dy) inside the box.
         total = int(count.sum())
         first = torch.cumsum(count, 0) - count
-        owner = torch.repeat_interleave(
-            torch.arange(count.shape[0], device=count.device), count, output_size=total
-        )
+        owner = torch.repeat_interleave(torch.arange(count.shape[0], device=count.device), count, output_size=total)
         local = torch.arange(total, device=count.device) - first[owner]
         cols_of_owner = cols[owner]
         dy = torch.div(local, cols_of_owner, rounding_mode="floor")
@@ -143,9 +139,7 @@ class TorchRasterizer(Rasterizer):
         screen_weights = edges / edges.sum(-1, keepdim=True)  # affine barycentrics β
         weighted = screen_weights / depth
         inverse_depth = weighted.sum(-1, keepdim=True)
-        barycentrics = screen.new_zeros(batch * height * width, 3).index_put_(
-            (pixels,), weighted / inverse_depth
-        )
+        barycentrics = screen.new_zeros(batch * height * width, 3).index_put_((pixels,), weighted / inverse_depth)
         depth_image = screen.new_full((batch * height * width,), BACKGROUND_DEPTH)
         depth_image.index_put_((pixels,), inverse_depth.squeeze(1).reciprocal())
         return RasterOutput(

@@ -1,4 +1,4 @@
-"""Real videos → the shards of the synthetic corpus (``talkinghead-data preprocess``; paper §4.1, DESIGN §3).
+"""Real videos → the shards of the synthetic corpus (``talkinghead-data preprocess``; paper §4.1).
 
 Modules, in pipeline order: :mod:`.discover` (which videos, their identities and shard plan),
 :mod:`.tracking` (MediaPipe face tracking and the segmenter that splits or rejects), :mod:`.crop` (the

@@ -6,7 +6,7 @@ mono by :func:`talkinghead.audio.load_audio`. Two decoders read the file in step
 tracker, the second, lagging behind, yields the frames of each finished segment to be cropped, so memory
 holds one clip (at most :attr:`TrackingConfig.max_frames` crops), never the whole video.
 
-A clip (paper §4.1, DESIGN §3) stores the 256² crops, the matching 16-kHz audio span, the 478 landmarks in
+A clip (paper §4.1) stores the 256² crops, the matching 16-kHz audio span, the 478 landmarks in
 crop pixels and the closed-form fit of :func:`talkinghead.face.fitting.fit_sequence` (α shared, β and pose
 per frame, O_lip) with the crop camera; ``meta.json`` adds the source video, frame range, per-frame crop
 boxes (the transform that pastes results back), source size and fit residuals.
@@ -25,17 +25,16 @@ import numpy as np
 import torch
 
 from talkinghead.audio.io import AudioError, load_audio, num_video_frames
-from talkinghead.data.clip import AUDIO_SAMPLE_RATE, Clip, ClipValidationError
-from talkinghead.data.portrait import crop_image
+from talkinghead.conventions import FPS, SAMPLE_RATE
+from talkinghead.data.clip import Clip, ClipValidationError
 from talkinghead.data.preprocess.crop import crop_track, to_crop
 from talkinghead.data.preprocess.discover import VideoInput
 from talkinghead.data.preprocess.tracking import FaceTracker, Rejection, Segment, Segmenter, TrackingConfig
 from talkinghead.data.preprocess.writer import VideoWork
 from talkinghead.face import PerspectiveCamera, builtin_identity_std, load_morphable_model
+from talkinghead.face.crop import crop_image
 from talkinghead.face.fitting import SequenceFitConfig, fit_sequence, mediapipe_landmarks_for
 from talkinghead.media import VideoError, iter_video_frames, probe_video
-
-FPS = 25
 
 
 @dataclass(frozen=True)
@@ -102,23 +101,30 @@ class _VideoJob:
             self.rejections.append(Rejection(None, None, "no audio track"))
             return
         try:
-            audio = load_audio(path, AUDIO_SAMPLE_RATE, FPS)
+            audio = load_audio(path, SAMPLE_RATE, FPS)
         except AudioError as error:
             self.rejections.append(Rejection(None, None, f"unusable audio: {_problem(error, 'audio', path)}"))
             return
-        audio_seconds = len(audio) / AUDIO_SAMPLE_RATE
+        audio_seconds = len(audio) / SAMPLE_RATE
         if info.duration > 0 and abs(info.duration - audio_seconds) > self.settings.max_av_mismatch:
-            self.rejections.append(Rejection(None, None, f"audio/video duration mismatch (audio {audio_seconds:.2f} s, "
-                                                         f"video {info.duration:.2f} s)"))
+            self.rejections.append(
+                Rejection(
+                    None,
+                    None,
+                    f"audio/video duration mismatch (audio {audio_seconds:.2f} s, video {info.duration:.2f} s)",
+                )
+            )
             return
         self._track(path, audio, (info.width, info.height) if info.rotation % 180 == 0 else (info.height, info.width))
 
     def _track(self, path: Path, audio: np.ndarray, size: tuple[int, int]) -> None:
-        limit = num_video_frames(len(audio), FPS, AUDIO_SAMPLE_RATE)
+        limit = num_video_frames(len(audio), FPS, SAMPLE_RATE)
         tracker, segmenter = FaceTracker(self.settings.tracking), Segmenter(self.settings.tracking)
         index = 0
-        with contextlib.closing(iter_video_frames(path, FPS)) as frames, \
-                contextlib.closing(iter_video_frames(path, FPS)) as lagging:
+        with (
+            contextlib.closing(iter_video_frames(path, FPS)) as frames,
+            contextlib.closing(iter_video_frames(path, FPS)) as lagging,
+        ):
             try:
                 for index, frame in enumerate(frames):
                     if index >= limit:
@@ -151,14 +157,16 @@ class _VideoJob:
         self.work.add(clip)
         self.clips += 1
 
-    def _clip(self, segment: Segment, boxes: np.ndarray, crops: np.ndarray, audio: np.ndarray,
-              size: tuple[int, int]) -> Clip:
+    def _clip(
+        self, segment: Segment, boxes: np.ndarray, crops: np.ndarray, audio: np.ndarray, size: tuple[int, int]
+    ) -> Clip:
         model, std = _model(self.settings.model)
         landmarks = to_crop(segment.landmarks, boxes)
         observed = mediapipe_landmarks_for(model, torch.from_numpy(landmarks))
-        fit = fit_sequence(model, observed[..., :2], self.camera, depth=observed[..., 2], alpha_std=std,
-                           config=self.settings.fit)
-        hop = AUDIO_SAMPLE_RATE // FPS
+        fit = fit_sequence(
+            model, observed[..., :2], self.camera, depth=observed[..., 2], alpha_std=std, config=self.settings.fit
+        )
+        hop = SAMPLE_RATE // FPS
         middle = boxes[len(boxes) // 2]
         meta = {
             "clip_id": f"{self.video.stem}-{self.clips:03d}",
@@ -166,13 +174,16 @@ class _VideoJob:
             "source": self.settings.source,
             "fps": FPS,
             "num_frames": len(boxes),
-            "sample_rate": AUDIO_SAMPLE_RATE,
+            "sample_rate": SAMPLE_RATE,
             "crop_box": [int(middle[0]), int(middle[1]), int(middle[0] + middle[2]), int(middle[1] + middle[2])],
             "crop_track": boxes.tolist(),
             "fit_residual": round(float(fit.residual.mean()), 4),
             "fit_residual_without_lips": round(float(fit.residual_without_lips.mean()), 4),
-            "camera": {"image_size": self.camera.image_size, "focal": self.camera.focal,
-                       "distance": self.camera.distance},
+            "camera": {
+                "image_size": self.camera.image_size,
+                "focal": self.camera.focal,
+                "distance": self.camera.distance,
+            },
             "model": Path(self.settings.model).name,
             "video": self.video.key,
             "frame_range": [segment.start, segment.end],
@@ -180,7 +191,7 @@ class _VideoJob:
         }
         return Clip(
             meta=meta,
-            audio=audio[segment.start * hop: segment.end * hop],
+            audio=audio[segment.start * hop : segment.end * hop],
             alpha=fit.alpha.numpy(),
             beta=fit.beta.numpy(),
             pose=fit.pose.numpy(),
@@ -204,7 +215,7 @@ def process_video(video: VideoInput, settings: PreprocessSettings, out_dir: Path
             job = _VideoJob(video, settings, work)
             try:
                 job.run()
-            except Exception as error:  # noqa: BLE001 - one bad video must not stop the run (issue 8)
+            except Exception as error:  # noqa: BLE001 - one bad video must not stop the run
                 job.rejections.append(Rejection(None, None, f"processing error: {type(error).__name__}: {error}"))
             work.finish(job.rejections)
         return VideoReport(video.key, job.clips, job.frames, job.rejections)

@@ -1,6 +1,6 @@
 """The stable 256² face crop of a segment (§4.1: "crop to 256 × 256 following FOMM") and its transform.
 
-Per frame the landmark box gives a square box with :func:`talkinghead.data.portrait.crop_box`'s framing
+Per frame the landmark box gives a square box with :func:`talkinghead.face.crop.crop_box`'s framing
 (side 1.61 × the landmark box's longer side, face centre 2 % of the side below the crop centre), which is
 how the crop camera frames the canonical face, so fitting with that camera sees faces at their usual size.
 Over the segment the box is stabilised the FOMM way (one box size per clip, so the face may move and
@@ -15,7 +15,8 @@ The transform stored per frame is the integer box ``(x0, y0, side)``: crop pixel
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from talkinghead.data.portrait import CROP_CENTRE_OFFSET, CROP_SIZE, DEFAULT_CROP_SCALE
+from talkinghead.conventions import CROP_SIZE
+from talkinghead.face.crop import CROP_CENTRE_OFFSET, DEFAULT_CROP_SCALE
 
 CENTRE_SIGMA_FRAMES = 12.5
 

@@ -5,7 +5,7 @@ file (``.txt``/``.csv``/``.tsv``: one video per line, optionally followed by a t
 identity id; blank lines and lines starting with ``#`` are skipped; relative paths are relative to the
 list's folder; the list's order is kept).
 
-Identity ids (for the identity split, DESIGN §3) come from the layout, unless a list names them:
+Identity ids (for the identity split) come from the layout, unless a list names them:
 
 * a video below a sub-folder: the first folder under the root — VoxCeleb's ``id10001/<youtube id>/00001.mp4``
   gives ``id10001``;
@@ -51,8 +51,10 @@ def _unique_stems(keys: list[str]) -> list[str]:
     seen: dict[str, int] = {}
     for stem in stems:
         seen[stem] = seen.get(stem, 0) + 1
-    return [f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}" if seen[stem] > 1 else stem
-            for stem, key in zip(stems, keys, strict=True)]
+    return [
+        f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}" if seen[stem] > 1 else stem
+        for stem, key in zip(stems, keys, strict=True)
+    ]
 
 
 def _from_folder(root: Path) -> list[tuple[Path, str, str | None]]:
@@ -71,8 +73,13 @@ def _from_list(list_file: Path) -> list[tuple[Path, str, str | None]]:
             raise ValueError(f"{list_file}:{number}: empty video path")
         path = Path(fields[0]).expanduser()
         key = path.as_posix() if not path.is_absolute() else f"{path.parent.name}/{path.name}"
-        entries.append((path if path.is_absolute() else list_file.parent / path, key, fields[1] if len(fields) > 1 and
-                        fields[1] else None))
+        entries.append(
+            (
+                path if path.is_absolute() else list_file.parent / path,
+                key,
+                fields[1] if len(fields) > 1 and fields[1] else None,
+            )
+        )
     return entries
 
 
@@ -91,5 +98,7 @@ def discover_videos(source: str | Path) -> list[VideoInput]:
             seen.add(key)
             unique.append((path, key, identity))
     stems = _unique_stems([key for _, key, _ in unique])
-    return [VideoInput(path, key, _UNSAFE.sub("_", identity or identity_from_key(key)), stem)
-            for (path, key, identity), stem in zip(unique, stems, strict=True)]
+    return [
+        VideoInput(path, key, _UNSAFE.sub("_", identity or identity_from_key(key)), stem)
+        for (path, key, identity), stem in zip(unique, stems, strict=True)
+    ]

@@ -79,7 +79,7 @@ def preprocess_videos(
         raise ValueError(f"no videos found in {videos}")
     out_dir.mkdir(parents=True, exist_ok=True)
     size = settings.videos_per_shard
-    groups = [plan[i:i + size] for i in range(0, len(plan), size)]
+    groups = [plan[i : i + size] for i in range(0, len(plan), size)]
     mine = [n for n in range(shard_index, len(groups), num_shards) if not shard_finished(out_dir, n, groups[n])]
     tasks = [(video, settings, out_dir) for n in mine for video in groups[n] if not video_done(out_dir, video)]
     shard_of = {video.key: n for n in mine for video in groups[n]}
@@ -118,5 +118,6 @@ def preprocess_videos(
     work = out_dir / WORK_DIR
     if work.is_dir() and not any(work.iterdir()):
         work.rmdir()
-    return PreprocessResult(len(plan), len(reports), sum(r.frames for r in reports), written, clips, rows,
-                            index_written)
+    return PreprocessResult(
+        len(plan), len(reports), sum(r.frames for r in reports), written, clips, rows, index_written
+    )

@@ -1,6 +1,6 @@
 """Face tracking (MediaPipe FaceMesh, 478 landmarks) and the segmenter that turns a video into clip spans.
 
-"One speaker per clip" (DESIGN §3 filters) is decided per frame and per frame pair:
+"One speaker per clip" is decided per frame and per frame pair:
 
 * a frame is *usable* when FaceMesh finds exactly one face whose landmark box is at least
   :attr:`TrackingConfig.min_face` pixels on its longer side; a second face counts only when its box is at
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from talkinghead.native_stderr import native_stderr_silenced
+from talkinghead.conventions import MIN_FACE_SIZE
+from talkinghead.face.detection import FaceMeshDetector
 
 NO_FACE = "no face"
 SEVERAL_FACES = "several faces"
@@ -32,7 +33,7 @@ TOO_SHORT = "segment too short"
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    """Thresholds of the tracker and segmenter (the issue leaves them open; values chosen for HDTF/VoxCeleb).
+    """Thresholds of the tracker and segmenter (values chosen for HDTF/VoxCeleb).
 
     ``min_face`` 64 px keeps VoxCeleb's 224p faces and rejects tiny background faces; ``cut_threshold``
     0.12 (of full scale) is far above talking-head frame-to-frame change (< 0.03) and below a cut
@@ -40,7 +41,7 @@ class TrackingConfig:
     second at 25 fps) is beyond any head motion; clips of 1–30 s.
     """
 
-    min_face: float = 64.0
+    min_face: float = float(MIN_FACE_SIZE)
     second_face_ratio: float = 0.5
     cut_threshold: float = 0.12
     max_jump: float = 0.25
@@ -85,38 +86,29 @@ def _box_side(points: np.ndarray) -> float:
 
 
 class FaceTracker:
-    """MediaPipe FaceMesh in video mode (tracking between frames), iris refinement on: 478 landmarks.
+    """MediaPipe FaceMesh in video mode (tracking between frames), iris refinement on: 478 landmarks; the main
+    face is the largest (:class:`~talkinghead.face.detection.FaceMeshDetector`).
 
     Make one per video: the graph keeps the previous frame's face as the next frame's region of interest.
     """
 
     def __init__(self, config: TrackingConfig):
-        import mediapipe as mp
-
         self.config = config
-        with native_stderr_silenced():
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
-                static_image_mode=False,
-                max_num_faces=2,
-                refine_landmarks=True,
-                min_detection_confidence=config.detection_confidence,
-                min_tracking_confidence=config.tracking_confidence,
-            )
+        self._mesh = FaceMeshDetector(
+            video=True,
+            max_faces=2,
+            refine=True,
+            detection_confidence=config.detection_confidence,
+            tracking_confidence=config.tracking_confidence,
+        )
 
     def observe(self, frame: np.ndarray) -> Observation:
         """Landmarks of the main (largest) face of an RGB uint8 frame (H, W, 3), or the problem."""
         frame = np.ascontiguousarray(frame)
-        height, width = frame.shape[:2]
         thumbnail = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
-        with native_stderr_silenced():
-            result = self._mesh.process(frame)
-        faces = [
-            np.array([(p.x * width, p.y * height, p.z * width) for p in face.landmark], dtype=np.float32)
-            for face in (result.multi_face_landmarks or [])
-        ]
+        faces = self._mesh.faces(frame)
         if not faces:
             return Observation(None, NO_FACE, thumbnail)
-        faces.sort(key=_box_side, reverse=True)
         main = faces[0]
         if len(faces) > 1 and _box_side(faces[1]) >= self.config.second_face_ratio * _box_side(main):
             return Observation(None, SEVERAL_FACES, thumbnail)
@@ -165,9 +157,11 @@ class Segmenter:
         if not landmarks:
             return
         if len(landmarks) < self.config.min_frames:
-            self.rejections.append(Rejection(
-                start, start + len(landmarks), f"{TOO_SHORT} ({len(landmarks)} < {self.config.min_frames} frames)"
-            ))
+            self.rejections.append(
+                Rejection(
+                    start, start + len(landmarks), f"{TOO_SHORT} ({len(landmarks)} < {self.config.min_frames} frames)"
+                )
+            )
             return
         parts = -(-len(landmarks) // self.config.max_frames)
         bounds = np.linspace(0, len(landmarks), parts + 1).round().astype(int)

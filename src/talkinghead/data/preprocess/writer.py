@@ -54,8 +54,7 @@ def _fsync_close(handle) -> None:
 
 
 def rejection_row(video: VideoInput, rejection: Rejection) -> dict:
-    return {"video": video.key, "start_frame": rejection.start, "end_frame": rejection.end,
-            "reason": rejection.reason}
+    return {"video": video.key, "start_frame": rejection.start, "end_frame": rejection.end, "reason": rejection.reason}
 
 
 class VideoWork:
@@ -83,11 +82,14 @@ class VideoWork:
         self._tar.close()
         _fsync_close(self._handle)
         os.replace(self._temp, self.tar_path)
-        write_json_atomic(self.folder / f"{self.video.stem}.json", {
-            "video": self.video.key,
-            "clips": self.summaries,
-            "rejected": [rejection_row(self.video, r) for r in rejections],
-        })
+        write_json_atomic(
+            self.folder / f"{self.video.stem}.json",
+            {
+                "video": self.video.key,
+                "clips": self.summaries,
+                "rejected": [rejection_row(self.video, r) for r in rejections],
+            },
+        )
 
     def __exit__(self, exc_type, *_) -> None:
         if exc_type is not None:
@@ -136,8 +138,9 @@ def assemble_shard(out_dir: Path, index: int, videos: list[VideoInput]) -> dict:
                 for clip_id in reader.clip_ids:
                     yield {"__key__": clip_id} | {key: reader.read(clip_id, key) for key in reader.keys(clip_id)}
 
-    manifest = write_shard(out_dir, shard_name(index), samples(), summaries, [video.key for video in videos],
-                           rejected=rejected)
+    manifest = write_shard(
+        out_dir, shard_name(index), samples(), summaries, [video.key for video in videos], rejected=rejected
+    )
     for video in videos:
         (folder / f"{video.stem}.tar").unlink(missing_ok=True)
         (folder / f"{video.stem}.json").unlink(missing_ok=True)

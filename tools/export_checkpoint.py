@@ -1,6 +1,6 @@
 """Copy a training run's best checkpoint to a fixed path (``make demo`` → ``outputs/demo/checkpoints/``).
 
-``python -m talkinghead.lightning.export_checkpoint RUN_DIR OUT.ckpt``: the newest ``checkpoints/last.ckpt``
+``python tools/export_checkpoint.py RUN_DIR OUT.ckpt``: the newest ``checkpoints/last.ckpt``
 under the run folder (``logs/version_N/`` with the CSV logger, ``<project>/<run id>/`` with W&B), written by
 ``ModelCheckpoint(save_last=True)``, records which checkpoint was best on the monitored metric; that file is
 copied to ``OUT.ckpt`` atomically (temp file + rename). A run without a monitored best (no validation

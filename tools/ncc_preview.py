@@ -1,8 +1,8 @@
 """Render the built-in face's NCC projection texture (Eq. 9) for a few expressions to PNG files.
 
-``python -m talkinghead.render.preview --out outputs/demo`` writes ``ncc_neutral.png``,
+``python tools/ncc_preview.py --out outputs/demo`` writes ``ncc_neutral.png``,
 ``ncc_jawOpen.png``, ``ncc_eyeBlink.png`` (PT_in), their inner-face masks ``mask_*.png`` and
-``ncc_sheet.png`` (all three side by side). This is what ``make demo`` shows until the full pipeline exists.
+``ncc_sheet.png`` (all three side by side). ``make demo`` writes them first.
 """
 
 import argparse
@@ -10,20 +10,13 @@ import sys
 from pathlib import Path
 
 import torch
-from torchvision.io import encode_png
 
-from talkinghead.atomic import write_bytes_atomic
+from talkinghead.atomic import write_png_atomic
 from talkinghead.face import PerspectiveCamera, builtin_morphable_model
 from talkinghead.render.factory import make_rasterizer
 from talkinghead.render.ncc import NCCRenderer
 
 EXPRESSIONS = {"neutral": {}, "jawOpen": {"jawOpen": 1.0}, "eyeBlink": {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0}}
-
-
-def write_png_atomic(image: torch.Tensor, path: Path) -> None:
-    """Write a (C, H, W) image in [0, 1] as PNG through a temporary file in the same folder."""
-    data = encode_png((image.clamp(0, 1) * 255).round().to(torch.uint8).cpu()).numpy().tobytes()
-    write_bytes_atomic(path, data)
 
 
 def render_expressions(backend: str = "auto") -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

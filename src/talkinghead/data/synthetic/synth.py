@@ -1,15 +1,15 @@
-"""The embedded synthetic talking-head corpus (DESIGN §3): every stage's ground truth is exact.
+"""The embedded synthetic talking-head corpus: every stage's ground truth is exact.
 
 One *identity* is a portrait variation (flip, crop jitter, colour, background) with a random identity
 α of the built-in model and one espeak-ng voice; it speaks :attr:`SynthConfig.clips_per_identity`
 different random sentences. Per clip:
 
-1. speech: espeak-ng audio (16 kHz) with its own phoneme timings (:mod:`~talkinghead.data.speech`);
+1. speech: espeak-ng audio (16 kHz) with its own phoneme timings (:mod:`~talkinghead.data.synthetic.speech`);
 2. motion: coarticulated viseme blendshapes + blinks + brow raises (β, T×52), phoneme lip offsets
    (O_lip, T×L×3), and a head-pose trajectory that follows the speech energy added to the portrait's
-   fitted pose P_ref (:mod:`~talkinghead.data.visemes`, :mod:`~talkinghead.data.motion_synthesis`);
+   fitted pose P_ref (:mod:`~talkinghead.data.synthetic.visemes`, :mod:`~talkinghead.data.synthetic.motion_synthesis`);
 3. frames: the portrait warped from its fitted mesh to the driven mesh ``(S̄ + αU_id + βU_exp + O_lip) ⊗ P``
-   (Eq. 4, 8) by :class:`~talkinghead.data.frame_renderer.MeshWarpRenderer`, with a drawn mouth interior;
+   (Eq. 4, 8) by :class:`~talkinghead.data.synthetic.frame_renderer.MeshWarpRenderer`, with a drawn mouth interior;
 4. landmarks: the driven mesh's vertices projected by the crop camera.
 
 Everything is a function of ``(seed, clip index)``, so a clip is identical whichever worker makes it and
@@ -27,13 +27,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from talkinghead.data.clip import AUDIO_SAMPLE_RATE, Clip
-from talkinghead.data.frame_renderer import MeshWarpRenderer
-from talkinghead.data.motion_synthesis import blink_curves, brow_curves, head_pose_trajectory
-from talkinghead.data.portrait import Portrait, load_image_rgb, prepare_portrait, vary_portrait
+from talkinghead.conventions import FPS, SAMPLE_RATE
+from talkinghead.data.clip import Clip
 from talkinghead.data.shards import ShardWriter, write_index
-from talkinghead.data.speech import VOICES, random_sentence, synthesize
-from talkinghead.data.visemes import lip_offset_targets, viseme_curves
+from talkinghead.data.synthetic.frame_renderer import MeshWarpRenderer
+from talkinghead.data.synthetic.motion_synthesis import blink_curves, brow_curves, head_pose_trajectory
+from talkinghead.data.synthetic.portrait_variation import vary_portrait
+from talkinghead.data.synthetic.speech import VOICES, random_sentence, synthesize
+from talkinghead.data.synthetic.visemes import lip_offset_targets, viseme_curves
 from talkinghead.face import (
     MorphableModel,
     PerspectiveCamera,
@@ -41,9 +42,10 @@ from talkinghead.face import (
     builtin_identity_std,
     builtin_morphable_model,
 )
+from talkinghead.face.images import load_image_rgb
+from talkinghead.face.portrait import Portrait, prepare_portrait
 from talkinghead.render import make_rasterizer
 
-FPS = 25
 RENDER_BATCH = 25
 
 
@@ -93,7 +95,7 @@ def make_clip(config: SynthConfig, index: int) -> Clip:
     portrait, alpha, voice = _identity(config, identity)
     rng = np.random.default_rng([config.seed, identity, 1 + index])
     num_frames = int(round(config.seconds * FPS))
-    num_samples = num_frames * AUDIO_SAMPLE_RATE // FPS
+    num_samples = num_frames * SAMPLE_RATE // FPS
     words = max(3, int(config.seconds * 2.2))
     speech = synthesize(
         random_sentence(rng, words - 1, words + 2), voice, int(rng.integers(130, 200)), int(rng.integers(35, 65))
@@ -107,7 +109,7 @@ def make_clip(config: SynthConfig, index: int) -> Clip:
     renderer, model = _renderer()
     rest = model.vertices(torch.from_numpy(alpha))[model.lip_ids].numpy()
     lip_offsets = lip_offset_targets(phonemes, rest, num_frames, FPS)
-    pose = portrait.pose.numpy()[None] + head_pose_trajectory(audio, AUDIO_SAMPLE_RATE, num_frames, FPS, rng)
+    pose = portrait.pose.numpy()[None] + head_pose_trajectory(audio, SAMPLE_RATE, num_frames, FPS, rng)
 
     driven = apply_pose(
         model.vertices(torch.from_numpy(alpha), torch.from_numpy(beta), torch.from_numpy(lip_offsets)),
@@ -122,7 +124,7 @@ def make_clip(config: SynthConfig, index: int) -> Clip:
         "source": "synth",
         "fps": FPS,
         "num_frames": num_frames,
-        "sample_rate": AUDIO_SAMPLE_RATE,
+        "sample_rate": SAMPLE_RATE,
         "crop_box": [0, 0, camera.image_size, camera.image_size],
         "fit_residual": float(portrait.fit_residual),
         "camera": {"image_size": camera.image_size, "focal": camera.focal, "distance": camera.distance},

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from talkinghead.data.speech import PhonemeEvent
+from talkinghead.data.synthetic.speech import PhonemeEvent
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
 
 

@@ -1,0 +1,150 @@
+"""``MeshToVideo``: VividTalk's mesh-to-video stage at inference (§3.3, Fig. 5), one network for the pipeline.
+
+Per (reference, driven) pair of faces it renders the motion-VAE's inputs from their morphable-model parameters
+(:class:`~talkinghead.render.MotionInputRenderer`: NCC projection textures PT_ref, PT_d with the parsed outer
+region of the reference image, Eq. 9–10, and the lip Gaussian maps); the dual-branch motion-VAE predicts a dense
+flow and an occlusion map, and the frame generator warps the reference image and synthesizes the driven frame.
+
+With ``flow_prior`` (a departure from the paper, for CPU-budget training) the motion-VAE predicts a *residual* on
+top of the 3-D prior's own flow: the mesh correspondence extended smoothly off the face (the mesh-guided warp the
+hybrid prior implies). The network then only corrects what the mesh cannot say — hair, ears, the torso, the mouth
+interior, the mesh's fitting error — instead of discovering the whole correspondence from the NCC colours, which
+needs far more steps than a few CPU minutes give. ``flow_prior=False`` is the paper.
+"""
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual alias
+from torch import nn
+
+from talkinghead.face import PerspectiveCamera, load_morphable_model
+from talkinghead.models.frame_generator import FrameGenerator
+from talkinghead.models.motion_vae import DualBranchMotionVAE
+from talkinghead.render.face_parser import make_face_parser
+from talkinghead.render.motion_inputs import MotionInputRenderer
+
+FACE_KEYS = ("beta", "pose", "lip_offsets")
+
+
+def _to(face: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {key: value.to(device) for key, value in face.items()}
+
+
+class MeshToVideo(nn.Module):
+    """Input renderer + outer-region parser + motion-VAE + frame generator (module docstring).
+
+    Args:
+        face_model: ``"builtin"`` or the path of a FaceVerse ``.npy`` file (the corpus' morphable model).
+        image_size: frame size (the crop camera: f = 500 px, d = 60 cm at 256², scaled with the size).
+        render_size, motion_size: rasterization and motion-VAE resolutions (:class:`MotionInputRenderer`).
+        rasterizer: ``auto`` | ``torch`` | ``nvdiffrast``.
+        face_parser: ``"mediapipe"`` or the import path of a :class:`~talkinghead.render.FaceParser` subclass.
+        heatmap_sigma: lip heatmap σ in ``motion_size`` pixels.
+        motion, generator: keyword arguments of :class:`DualBranchMotionVAE` (e.g. ``lip_branch: false`` for the
+            Fig. 8 ablation) and :class:`FrameGenerator`.
+        flow_prior: predict a residual on the 3-D prior's flow (module docstring; False = the paper).
+    """
+
+    def __init__(
+        self,
+        face_model: str = "builtin",
+        image_size: int = 256,
+        render_size: int = 256,
+        motion_size: int = 64,
+        rasterizer: str = "auto",
+        face_parser: str = "mediapipe",
+        heatmap_sigma: float = 1.0,
+        motion: dict | None = None,
+        generator: dict | None = None,
+        flow_prior: bool = False,
+    ) -> None:
+        super().__init__()
+        face = load_morphable_model(face_model)
+        camera = PerspectiveCamera(image_size, 500.0 * image_size / 256, 60.0)
+        self.inputs = MotionInputRenderer(face, camera, render_size, motion_size, rasterizer, heatmap_sigma)
+        self.parser = make_face_parser(face_parser)
+        self.motion = DualBranchMotionVAE(face.num_lip_vertices, **(motion or {}))
+        self.generator = FrameGenerator(**(generator or {}))
+        self.flow_prior = flow_prior
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def parse_reference(self, reference_image: torch.Tensor, reference: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Outer-region labels (B, 3, H, W) of reference images (B, 3, H, W) in [0, 1] from the configured
+        parser; ``reference`` holds ``alpha`` (B, K), ``beta``, ``pose``, ``lip_offsets`` of the images."""
+        points = self.inputs.face_points(reference["alpha"].to(self.device), _to(reference, self.device))
+        return self.parser.parse(reference_image.to(self.device), points)
+
+    @torch.no_grad()
+    def render_inputs(
+        self,
+        reference_image: torch.Tensor,
+        alpha: torch.Tensor,
+        reference: dict[str, torch.Tensor],
+        driven: dict[str, torch.Tensor],
+        outer: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The motion-VAE inputs of B pairs (:meth:`MotionInputRenderer.forward`); parses the references
+        when ``outer`` is None."""
+        if outer is None:
+            outer = self.parse_reference(reference_image, {"alpha": alpha, **reference})
+        return self.inputs(alpha, reference, driven, outer)
+
+    def forward(self, reference_image: torch.Tensor, inputs: dict[str, torch.Tensor], sample: bool) -> dict:
+        """Motion-VAE + generator on rendered inputs: ``frame``, ``warped``, ``occlusion`` (B, ·, H, W), ``flow``
+        (B, 2, s, s), ``mu``, ``logvar``; ``sample`` draws the latent (training) instead of using its mean."""
+        motion = self.motion(
+            inputs["pt_reference"], inputs["pt_driven"], inputs["lip_reference"], inputs["lip_driven"], sample=sample
+        )
+        flow = motion.flow + inputs["flow_prior"] if self.flow_prior else motion.flow
+        out = self.generator(reference_image, flow, motion.occlusion)
+        out.update(flow=flow, mu=motion.mu, logvar=motion.logvar)
+        return out
+
+    @torch.no_grad()
+    def synthesize(
+        self,
+        reference_image: torch.Tensor,
+        reference: dict[str, torch.Tensor],
+        driven: dict[str, torch.Tensor],
+        outer: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Frames of one reference image (1, 3, H, W) in [0, 1] driven by B faces.
+
+        ``reference``: ``alpha`` (1, K), ``beta`` (1, 52), ``pose`` (1, 6), ``lip_offsets`` (1, L, 3);
+        ``driven``: ``beta`` (B, 52), ``pose`` (B, 6) absolute, in the corpus camera convention,
+        ``lip_offsets`` (B, L, 3); ``outer``: :meth:`parse_reference`'s labels (computed when None).
+        Returns ``frame``, ``pt_driven``, ``warped`` (B, 3, H, W) and ``occlusion`` (B, 1, H, W), using the
+        VAE mean and eval-mode networks on the module's device.
+        """
+        count = driven["beta"].shape[0]
+        image = reference_image.to(self.device)
+        reference = _to(reference, self.device)
+        if outer is None:
+            outer = self.parse_reference(image, reference)
+
+        def expand(x: torch.Tensor) -> torch.Tensor:
+            return x.to(self.device).expand(count, *x.shape[1:])
+
+        was_training = self.training
+        self.eval()
+        try:
+            inputs = self.render_inputs(
+                image,
+                expand(reference["alpha"]),
+                {k: expand(reference[k]) for k in FACE_KEYS},
+                _to(driven, self.device),
+                expand(outer),
+            )
+            out = self(expand(image), inputs, sample=False)
+        finally:
+            self.train(was_training)
+        pt_driven = F.interpolate(inputs["pt_driven"], size=image.shape[-2:], mode="bilinear", align_corners=False)
+        return {
+            "frame": out["frame"].clamp(0, 1),
+            "pt_driven": pt_driven,
+            "warped": out["warped"],
+            "occlusion": out["occlusion"],
+        }

@@ -1,0 +1,46 @@
+"""Helpers the tests share: the tiny corpus arguments, tiny-config model arguments, checkpoints, logged metrics,
+and loading a script of ``tools/`` as a module."""
+
+import csv
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+CSV_LOGGER_CONFIG = ROOT / "lightning_configs" / "loggers" / "csv.yaml"
+TINY_CORPUS_ARGS = ("--clips", "6", "--seconds", "2", "--seed", "3", "--workers", "1")
+
+
+def load_tool(name: str) -> ModuleType:
+    """``tools/<name>.py`` imported as a module (the scripts are not part of the package)."""
+    spec = importlib.util.spec_from_file_location(f"tools_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def logged_metrics(root: Path) -> dict[str, float]:
+    """Every ``split/name`` value the CSV loggers under ``root`` wrote (the last one wins)."""
+    values: dict[str, float] = {}
+    for path in sorted(root.rglob("metrics.csv")):
+        for row in csv.DictReader(path.open()):
+            values.update({key: float(value) for key, value in row.items() if value and "/" in key})
+    return values
+
+
+def tiny_init_args(name: str) -> dict:
+    """``model.init_args`` of ``lightning_configs/<name>_tiny.yaml``."""
+    import yaml
+
+    config = ROOT / "lightning_configs" / f"{name}_tiny.yaml"
+    return yaml.safe_load(config.read_text())["model"]["init_args"]
+
+
+def save_checkpoint(module, path: Path) -> Path:
+    """Write a LightningModule's checkpoint as a trainer would (no training)."""
+    import lightning
+
+    trainer = lightning.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(path)
+    return path

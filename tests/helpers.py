@@ -44,3 +44,16 @@ def save_checkpoint(module, path: Path) -> Path:
     trainer.strategy.connect(module)
     trainer.save_checkpoint(path)
     return path
+
+
+def save_wav2vec2_standin(folder: Path) -> Path:
+    """A small random wav2vec 2.0 saved like a pretrained one (``save_pretrained``): ``Wav2Vec2Config()`` defaults —
+    LayerDrop, SpecAugment's ``masked_spec_embed``, the 7-layer feature encoder — at a small width and depth. It
+    stands in for ``facebook/wav2vec2-base-960h``, which the tests never download."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    config = Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(16,) * 7
+    )
+    Wav2Vec2Model(config).save_pretrained(folder)
+    return folder

@@ -37,6 +37,11 @@ class AudioEncoder(nn.Module):
         self.fps = fps
         self.sample_rate = sample_rate
 
+    def portable_args(self, args: dict) -> dict:
+        """Constructor arguments that rebuild this encoder from a checkpoint alone: ``args`` (what it was built
+        with) unless the encoder was loaded from somewhere a checkpoint does not carry."""
+        return dict(args)
+
     def frame_samples(self, num_frames: int) -> int:
         """Samples covered by ``num_frames`` video frames (the encoders' input length)."""
         return round(num_frames * self.sample_rate / self.fps)
@@ -109,7 +114,8 @@ class Wav2Vec2Encoder(AudioEncoder):
 
     ``name_or_path`` is a hub name (e.g. ``facebook/wav2vec2-base-960h``, the paper's extractor) or a local
     directory, loaded with ``Wav2Vec2Model.from_pretrained`` (a ``…ForCTC`` checkpoint loads its encoder);
-    ``config`` builds a randomly initialised model instead (:meth:`from_config`). Exactly one is given.
+    ``config`` (a ``Wav2Vec2Config`` or its dict) builds a randomly initialised model instead (:meth:`from_config`;
+    checkpoints store it, :meth:`portable_args`). Exactly one is given.
 
     * The CNN feature encoder is frozen when ``freeze_feature_encoder`` (``requires_grad = False``); the
       feature projection and the transformer stay trainable.
@@ -136,11 +142,13 @@ class Wav2Vec2Encoder(AudioEncoder):
         fps: float = FPS,
         normalize: bool = True,
         spec_augment: bool = False,
-        config: Wav2Vec2Config | None = None,
+        config: Wav2Vec2Config | dict | None = None,
     ) -> None:
         super().__init__(fps, SAMPLE_RATE)
         if (name_or_path is None) == (config is None):
             raise ValueError("give exactly one of name_or_path and config")
+        if isinstance(config, dict):
+            config = Wav2Vec2Config.from_dict(config)
         self.model = Wav2Vec2Model(config) if config is not None else Wav2Vec2Model.from_pretrained(name_or_path)
         self.model.config.apply_spec_augment = spec_augment
         if freeze_feature_encoder:
@@ -155,6 +163,13 @@ class Wav2Vec2Encoder(AudioEncoder):
         self.stride, self.receptive_field = stride, field
         margin = max(field - stride, 0)
         self.pad = (margin // 2, margin - margin // 2)
+
+    def portable_args(self, args: dict) -> dict:
+        """``args`` with ``name_or_path`` replaced by the model's configuration (a dict): a checkpoint carries the
+        weights, so rebuilding from it needs neither the hub nor its cache."""
+        portable = {key: value for key, value in args.items() if key != "name_or_path"}
+        portable["config"] = self.model.config.to_dict()
+        return portable
 
     @classmethod
     def from_config(cls, config: Wav2Vec2Config, **kwargs) -> "Wav2Vec2Encoder":

@@ -10,7 +10,8 @@ What every config shares is set here once instead of in each file; a config or a
 * ``trainer.logger``: :class:`~talkinghead.lightning.loggers.WandbLogger` (offline unless logged in) named
   ``<Module>-<config>`` and saving under the root dir (``lightning_configs/loggers/csv.yaml`` switches to CSV);
 * ``trainer.callbacks``: :class:`~talkinghead.lightning.media.MediaLogger` and a ``ModelCheckpoint`` keeping the
-  best checkpoint on the module's own validation metric (``MONITOR`` of the module class) and ``last.ckpt``.
+  best checkpoint on the module's own validation metric (``MONITOR`` of the module class) and ``last.ckpt``; a
+  config that lists callbacks of its own (e.g. ``EMAWeightAveraging``) gets these two added unless it lists them.
 """
 
 import importlib
@@ -18,16 +19,21 @@ import sys
 from pathlib import Path
 
 import lightning
-from jsonargparse import Namespace
+from jsonargparse import Namespace, dict_to_namespace
 from lightning.pytorch.cli import LightningCLI
 
 from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.data.shards import CorruptShardError
+from talkinghead.lightning.stage import ConfigurationError
 
-USER_ERRORS = (CorruptShardError, FileNotFoundError)
+USER_ERRORS = (ConfigurationError, CorruptShardError, FileNotFoundError)
 RUNS = Path("outputs/runs")
 WANDB_LOGGER = "talkinghead.lightning.loggers.WandbLogger"
 CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
+SHARED_CALLBACKS = (
+    {"class_path": "talkinghead.lightning.media.MediaLogger", "init_args": {"every_n_validations": 1}},
+    {"class_path": CHECKPOINT, "init_args": {"save_last": True, "auto_insert_metric_name": False}},
+)
 
 
 def _user_error(error: BaseException) -> BaseException | None:
@@ -52,10 +58,7 @@ class TalkingHeadCLI(LightningCLI):
         parser.set_defaults(
             {
                 "trainer.logger": {"class_path": WANDB_LOGGER, "init_args": {"project": "talkinghead"}},
-                "trainer.callbacks": [
-                    {"class_path": "talkinghead.lightning.media.MediaLogger"},
-                    {"class_path": CHECKPOINT, "init_args": {"save_last": True, "auto_insert_metric_name": False}},
-                ],
+                "trainer.callbacks": [dict(callback) for callback in SHARED_CALLBACKS],
             }
         )
 
@@ -73,8 +76,11 @@ class TalkingHeadCLI(LightningCLI):
                 logger.init_args.name = f"{model_class.__name__}-{stem}"
             if logger.init_args.get("save_dir") in (None, "."):
                 logger.init_args.save_dir = trainer.default_root_dir
+        listed = {callback.class_path for callback in trainer.callbacks or [] if isinstance(callback, Namespace)}
+        missing = [dict_to_namespace(callback) for callback in SHARED_CALLBACKS if callback["class_path"] not in listed]
+        trainer.callbacks = [*(trainer.callbacks or []), *missing]
         monitor, mode = getattr(model_class, "MONITOR", (None, "min"))
-        for callback in trainer.callbacks or []:
+        for callback in trainer.callbacks:
             if isinstance(callback, Namespace) and callback.class_path == CHECKPOINT and monitor is not None:
                 if callback.init_args.get("monitor") is None:
                     callback.init_args.monitor, callback.init_args.mode = monitor, mode

@@ -41,7 +41,8 @@ class FacialMotionModule(StageModule):
         blendshape_weight, mesh_weight, lip_weight: the weights of Eq. 11 (see module docstring).
         teacher_forcing_ratio: probability that a training frame's decoder input is the ground truth rather
             than the model's own (detached) prediction (scheduled sampling; 1 = plain teacher forcing).
-        lr, weight_decay: AdamW.
+        lr, weight_decay, warmup_steps: AdamW, with the learning rate ramped up linearly over the first
+            ``warmup_steps`` optimizer steps of the run (0 = none).
 
     Media: NCC renders of the predicted | ground-truth meshes (unposed, Eq. 4) of the batch's first window, a
     strip of five frames and the whole window as a video with its audio.
@@ -61,10 +62,13 @@ class FacialMotionModule(StageModule):
         teacher_forcing_ratio: float = 1.0,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.model = AudioToMotion(audio_encoder, audio_encoder_args, face_model, network)
+        # checkpoints rebuild the audio encoder from its stored configuration, never from the hub
+        self.hparams["audio_encoder_args"] = self.model.audio_encoder.portable_args(audio_encoder_args or {})
         face = self.model.face
         self.measure = FaceMeasurements.from_model(face)
         vertex_weight = torch.ones(face.num_vertices)

@@ -27,7 +27,7 @@ from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.data.shards import iter_clips
 from talkinghead.image_tensors import to_uint8
 from talkinghead.lightning.media import Image, Video
-from talkinghead.lightning.stage import StageModule
+from talkinghead.lightning.stage import StageModule, warmup
 from talkinghead.metrics.landmarks import frame_mouth_landmark_distance
 from talkinghead.models.losses import MeshToVideoLoss
 from talkinghead.models.mesh_to_video import FACE_KEYS, MeshToVideo
@@ -50,8 +50,13 @@ class MotionVAEGeneratorModule(StageModule):
             generator, flow_prior: the arguments of :class:`MeshToVideo`.
         discriminator, perceptual, perceptual_args, l1_weight, perceptual_weight, kl_weight, mesh_flow_weight,
             gan_weight, feature_matching_weight, gan_loss: the arguments of :class:`MeshToVideoLoss`.
-        discriminator_start: training batches before the discriminator and the GAN/feature-matching terms start.
+        discriminator_start: generator optimizer steps of the run (all ranks step together) before the
+            discriminator and the GAN/feature-matching terms start; counted in a checkpointed buffer, so resuming
+            keeps the count.
         lr, discriminator_lr, betas, weight_decay: the two Adam(W) optimizers (``discriminator_lr`` defaults to ``lr``).
+        warmup_steps: both learning rates ramp up linearly over the first ``warmup_steps`` steps of their optimizer.
+        gradient_clip_val: clip each network's gradient norm to this before its step (None = no clipping; manual
+            optimization cannot use the trainer's ``gradient_clip_val``).
         mouth_metric: run MediaPipe for ``mouth_landmark_distance`` in validation/test.
         num_samples: rows of the logged sample grid.
 
@@ -89,6 +94,8 @@ class MotionVAEGeneratorModule(StageModule):
         discriminator_lr: float | None = None,
         betas: tuple[float, float] = (0.5, 0.999),
         weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        gradient_clip_val: float | None = None,
         mouth_metric: bool = True,
         num_samples: int = 4,
     ) -> None:
@@ -119,6 +126,7 @@ class MotionVAEGeneratorModule(StageModule):
             feature_matching_weight,
             gan_loss,
         )
+        self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
         names = IMAGE_METRICS + (MOUTH_METRICS if mouth_metric else ())
         self.metrics = self.split_metrics(lambda: {name: MeanMetric() for name in names})
 
@@ -158,29 +166,36 @@ class MotionVAEGeneratorModule(StageModule):
     def training_step(self, batch: dict, batch_idx: int) -> None:
         """Generator step, then (after the warm-up) discriminator step, each with its own optimizer."""
         opt_g, opt_d = self.optimizers()
-        use_gan = self.trainer.fit_loop.total_batch_idx >= self.hparams.discriminator_start
+        use_gan = int(self.generator_steps) >= self.hparams.discriminator_start
         self.toggle_optimizer(opt_g)
         loss, logs, out = self.generator_loss(batch, use_gan)
-        opt_g.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        opt_g.step()
+        self._step(opt_g, loss, 0)
         self.untoggle_optimizer(opt_g)
+        self.generator_steps += 1
         if use_gan:
             self.toggle_optimizer(opt_d)
             d_loss = self.criterion.discriminator_step_loss(batch["driven_frame"], out["frame"])
-            opt_d.zero_grad(set_to_none=True)
-            self.manual_backward(d_loss)
-            opt_d.step()
+            self._step(opt_d, d_loss, 1)
             self.untoggle_optimizer(opt_d)
             logs["train/discriminator"] = d_loss
         self.log_dict(
             {k: v.detach() for k, v in logs.items()}, prog_bar=True, batch_size=batch["driven_frame"].shape[0]
         )
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+    def _step(self, optimizer, loss: torch.Tensor, index: int) -> None:
+        """Backward, optional gradient clipping, the optimizer step and its warm-up schedule's step."""
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.hparams.gradient_clip_val:
+            self.clip_gradients(optimizer, self.hparams.gradient_clip_val, gradient_clip_algorithm="norm")
+        optimizer.step()
+        if self.hparams.warmup_steps:
+            self.lr_schedulers()[index].step()
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer] | tuple[list, list]:
         hp = self.hparams
         generator = [*self.model.motion.parameters(), *self.model.generator.parameters()]
-        return [
+        optimizers = [
             torch.optim.AdamW(generator, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay),
             torch.optim.AdamW(
                 self.criterion.discriminator.parameters(),
@@ -189,6 +204,9 @@ class MotionVAEGeneratorModule(StageModule):
                 weight_decay=hp.weight_decay,
             ),
         ]
+        if not hp.warmup_steps:
+            return optimizers
+        return optimizers, [warmup(optimizer, hp.warmup_steps) for optimizer in optimizers]
 
     def _evaluate(self, batch: dict, split: str) -> None:
         out = self.model(batch["reference_frame"], batch, sample=False)

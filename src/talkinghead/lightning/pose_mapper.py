@@ -47,7 +47,7 @@ from talkinghead.face.builtin import builtin_morphable_model
 from talkinghead.face.pose import apply_pose
 from talkinghead.lightning.media import first_audio, ncc_renders, side_by_side
 from talkinghead.lightning.pose_vqvae import target_pose
-from talkinghead.lightning.stage import StageModule
+from talkinghead.lightning.stage import ConfigurationError, StageModule
 from talkinghead.metrics.pose import head_pose_diversity, mean_jerk, pose_errors, seed_diversity
 from talkinghead.models.checkpoints import load_strict, read_checkpoint, substate
 from talkinghead.models.head_pose import HeadPoseGenerator
@@ -69,7 +69,8 @@ class PoseMapperModule(StageModule):
         pose_weight, latent_weight: weights of the two terms of Eq. 13.
         code_weight: weight of the code cross-entropy (module docstring; 0 = Eq. 13 only).
         num_eval_seeds, sample_temperature, sample_top_k: sampling for the HPD / diversity / jerk metrics.
-        lr, weight_decay: AdamW.
+        lr, weight_decay, warmup_steps: AdamW, with the learning rate ramped up linearly over the first
+            ``warmup_steps`` optimizer steps of the run (0 = none).
 
     Media: the mean face posed by the sampled (seed 0) | ground-truth head poses, a strip and a video with audio.
     """
@@ -92,6 +93,7 @@ class PoseMapperModule(StageModule):
         sample_top_k: int | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        warmup_steps: int = 0,
         vqvae_network: dict | None = None,
     ) -> None:
         super().__init__()
@@ -99,7 +101,10 @@ class PoseMapperModule(StageModule):
         vqvae_state = None
         if vqvae_network is None or (vqvae_checkpoint is not None and Path(vqvae_checkpoint).is_file()):
             if vqvae_checkpoint is None:
-                raise ValueError("PoseMapperModule needs vqvae_checkpoint, the PoseVQVAEModule checkpoint")
+                raise ConfigurationError(
+                    "PoseMapperModule needs --model.init_args.vqvae_checkpoint, the PoseVQVAEModule checkpoint of the "
+                    "reconstruction phase (train lightning_configs/pose_vqvae*.yaml first)"
+                )
             checkpoint = read_checkpoint(vqvae_checkpoint)
             vqvae_network = dict(checkpoint.get("hyper_parameters", {}).get("network") or {})
             vqvae_state = substate(checkpoint, "net.")
@@ -107,6 +112,8 @@ class PoseMapperModule(StageModule):
         self.model = HeadPoseGenerator(
             vqvae_network, audio_encoder, audio_encoder_args, identity_dim, normalize_identity, network
         )
+        # checkpoints rebuild the audio encoder from its stored configuration, never from the hub
+        self.hparams["audio_encoder_args"] = self.model.audio_encoder.portable_args(audio_encoder_args or {})
         if vqvae_state is not None:
             load_strict(self.model.vqvae, vqvae_state, f"PoseVQVAE checkpoint {vqvae_checkpoint}")
         names = METRICS + (DIVERSITY_METRICS if num_eval_seeds > 1 else ())

@@ -49,7 +49,8 @@ class PoseVQVAEModule(StageModule):
     Args:
         network: keyword arguments of :class:`PoseVQVAE` (sizes, codebook, ``absolute_pose``).
         reconstruction_weight: weight of the ‖P_r − P̂_r‖² term.
-        lr, weight_decay: AdamW.
+        lr, weight_decay, warmup_steps: AdamW, with the learning rate ramped up linearly over the first
+            ``warmup_steps`` optimizer steps of the run (0 = none).
     """
 
     MONITOR = ("val/angle_error_deg", "min")
@@ -60,6 +61,7 @@ class PoseVQVAEModule(StageModule):
         reconstruction_weight: float = 1.0,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

@@ -9,6 +9,17 @@ from torchmetrics import Metric
 EVAL_SPLITS = ("val", "test")
 
 
+class ConfigurationError(ValueError):
+    """A training run configured so it cannot start (e.g. a required checkpoint not given); one line for the user."""
+
+
+def warmup(optimizer: torch.optim.Optimizer, steps: int) -> dict:
+    """A Lightning scheduler config ramping the learning rate linearly from ``1/steps`` of its value to all of it over
+    the first ``steps`` optimizer steps of the run (counted by the optimizer, so it survives resuming)."""
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / steps))
+    return {"scheduler": schedule, "interval": "step"}
+
+
 class StageModule(lightning.LightningModule):
     """Training logs the ``(loss, {"train/…": …})`` pair of the subclass's ``loss(batch)``. Validation and test
     call ``_evaluate(batch, split)`` per batch (``split`` is ``"val"`` or ``"test"``), which updates
@@ -66,6 +77,9 @@ class StageModule(lightning.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict:
         trainable = [p for p in self.parameters() if p.requires_grad]
-        return torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if not self.hparams.get("warmup_steps"):
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": warmup(optimizer, self.hparams.warmup_steps)}

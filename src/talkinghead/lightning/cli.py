@@ -2,7 +2,8 @@
 
 The model is chosen by the config's ``model.class_path`` (any LightningModule of :mod:`talkinghead.lightning`);
 every module shares :class:`~talkinghead.data.datamodule.TalkingHeadDataModule` (``--data.root DIR`` points it at
-a shard folder). Missing or corrupt data ends in one line and exit 2.
+a shard folder). Missing or corrupt data, or a split without a clip long enough for the window, ends in one
+line and exit 2.
 
 What every config shares is set here once instead of in each file; a config or a flag that sets it wins:
 
@@ -21,17 +22,17 @@ import lightning
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningCLI
 
-from talkinghead.data.datamodule import TalkingHeadDataModule
+from talkinghead.data.datamodule import EmptySplitError, TalkingHeadDataModule
 from talkinghead.data.shards import CorruptShardError
 
-USER_ERRORS = (CorruptShardError, FileNotFoundError)
+USER_ERRORS = (CorruptShardError, EmptySplitError, FileNotFoundError)
 RUNS = Path("outputs/runs")
 WANDB_LOGGER = "talkinghead.lightning.loggers.WandbLogger"
 CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
 
 
 def _user_error(error: BaseException) -> BaseException | None:
-    """The missing-file or corrupt-shard error behind ``error`` (jsonargparse wraps constructor errors)."""
+    """The missing-file, corrupt-shard or empty-split error behind ``error`` (jsonargparse wraps constructor errors)."""
     while error is not None:
         if isinstance(error, USER_ERRORS):
             return error

@@ -199,17 +199,21 @@ def test_a_split_without_usable_clips_is_one_clear_error(mode):
         dataset(empty, "test").check_usable()
 
 
-def test_cli_fit_on_clips_shorter_than_the_window_exits_2_with_one_line(tmp_path, capsys):
-    write_corpus(tmp_path / "corpus", [make_clip(f"c{i}", f"id{i}", num_frames=10) for i in range(3)])
+@pytest.mark.parametrize("corpora", [1, 2])
+def test_cli_fit_on_clips_shorter_than_the_window_exits_2_with_one_line(tmp_path, capsys, corpora):
+    roots = [tmp_path / f"corpus{n}" for n in range(corpora)]
+    for root in roots:
+        write_corpus(root, [make_clip(f"c{i}", f"id{i}", num_frames=10) for i in range(3)])
+    root = str(roots[0]) if corpora == 1 else f"[{', '.join(map(str, roots))}]"  # data.root: a folder or a list
     argv = [
         "fit", "--config", str(ROOT / "lightning_configs" / "facial_motion_tiny.yaml"),
-        "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(tmp_path / "corpus"),
+        "--config", str(CSV_LOGGER_CONFIG), "--data.root", root,
         "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
     ]  # fmt: skip
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == (
-        f"talkinghead: error: split 'train' of {tmp_path / 'corpus'}: no clip is long enough for window 50 "
-        "(longest clip: 10 frames; 1 clip in the split)"
+        f"talkinghead: error: split 'train' of {', '.join(map(str, roots))}: no clip is long enough for window 50 "
+        f"(longest clip: 10 frames; {corpora} clip{'s' if corpora > 1 else ''} in the split)"
     )

@@ -15,8 +15,8 @@ computes the same plan for an epoch and takes its own part of it:
   subset chosen with the epoch's seed. Val/test use every item of every corpus once;
 * the epoch's items are grouped by shard (training: shard order shuffled with (seed, epoch), a shard's
   items interleaved over its clips) and cut into contiguous runs, one per (rank, worker) partition, so a
-  worker opens one or two shards per epoch; training then shuffles each partition within blocks of at
-  most ``_MAX_OPEN_SHARDS`` shards;
+  worker opens only the few shards its run spans; training then shuffles each partition within blocks of
+  at most ``_MAX_OPEN_SHARDS`` shards;
 * under DDP every rank must run the same number of batches, or the collectives hang. Training therefore
   gives every (rank, worker) partition ⌈N/P⌉ items (P = world_size · num_workers) by serving the first
   P·⌈N/P⌉ − N items of the epoch's order twice: fewer than P repeats, none dropped. Val/test pad only to
@@ -291,7 +291,8 @@ class ShardWindowDataset(IterableDataset):
                 return [(-1, -1)] * max(1, (frames - self.window + 1) // self.window)
             return [(start, -1) for start in range(0, frames - self.window + 1, self.stride)]
         if self.train:
-            return [(-1, -1)] * max(self.pairs_per_clip, frames // (self.frames_per_pair or frames + 1))
+            by_length = frames // self.frames_per_pair if self.frames_per_pair else 0
+            return [(-1, -1)] * max(self.pairs_per_clip, by_length)
         drivens = range(self.stride, frames, self.stride) or [1]
         return [(0, driven) for driven in drivens]
 

@@ -1,6 +1,7 @@
 """Clip encoding, shard writing/resume, identity split, corruption handling and the clip reader."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -215,3 +216,56 @@ def test_iter_clips_reads_a_split_with_only_the_requested_fields(tmp_path):
     for clip in loaded:
         assert clip.beta is None and clip.audio is not None and clip.frames.shape == (3, 16, 16, 3)
     assert frame_key(12) == "frames.000012.jpg"
+
+
+def _counting_sha256(monkeypatch) -> list:
+    """Patch the shard hash function to record the shards it hashes; return the record."""
+    from talkinghead.data import shards
+
+    hashed = []
+    real = shards.file_sha256
+
+    def counted(path):
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(shards, "file_sha256", counted)
+    return hashed
+
+
+def test_verified_shards_are_hashed_once_and_a_changed_one_again(tmp_path, monkeypatch):
+    clips = [make_clip(f"c{i}", f"id{i}", num_frames=3, size=16, seed=i) for i in range(6)]
+    write_corpus(tmp_path, clips, clips_per_shard=2)
+    hashed = _counting_sha256(monkeypatch)
+    verify_shards(tmp_path, cache="read")  # a rank other than 0: checks, records nothing
+    assert len(hashed) == 3 and not (tmp_path / ".verified.json").exists()
+    verify_shards(tmp_path, cache="write")
+    assert len(hashed) == 6 and (tmp_path / ".verified.json").exists()
+    good = verify_shards(tmp_path, cache="read")
+    assert len(hashed) == 6 and len(good) == 3  # the second verification hashes nothing
+    verify_shards(tmp_path)  # an explicit check without the cache reads everything
+    assert len(hashed) == 9
+
+    victim = tmp_path / "shard-000001.tar"
+    data = bytearray(victim.read_bytes())
+    data[2000] ^= 0xFF  # same size; the write and utime give a new mtime
+    victim.write_bytes(bytes(data))
+    stat = victim.stat()
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    with pytest.raises(CorruptShardError, match="shard-000001.tar: sha256"):
+        verify_shards(tmp_path, cache="write")
+    assert hashed[9:] == ["shard-000001.tar"]
+    with pytest.warns(UserWarning, match="shard-000001.tar"):
+        good = verify_shards(tmp_path, skip_bad=True, cache="write")
+    assert [entry["name"] for entry in good] == ["shard-000000.tar", "shard-000002.tar"]
+    assert sorted(json.loads((tmp_path / ".verified.json").read_text())["shards"]) == [e["name"] for e in good]
+
+
+def test_a_rewritten_index_invalidates_the_verified_record(tmp_path, monkeypatch):
+    write_corpus(tmp_path, [make_clip(f"c{i}", f"id{i}", num_frames=3, size=16) for i in range(4)])
+    verify_shards(tmp_path, cache="write")
+    hashed = _counting_sha256(monkeypatch)
+    write_index(tmp_path, seed=1)  # another split: another index sha256
+    verify_shards(tmp_path, cache="write")
+    verify_shards(tmp_path, cache="read")
+    assert len(hashed) == 2

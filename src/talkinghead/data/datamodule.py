@@ -1,27 +1,49 @@
-"""``TalkingHeadDataModule``: windows (stage 1) and frame pairs (stage 2) from clip shards.
+"""``TalkingHeadDataModule``: windows (stage 1) and frame pairs (stage 2) from the clip shards of one or more corpora.
 
-Work is planned from ``index.json`` alone, so every DDP rank and dataloader worker computes the same
-plan and takes a disjoint part of it:
+Work is planned from the corpora's ``index.json`` files alone, so every DDP rank and dataloader worker
+computes the same plan for an epoch and takes its own part of it:
 
-* an *item* is one window (stage 1) or one frame pair (stage 2) of one clip of the split;
-* partitions are the ``world_size · num_workers`` (rank, worker) pairs. For training, when the split's
-  shards are at least as many as the partitions, whole shards go to partitions (shard order reshuffled
-  every epoch); otherwise — and always for val/test — items are dealt out round-robin by item index.
-  Either way no item is seen twice in an epoch. Readers seek straight to the members they need, so the
-  item-level split costs header reads only;
-* with more than one rank every partition is cut to the smallest partition's length so all ranks run
-  the same number of batches (DDP would hang otherwise); this drops at most one shard's worth of items
-  per partition and epoch, different ones each epoch for training. A single process drops nothing.
+* an *item* is one window (stage 1) or one frame pair (stage 2) of one clip of the split. Training draws
+  items in proportion to a clip's length, so an epoch is about one pass over the footage: a clip of F
+  frames gives ``max(1, (F − T + 1) // T)`` random windows of T frames (one per T possible starts: at
+  T = 50 a 30-s clip gives 14, a 2-s clip 1, and the embedded corpus's 4-s clips keep the single window
+  per epoch the tiny configs were tuned with) and ``max(pairs_per_clip, F // frames_per_pair)`` random
+  pairs (one per second by default, at least ``pairs_per_clip``). Val/test items are fixed: windows
+  starting at 0, stride, 2·stride, … and pairs (0, stride), (0, 2·stride), …;
+* ``root`` may list several corpora (e.g. HDTF and VoxCeleb2), each split as its own index says. A
+  training weight w draws round(w · N) of a corpus's N items per epoch: every item ⌊w⌋ times plus a
+  subset chosen with the epoch's seed. Val/test use every item of every corpus once;
+* the epoch's items are grouped by shard (training: shard order shuffled with (seed, epoch), a shard's
+  items interleaved over its clips) and cut into contiguous runs, one per (rank, worker) partition, so a
+  worker opens only the few shards its run spans; training then shuffles each partition within blocks of
+  at most ``_MAX_OPEN_SHARDS`` shards;
+* under DDP every rank must run the same number of batches, or the collectives hang. Training therefore
+  gives every (rank, worker) partition ⌈N/P⌉ items (P = world_size · num_workers) by serving the first
+  P·⌈N/P⌉ − N items of the epoch's order twice: fewer than P repeats, none dropped. Val/test pad only to
+  equal ranks — fewer than world_size repeated items, so a metric over N items is off by less than
+  world_size/N — and every rank splits its share between its workers alike. One process repeats nothing;
+* order and random windows are a function of (seed, epoch, rank, worker) only. The loader sets the
+  dataset's epoch (``trainer.current_epoch``, which a resumed run restores) before every pass, and the
+  workers, which are not persistent, receive the dataset with that epoch when the pass starts.
+
+For scale (:meth:`TalkingHeadDataModule.plan_summary`): an HDTF-sized index of 362 clips of 159 s (16 h;
+290 train clips) plans 11 020 training windows per epoch at ``facial_motion.yaml``'s window of 100, i.e.
+88 steps of batch 16 per epoch on 8 GPUs with 4 workers each, and 46 110 pairs (364 steps) at ``motion_vae.yaml``'s.
 
 Clips shorter than the window (stage 1), or with fewer than two frames or no frames (stage 2), are
-skipped and counted in a log line, never padded.
+skipped and counted in a log line, never padded. A split that a stage needs (train for fit, and val when
+it holds clips; val for validate; test for test) without a usable clip stops :meth:`TalkingHeadDataModule.setup`
+with :class:`EmptySplitError`, which names the split, the window and the longest clip.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import cycle, groupby, islice
 from pathlib import Path
 from typing import Literal
 
@@ -48,11 +70,61 @@ STAGE1_FIELDS = ("audio", *MOTION_FIELDS)
 STAGE2_FIELDS = MOTION_FIELDS
 _MAX_OPEN_SHARDS = 8
 
+Item = tuple[str, str, int, int]
+"""(shard path, clip id, a, b): stage 1 (start, -) and stage 2 (reference, driven); -1 means random."""
+
+
+class EmptySplitError(ValueError):
+    """A split a stage needs is empty or has no clip usable for the window; the message names both."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """One shard folder: its index, the index entries of its good shards, its training weight."""
+
+    root: Path
+    index: dict
+    shards: list[dict]
+    weight: float = 1.0
+
 
 def _distributed_rank_and_size() -> tuple[int, int]:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
+
+
+def _worker_id_and_count() -> tuple[int, int]:
+    info = get_worker_info()
+    return (0, 1) if info is None else (info.id, info.num_workers)
+
+
+def deal(items: Sequence, world_size: int, num_workers: int, equal_workers: bool) -> list[list]:
+    """Cut ``items`` into contiguous (rank, worker) partitions, rank-major, padding by wrapping around.
+
+    Under DDP (``world_size`` > 1) every rank gets the same number of items, and its workers split them
+    alike on every rank; ``equal_workers`` makes every partition the same length instead. Either way the
+    padding is the fewest repeats that allows it. One process (``world_size`` 1) repeats nothing.
+    """
+    count = world_size * num_workers
+    if not items:
+        return [[] for _ in range(count)]
+    units = count if equal_workers and world_size > 1 else world_size
+    per_unit = math.ceil(len(items) / units)
+    padded = list(islice(cycle(items), per_unit * units))
+    per_rank = per_unit * units // world_size
+    per_worker = math.ceil(per_rank / num_workers)
+    parts = []
+    for rank in range(world_size):
+        share = padded[rank * per_rank : (rank + 1) * per_rank]
+        parts.extend(share[worker * per_worker : (worker + 1) * per_worker] for worker in range(num_workers))
+    return parts
+
+
+def _interleave(lists: list[list]) -> list:
+    """[a0, b0, c0, a1, b1, …]: the k-th elements of every list before any (k+1)-th."""
+    longest = max((len(items) for items in lists), default=0)
+    return [items[k] for k in range(longest) for items in lists if k < len(items)]
 
 
 def _shuffle_in_shard_blocks(items: list[tuple], rng: np.random.Generator) -> list[tuple]:
@@ -71,31 +143,75 @@ def _shuffle_in_shard_blocks(items: list[tuple], rng: np.random.Generator) -> li
     return [block[i] for block in blocks for i in rng.permutation(len(block))]
 
 
+def _as_list(value, count: int, single: Callable[[object], bool]) -> list:
+    """``value`` for each of ``count`` corpora: ``[value]`` when it is one corpus's, ``None`` for all when unset."""
+    if value is None:
+        return [None] * count
+    values = [value] if single(value) else list(value)
+    if len(values) != count:
+        raise ValueError(f"expected one value per root ({count}), got {len(values)}")
+    return values
+
+
+def load_corpora(
+    root: str | Path | Sequence[str | Path],
+    weights: Sequence[float] | None = None,
+    index: dict | Sequence[dict] | None = None,
+    shards: list[dict] | Sequence[list[dict]] | None = None,
+    **verify,
+) -> list[Corpus]:
+    """The corpora of ``root`` (one folder or a list); shards are verified (``verify`` → ``verify_shards``)
+    unless their entries are given. All corpora must share one fps and sample rate."""
+    roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+    if not roots:
+        raise ValueError("root lists no shard folder")
+    weights = [1.0] * len(roots) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(roots) or any(not math.isfinite(w) or w < 0 for w in weights):
+        raise ValueError(f"root_weights must be one weight ≥ 0 per root, got {weights} for {len(roots)} roots")
+    indexes = _as_list(index, len(roots), lambda value: isinstance(value, dict))
+    entries = _as_list(shards, len(roots), lambda value: not value or isinstance(value[0], dict))
+    corpora = []
+    for path, weight, corpus_index, corpus_shards in zip(roots, weights, indexes, entries, strict=True):
+        corpus_index = load_index(path) if corpus_index is None else corpus_index
+        if corpus_shards is None:
+            corpus_shards = verify_shards(path, index=corpus_index, **verify)
+        corpora.append(Corpus(path, corpus_index, corpus_shards, weight))
+    rates = {(corpus.index["fps"], corpus.index["sample_rate"]) for corpus in corpora}
+    if len(rates) > 1:
+        raise ValueError(f"corpora mix fps/sample rates {sorted(rates)}; batches need one rate")
+    return corpora
+
+
 class ShardWindowDataset(IterableDataset):
     """Iterable dataset of stage-1 windows or stage-2 frame pairs of one split (see module docstring).
 
-    ``rank``/``world_size`` default to ``torch.distributed``'s (0/1 when not initialized); tests pass
-    them explicitly to simulate ranks. ``epoch`` selects the training shuffle and random windows; the
-    data module's loader sets it before every pass. Items are dicts of tensors and strings (one row of
-    the batches documented in :class:`TalkingHeadDataModule`).
+    ``root`` is a shard folder or a list of them (``weights``: their training weights; ``index`` and
+    ``shards``, one per root, skip reading and verifying them). ``rank``/``world_size`` default to
+    ``torch.distributed``'s (0/1 when not initialized) and the worker to ``get_worker_info()``'s; tests
+    pass them to :meth:`partition` to simulate ranks and workers. ``epoch`` selects the training shuffle,
+    repeats and random windows; the data module's loader sets it before every pass (:meth:`set_epoch`).
+    Items are dicts of tensors and strings (one row of the batches documented in
+    :class:`TalkingHeadDataModule`).
     """
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | Sequence[str | Path],
         split: str,
         mode: Literal["stage1", "stage2"] = "stage1",
         fields: Sequence[str] | None = None,
         window: int = 50,
         stride: int | None = None,
         pairs_per_clip: int = 1,
+        frames_per_pair: int | None = 25,
         train: bool | None = None,
         seed: int = 0,
         rank: int | None = None,
         world_size: int | None = None,
-        index: dict | None = None,
-        shards: list[dict] | None = None,
+        index: dict | Sequence[dict] | None = None,
+        shards: list[dict] | Sequence[list[dict]] | None = None,
         skip_bad: bool = False,
+        weights: Sequence[float] | None = None,
     ):
         super().__init__()
         if split not in SPLITS:
@@ -106,72 +222,118 @@ class ShardWindowDataset(IterableDataset):
         self.fields = tuple(allowed if fields is None else fields)
         if set(self.fields) - set(allowed):
             raise ValueError(f"{mode} fields must come from {allowed}, got {self.fields}")
-        if window < 1 or (stride is not None and stride < 1) or pairs_per_clip < 1:
-            raise ValueError("window, stride and pairs_per_clip must be ≥ 1")
-        self.root = Path(root)
+        if min(window, stride or 1, pairs_per_clip, frames_per_pair or 1) < 1:
+            raise ValueError("window, stride, pairs_per_clip and frames_per_pair must be ≥ 1")
+        self.corpora = load_corpora(root, weights, index, shards, skip_bad=skip_bad)
+        self.root = self.corpora[0].root
         self.split, self.mode = split, mode
         self.window, self.stride = window, stride or window
-        self.pairs_per_clip = pairs_per_clip
+        self.pairs_per_clip, self.frames_per_pair = pairs_per_clip, frames_per_pair
         self.train = split == "train" if train is None else train
         self.seed, self.epoch = seed, 0
         self.rank, self.world_size = rank, world_size
-        index = load_index(self.root) if index is None else index
-        shards = verify_shards(self.root, skip_bad=skip_bad, index=index) if shards is None else shards
+        index = self.corpora[0].index
         self.samples_per_frame = index["sample_rate"] / index["fps"]
-        self._clips = index["clips"]
-        wanted = set(index["splits"][split])
-        usable = {cid for cid in wanted if self._usable(self._clips[cid])}
+        self._clips: dict[str, dict] = {}
+        self._shard_clips: list[list[tuple[str, list[str]]]] = [self._usable_shards(c) for c in self.corpora]
+
+    def _usable_shards(self, corpus: Corpus) -> list[tuple[str, list[str]]]:
+        """(shard path, usable clip ids of the split) of one corpus's good shards, in index order."""
+        clips = corpus.index["clips"]
+        wanted = set(corpus.index["splits"][self.split])
+        usable = {cid for cid in wanted if self._usable(clips[cid])}
         if len(usable) < len(wanted):
             log.info(
-                "%s/%s: skipping %d of %d clips too short or without frames for %s",
-                self.root,
-                split,
+                "%s/%s: skipping %d of %d clips too short or without frames for %s (window %d)",
+                corpus.root,
+                self.split,
                 len(wanted) - len(usable),
                 len(wanted),
-                mode,
+                self.mode,
+                self.window,
             )
-        self._shard_clips = [(entry["name"], [cid for cid in entry["clip_ids"] if cid in usable]) for entry in shards]
-        self._shard_clips = [(name, clip_ids) for name, clip_ids in self._shard_clips if clip_ids]
+        shard_clips = []
+        for entry in corpus.shards:
+            path = str(corpus.root / entry["name"])
+            self._clips[path] = clips
+            clip_ids = [cid for cid in entry["clip_ids"] if cid in usable]
+            if clip_ids:
+                shard_clips.append((path, clip_ids))
+        return shard_clips
 
     def _usable(self, clip: dict) -> bool:
         if self.mode == "stage1":
             return clip["num_frames"] >= self.window
         return clip["has_frames"] and clip["num_frames"] >= 2
 
-    def _clip_items(self, clip_id: str) -> list[tuple[str, int, int]]:
-        """(clip id, a, b): stage 1 (start, -) and stage 2 (reference, driven); -1 means random."""
-        frames = self._clips[clip_id]["num_frames"]
+    def check_usable(self, allow_empty: bool = False) -> None:
+        """Raise :class:`EmptySplitError` if the split has no usable clip (an empty one passes with ``allow_empty``)."""
+        if any(self._shard_clips[c] for c in range(len(self.corpora))):
+            return
+        clips = [corpus.index["clips"][cid] for corpus in self.corpora for cid in corpus.index["splits"][self.split]]
+        roots = ", ".join(str(corpus.root) for corpus in self.corpora)
+        if not clips:
+            if allow_empty:
+                return
+            raise EmptySplitError(f"split {self.split!r} of {roots} is empty: no identity of the index is in it")
+        longest = max(clip["num_frames"] for clip in clips)
+        problem = f"is long enough for window {self.window}" if self.mode == "stage1" else "has ≥ 2 frames with images"
+        count = f"{len(clips)} clip" + ("s" if len(clips) > 1 else "")
+        raise EmptySplitError(
+            f"split {self.split!r} of {roots}: no clip {problem} (longest clip: {longest} frames; {count} in the split)"
+        )
+
+    def clip_items(self, clip: dict) -> list[tuple[int, int]]:
+        """The (a, b) of one clip's items this epoch (see :data:`Item`; the counts: module docstring)."""
+        frames = clip["num_frames"]
         if self.mode == "stage1":
-            starts = [-1] if self.train else range(0, frames - self.window + 1, self.stride)
-            return [(clip_id, start, -1) for start in starts]
+            if self.train:
+                return [(-1, -1)] * max(1, (frames - self.window + 1) // self.window)
+            return [(start, -1) for start in range(0, frames - self.window + 1, self.stride)]
         if self.train:
-            return [(clip_id, -1, -1)] * self.pairs_per_clip
+            by_length = frames // self.frames_per_pair if self.frames_per_pair else 0
+            return [(-1, -1)] * max(self.pairs_per_clip, by_length)
         drivens = range(self.stride, frames, self.stride) or [1]
-        return [(clip_id, 0, driven) for driven in drivens]
+        return [(0, driven) for driven in drivens]
+
+    def _shard_items(self, path: str, clip_ids: list[str]) -> list[Item]:
+        per_clip = [[(path, cid, a, b) for a, b in self.clip_items(self._clips[path][cid])] for cid in clip_ids]
+        return _interleave(per_clip) if self.train else [item for items in per_clip for item in items]
+
+    def _weighted(self, groups: list[list[Item]], weight: float, corpus: int) -> list[list[Item]]:
+        """round(weight · N) of a corpus's N items: each ⌊weight⌋ times plus an epoch-seeded subset, in shard groups."""
+        flat = [item for group in groups for item in group]
+        whole = int(weight)
+        rest = round(weight * len(flat)) - whole * len(flat)
+        rng = np.random.default_rng([self.seed, self.epoch, corpus, 2])
+        picks = np.concatenate([np.repeat(np.arange(len(flat)), whole), rng.choice(len(flat), rest, replace=False)])
+        chosen = [flat[i] for i in np.sort(picks, kind="stable")]
+        return [list(group) for _, group in groupby(chosen, key=lambda item: item[0])]
+
+    def epoch_items(self) -> list[Item]:
+        """All items of the split for the current epoch over all corpora, in shard order, before dealing."""
+        groups: list[list[Item]] = []
+        for c, corpus in enumerate(self.corpora):
+            corpus_groups = [self._shard_items(path, clip_ids) for path, clip_ids in self._shard_clips[c]]
+            if self.train and corpus.weight != 1.0:
+                corpus_groups = self._weighted(corpus_groups, corpus.weight, c)
+            groups.extend(corpus_groups)
+        if self.train:
+            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(groups))
+            groups = [groups[i] for i in order]
+        return [item for group in groups for item in group]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def _rank_and_size(self) -> tuple[int, int]:
         if self.rank is not None and self.world_size is not None:
             return self.rank, self.world_size
         return _distributed_rank_and_size()
 
-    def partition(self, rank: int, world_size: int, worker: int, num_workers: int) -> list[tuple[str, str, int, int]]:
-        """Items (shard name, clip id, a, b) of one (rank, worker) for the current epoch, in read order."""
-        groups = [
-            [(name, *item) for cid in clip_ids for item in self._clip_items(cid)]
-            for name, clip_ids in self._shard_clips
-        ]
-        if self.train:
-            order = np.random.default_rng([self.seed, self.epoch]).permutation(len(groups))
-            groups = [groups[i] for i in order]
-        count = world_size * num_workers
-        if self.train and len(groups) >= count:
-            parts = [[item for group in groups[p::count] for item in group] for p in range(count)]
-        else:
-            flat = [item for group in groups for item in group]
-            parts = [flat[p::count] for p in range(count)]
-        if world_size > 1:
-            shortest = min(len(part) for part in parts)
-            parts = [part[:shortest] for part in parts]
+    def partition(self, rank: int, world_size: int, worker: int, num_workers: int) -> list[Item]:
+        """Items of one (rank, worker) for the current epoch, in read order (see :func:`deal`)."""
+        parts = deal(self.epoch_items(), world_size, num_workers, equal_workers=self.train)
         mine = parts[rank * num_workers + worker]
         if self.train:
             mine = _shuffle_in_shard_blocks(mine, np.random.default_rng([self.seed, self.epoch, rank, worker]))
@@ -179,17 +341,17 @@ class ShardWindowDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         rank, world_size = self._rank_and_size()
-        info = get_worker_info()
-        worker, num_workers = (0, 1) if info is None else (info.id, info.num_workers)
+        worker, num_workers = _worker_id_and_count()
         rng = np.random.default_rng([self.seed, self.epoch, rank, worker, 1])
         readers: OrderedDict[str, ShardReader] = OrderedDict()
         try:
             for shard, clip_id, a, b in self.partition(rank, world_size, worker, num_workers):
                 reader = self._reader(readers, shard)
+                clip = self._clips[shard][clip_id]
                 if self.mode == "stage1":
-                    yield self._window(reader, clip_id, a, rng)
+                    yield self._window(reader, clip_id, clip, a, rng)
                 else:
-                    yield self._pair(reader, clip_id, a, b, rng)
+                    yield self._pair(reader, clip_id, clip, a, b, rng)
         finally:
             for reader in readers.values():
                 reader.close()
@@ -200,11 +362,10 @@ class ShardWindowDataset(IterableDataset):
         else:
             if len(readers) >= _MAX_OPEN_SHARDS:
                 readers.popitem(last=False)[1].close()
-            readers[shard] = ShardReader(self.root / shard)
+            readers[shard] = ShardReader(shard)
         return readers[shard]
 
-    def _window(self, reader: ShardReader, clip_id: str, start: int, rng: np.random.Generator) -> dict:
-        clip = self._clips[clip_id]
+    def _window(self, reader: ShardReader, clip_id: str, clip: dict, start: int, rng: np.random.Generator) -> dict:
         if start < 0:
             start = int(rng.integers(0, clip["num_frames"] - self.window + 1))
         item = {"clip_id": clip_id, "identity": clip["identity_id"], "start": torch.tensor(start)}
@@ -223,8 +384,9 @@ class ShardWindowDataset(IterableDataset):
             item["audio"] = torch.from_numpy(span)
         return item
 
-    def _pair(self, reader: ShardReader, clip_id: str, reference: int, driven: int, rng: np.random.Generator) -> dict:
-        clip = self._clips[clip_id]
+    def _pair(
+        self, reader: ShardReader, clip_id: str, clip: dict, reference: int, driven: int, rng: np.random.Generator
+    ) -> dict:
         if reference < 0:
             reference, driven = (int(i) for i in rng.choice(clip["num_frames"], size=2, replace=False))
         item = {
@@ -248,25 +410,50 @@ class ShardWindowDataset(IterableDataset):
 
 
 class _EpochDataLoader(DataLoader):
-    """DataLoader that sets its dataset's epoch before every pass (new shuffle and random windows)."""
+    """DataLoader that sets its dataset's epoch before every pass (new shuffle and random windows).
+
+    Its workers are not persistent, so each pass pickles the dataset with the new epoch into fresh workers.
+    """
 
     def __init__(self, dataset: ShardWindowDataset, epoch_fn: Callable[[], int], **kwargs):
         super().__init__(dataset, **kwargs)
         self._epoch_fn = epoch_fn
 
     def __iter__(self):
-        self.dataset.epoch = self._epoch_fn()
+        self.dataset.set_epoch(self._epoch_fn())
         return super().__iter__()
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """What one epoch of a split serves: ``items`` planned (after corpus weights), ``served`` over all ranks and
+    workers (items plus padding repeats), and the batches each rank runs — its optimizer steps per epoch for
+    training (without gradient accumulation)."""
+
+    split: str
+    items: int
+    served: int
+    world_size: int
+    num_workers: int
+    batch_size: int
+    batches_per_rank: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.split}: {self.items} items per epoch ({self.served} served by {self.world_size} ranks × "
+            f"{self.num_workers} workers), {self.batches_per_rank} batches of ≤ {self.batch_size} per rank and epoch"
+        )
 
 
 class TalkingHeadDataModule(lightning.LightningDataModule):
     """One data module for all four training stages, reading the shards in ``root``.
 
-    ``mode="stage1"`` (FacialMotion, PoseVQVAE, PoseMapper) yields windows of ``window`` frames: a random
-    start per clip and epoch for training, starts 0, stride, 2·stride, … for val/test. The audio span of
-    a window starting at frame s is samples [s·sr/fps, (s + T)·sr/fps), i.e. [640·s, 640·(s + T)) at
-    25 fps and 16 kHz (zero-padded if the clip's audio ends up to one frame early). Batch, with only the
-    requested ``fields`` of ``audio, alpha, beta, pose, lip_offsets, landmarks`` (default: all)::
+    ``mode="stage1"`` (FacialMotion, PoseVQVAE, PoseMapper) yields windows of ``window`` frames: random
+    starts for training (more windows for longer clips, see :mod:`talkinghead.data.datamodule`), starts
+    0, stride, 2·stride, … for val/test. The audio span of a window starting at frame s is samples
+    [s·sr/fps, (s + T)·sr/fps), i.e. [640·s, 640·(s + T)) at 25 fps and 16 kHz (zero-padded if the clip's
+    audio ends up to one frame early). Batch, with only the requested ``fields`` of ``audio, alpha, beta,
+    pose, lip_offsets, landmarks`` (default: all)::
 
         audio        (B, T·sr/fps) float32      alpha        (B, K) float32
         beta         (B, T, 52) float32         pose         (B, T, 6) float32 (pitch, yaw, roll, tx, ty, tz)
@@ -274,8 +461,9 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         start        (B,) int64 first frame     clip_id, identity: list[str] of length B
 
     ``mode="stage2"`` (MotionVAE + generator) yields (reference, driven) frame pairs of one clip:
-    ``pairs_per_clip`` random pairs of distinct frames per clip and epoch for training; reference 0 with
-    driven stride, 2·stride, … for val/test. Batch (``fields`` ⊆ motion fields, default: all)::
+    ``max(pairs_per_clip, F // frames_per_pair)`` random pairs of distinct frames per clip of F frames and
+    epoch for training (``frames_per_pair: null``: ``pairs_per_clip``); reference 0 with driven stride,
+    2·stride, … for val/test. Batch (``fields`` ⊆ motion fields, default: all)::
 
         reference_frame, driven_frame          (B, 3, H, W) float32 in [0, 1] (H = W = 256)
         alpha                                  (B, K)
@@ -285,15 +473,19 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         reference_landmarks, driven_landmarks  (B, N, 2)
         reference_index, driven_index          (B,) int64;  clip_id, identity: list[str]
 
-    ``stride`` defaults to ``window``. Shards are verified in :meth:`setup` (size, tar structure and,
-    with ``verify_checksums``, sha256); a bad shard raises :class:`~talkinghead.data.shards.CorruptShardError`
-    naming it, or with ``skip_bad`` is skipped with a warning. Distribution over DDP ranks and workers,
-    and short clips: see :mod:`talkinghead.data.datamodule`.
+    ``root`` is one shard folder or a list of them (``root: [shards/hdtf, shards/vox2]``) with
+    ``root_weights`` (default 1 each) setting how many of each corpus's training items an epoch draws;
+    :attr:`root` is the first folder. ``stride`` defaults to ``window``. Shards are verified in
+    :meth:`setup` (size, tar structure and, with ``verify_checksums``, sha256; shards unchanged since
+    a verification recorded in ``.verified.json`` are not read again, and only rank 0 writes that record);
+    a bad shard raises :class:`~talkinghead.data.shards.CorruptShardError` naming it, or with ``skip_bad``
+    is skipped with a warning. :meth:`plan_summary` states items and steps per epoch for a world size.
+    Distribution over DDP ranks and workers, epochs, and short clips: see :mod:`talkinghead.data.datamodule`.
     """
 
     def __init__(
         self,
-        root: str,
+        root: str | list[str],
         fields: list[str] | None = None,
         window: int = 50,
         stride: int | None = None,
@@ -301,43 +493,88 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         num_workers: int = 0,
         mode: Literal["stage1", "stage2"] = "stage1",
         pairs_per_clip: int = 1,
+        frames_per_pair: int | None = 25,
         skip_bad: bool = False,
         verify_checksums: bool = True,
         seed: int = 0,
+        root_weights: list[float] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.root = Path(root)
+        self.roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(path) for path in root]
+        self.root = self.roots[0]
+        self.root_weights = root_weights
         self.fields = fields
         self.window, self.stride = window, stride
         self.batch_size, self.num_workers = batch_size, num_workers
-        self.mode, self.pairs_per_clip = mode, pairs_per_clip
+        self.mode, self.pairs_per_clip, self.frames_per_pair = mode, pairs_per_clip, frames_per_pair
         self.skip_bad, self.verify_checksums, self.seed = skip_bad, verify_checksums, seed
         self.datasets: dict[str, ShardWindowDataset] = {}
         self._passes = 0
 
-    def setup(self, stage: str | None = None) -> None:
-        """Load the index, verify the shards and build the three split datasets (once)."""
-        if self.datasets:
-            return
-        index = load_index(self.root)
-        shards = verify_shards(self.root, skip_bad=self.skip_bad, checksums=self.verify_checksums, index=index)
-        rank, world_size = (None, None) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
-        for split in SPLITS:
-            self.datasets[split] = ShardWindowDataset(
-                self.root,
+    def _rank_and_size(self) -> tuple[int | None, int | None]:
+        return (None, None) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
+
+    def _build(self, verify: bool) -> dict[str, ShardWindowDataset]:
+        """The three split datasets; ``verify`` checks the shards first (else trusts every indexed shard)."""
+        rank, world_size = self._rank_and_size()
+        indexes = [load_index(root) for root in self.roots]
+        shards = None if verify else [index["shards"] for index in indexes]
+        verify_args = {"skip_bad": self.skip_bad, "checksums": self.verify_checksums}
+        verify_args["cache"] = "write" if not rank else "read"  # rank 0 (or no trainer) records what it verified
+        corpora = load_corpora(self.roots, self.root_weights, indexes, shards, **verify_args)
+        settings = {
+            "mode": self.mode,
+            "fields": self.fields,
+            "window": self.window,
+            "stride": self.stride,
+            "pairs_per_clip": self.pairs_per_clip,
+            "frames_per_pair": self.frames_per_pair,
+            "seed": self.seed,
+            "rank": rank,
+            "world_size": world_size,
+        }
+        return {
+            split: ShardWindowDataset(
+                [c.root for c in corpora],
                 split,
-                mode=self.mode,
-                fields=self.fields,
-                window=self.window,
-                stride=self.stride,
-                pairs_per_clip=self.pairs_per_clip,
-                seed=self.seed,
-                rank=rank,
-                world_size=world_size,
-                index=index,
-                shards=shards,
+                index=[c.index for c in corpora],
+                shards=[c.shards for c in corpora],
+                weights=[c.weight for c in corpora],
+                **settings,
             )
+            for split in SPLITS
+        }
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the indexes, verify the shards and build the three split datasets (once); then check that
+        the splits ``stage`` needs have usable clips (:class:`EmptySplitError` otherwise)."""
+        if not self.datasets:
+            self.datasets = self._build(verify=True)
+        if stage == "fit":
+            self.datasets["train"].check_usable()
+            self.datasets["val"].check_usable(allow_empty=True)
+            rank, world_size = self._rank_and_size()
+            if not rank:
+                log.info("%s", self.plan_summary(world_size or 1))
+        elif stage == "validate":
+            self.datasets["val"].check_usable()
+        elif stage == "test":
+            self.datasets["test"].check_usable()
+
+    def plan_summary(self, world_size: int = 1, split: str = "train", epoch: int = 0) -> EpochPlan:
+        """Items and batches (steps) per epoch of ``split`` on ``world_size`` ranks, from the indexes alone
+        (no shard is read; the datasets of :meth:`setup` when it has run)."""
+        datasets = self.datasets or self._build(verify=False)
+        dataset = datasets[split]
+        previous, dataset.epoch = dataset.epoch, epoch
+        items = len(dataset.epoch_items())
+        dataset.epoch = previous
+        workers = max(1, self.num_workers)
+        parts = deal(range(items), world_size, workers, equal_workers=dataset.train)
+        batches = sum(math.ceil(len(part) / self.batch_size) for part in parts[:workers])
+        served = sum(len(part) for part in parts)
+        return EpochPlan(split, items, served, world_size, workers, self.batch_size, batches)
 
     def _epoch(self) -> int:
         if self.trainer is not None:

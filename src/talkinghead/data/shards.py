@@ -9,6 +9,8 @@ Layout of a shard directory::
     index.json          written by write_index: format_version, fps, sample_rate, shards
                         [{name, num_samples, num_bytes, sha256, clip_ids}], clips {clip_id: summary},
                         splits {train, val, test: [clip_ids]}, identities {identity_id: split}
+    .verified.json      written by verify_shards(cache="write"): the index's sha256 and, per shard that passed
+                        a full check, its size, mtime_ns and sha256 (see verify_shards)
 
 Every file is written to a hidden temporary name beside it (``.<name>.part``), fsynced and renamed,
 so an interrupted run never leaves a partial shard under a final name. Shard ``n`` holds the inputs
@@ -32,7 +34,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import numpy as np
 import webdataset
@@ -43,6 +45,8 @@ from talkinghead.data.clip import CLIP_FIELDS, META_KEY, Clip
 log = logging.getLogger(__name__)
 
 INDEX_NAME = "index.json"
+VERIFIED_NAME = ".verified.json"
+VERIFIED_FORMAT_VERSION = 1
 INDEX_FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -294,40 +298,88 @@ def load_index(root: str | Path) -> dict:
     return index
 
 
-def _check_shard(root: Path, entry: dict, checksums: bool) -> None:
+def _check_shard(root: Path, entry: dict, checksums: bool, known: dict | None) -> dict | None:
+    """Check one shard; return its verification record (size, mtime_ns, sha256) when fully checked.
+
+    A shard whose record ``known`` still matches its size and mtime passed a full check before and is
+    not read again (neither hashed nor scanned).
+    """
     path = root / entry["name"]
     if not path.exists():
         raise CorruptShardError(entry["name"], "file is missing")
-    size = path.stat().st_size
-    if size != entry["num_bytes"]:
-        raise CorruptShardError(entry["name"], f"{size} bytes, index says {entry['num_bytes']} (truncated?)")
+    stat = path.stat()
+    if stat.st_size != entry["num_bytes"]:
+        raise CorruptShardError(entry["name"], f"{stat.st_size} bytes, index says {entry['num_bytes']} (truncated?)")
+    record = {"num_bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": entry["sha256"]}
+    if known == record:
+        return record
     if checksums and file_sha256(path) != entry["sha256"]:
         raise CorruptShardError(entry["name"], "sha256 does not match the index")
     with ShardReader(path) as reader:
         if reader.clip_ids != entry["clip_ids"]:
             raise CorruptShardError(entry["name"], "clip ids do not match the index")
+    return record if checksums else None
+
+
+def _index_sha256(root: Path) -> str:
+    return hashlib.sha256((root / INDEX_NAME).read_bytes()).hexdigest()
+
+
+def _read_verified(root: Path, index_sha256: str) -> dict[str, dict]:
+    """The shard records of ``.verified.json``; none when it is missing, unreadable or for another index."""
+    try:
+        content = json.loads((root / VERIFIED_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(content, dict) or content.get("format_version") != VERIFIED_FORMAT_VERSION:
+        return {}
+    shards = content.get("shards")
+    return shards if content.get("index_sha256") == index_sha256 and isinstance(shards, dict) else {}
+
+
+def _write_verified(root: Path, index_sha256: str, shards: dict[str, dict]) -> None:
+    content = {"format_version": VERIFIED_FORMAT_VERSION, "index_sha256": index_sha256, "shards": shards}
+    try:
+        write_json_atomic(root / VERIFIED_NAME, content)
+    except OSError as error:
+        log.warning("cannot record verified shards in %s (%s); they will be checked again", root, error)
 
 
 def verify_shards(
-    root: str | Path, skip_bad: bool = False, checksums: bool = True, index: dict | None = None
+    root: str | Path,
+    skip_bad: bool = False,
+    checksums: bool = True,
+    index: dict | None = None,
+    cache: Literal["off", "read", "write"] = "off",
 ) -> list[dict]:
     """Check every indexed shard (presence, size, sha256 if ``checksums``, tar structure).
 
     Returns the index entries of the good shards. A bad shard raises :class:`CorruptShardError`, or with
-    ``skip_bad`` is left out with a warning naming it.
+    ``skip_bad`` is left out with a warning naming it. With ``cache="read"`` a shard recorded in
+    ``.verified.json`` for this very ``index.json`` (same sha256) with its current size and mtime_ns is
+    trusted without reading it, so only new or changed shards are hashed; ``cache="write"`` also records
+    the shards fully checked now (atomically, only when the records change). Training runs write it on
+    rank 0 alone and read it elsewhere; an explicit check (the default, ``"off"``) reads every shard.
+    The cache misses a change that keeps a shard's size and mtime, which only deliberate tampering does.
     """
     root = Path(root)
     index = load_index(root) if index is None else index
-    good = []
+    index_sha256 = _index_sha256(root) if cache != "off" else ""
+    known = _read_verified(root, index_sha256) if cache != "off" else {}
+    good, verified = [], {}
     for entry in index["shards"]:
         try:
-            _check_shard(root, entry, checksums)
+            record = _check_shard(root, entry, checksums, known.get(entry["name"]))
         except CorruptShardError as error:
             if not skip_bad:
                 raise
             warnings.warn(f"skipping {error}", stacklevel=2)
             continue
         good.append(entry)
+        if record is not None:
+            verified[entry["name"]] = record
+    if cache == "write" and verified != known:
+        _write_verified(root, index_sha256, verified)
     return good
 
 

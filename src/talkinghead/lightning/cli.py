@@ -2,7 +2,8 @@
 
 The model is chosen by the config's ``model.class_path`` (any LightningModule of :mod:`talkinghead.lightning`);
 every module shares :class:`~talkinghead.data.datamodule.TalkingHeadDataModule` (``--data.root DIR`` points it at
-a shard folder). Missing or corrupt data ends in one line and exit 2.
+a shard folder). Missing or corrupt data, or a split without a clip long enough for the window, ends in one
+line and exit 2.
 
 What every config shares is set here once instead of in each file; a config or a flag that sets it wins:
 
@@ -22,11 +23,11 @@ import lightning
 from jsonargparse import Namespace, dict_to_namespace
 from lightning.pytorch.cli import LightningCLI
 
-from talkinghead.data.datamodule import TalkingHeadDataModule
+from talkinghead.data.datamodule import EmptySplitError, TalkingHeadDataModule
 from talkinghead.data.shards import CorruptShardError
 from talkinghead.lightning.stage import ConfigurationError
 
-USER_ERRORS = (ConfigurationError, CorruptShardError, FileNotFoundError)
+USER_ERRORS = (ConfigurationError, CorruptShardError, EmptySplitError, FileNotFoundError)
 RUNS = Path("outputs/runs")
 WANDB_LOGGER = "talkinghead.lightning.loggers.WandbLogger"
 CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
@@ -37,7 +38,7 @@ SHARED_CALLBACKS = (
 
 
 def _user_error(error: BaseException) -> BaseException | None:
-    """The missing-file or corrupt-shard error behind ``error`` (jsonargparse wraps constructor errors)."""
+    """The missing-file, corrupt-shard or empty-split error behind ``error`` (jsonargparse wraps constructor errors)."""
     while error is not None:
         if isinstance(error, USER_ERRORS):
             return error

@@ -28,12 +28,16 @@ def logged_metrics(root: Path) -> dict[str, float]:
     return values
 
 
-def tiny_init_args(name: str) -> dict:
-    """``model.init_args`` of ``lightning_configs/<name>_tiny.yaml``."""
+def config_init_args(name: str) -> dict:
+    """``model.init_args`` of ``lightning_configs/<name>.yaml``."""
     import yaml
 
-    config = ROOT / "lightning_configs" / f"{name}_tiny.yaml"
-    return yaml.safe_load(config.read_text())["model"]["init_args"]
+    return yaml.safe_load((ROOT / "lightning_configs" / f"{name}.yaml").read_text())["model"]["init_args"]
+
+
+def tiny_init_args(name: str) -> dict:
+    """``model.init_args`` of ``lightning_configs/<name>_tiny.yaml``."""
+    return config_init_args(f"{name}_tiny")
 
 
 def save_checkpoint(module, path: Path) -> Path:

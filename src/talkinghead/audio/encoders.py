@@ -125,6 +125,14 @@ class Wav2Vec2Encoder(AudioEncoder):
       ``hidden_states[layer]`` with 0 the projected CNN features).
     * ``spec_augment``: transformers' SpecAugment time/feature masking in training mode (off by default:
       it is a CTC fine-tuning regulariser and raises for clips shorter than ``mask_time_length`` frames).
+      Without time masking the learned mask vector ``masked_spec_embed`` (present whenever the configuration has
+      ``mask_time_prob`` or ``mask_feature_prob`` > 0, as the library's defaults and wav2vec2-base-960h do) is never
+      used, so it is frozen: a trainable parameter that never gets a gradient stops DDP (without
+      ``find_unused_parameters``) at its second step.
+    * ``layerdrop``: probability of skipping each transformer layer in training mode (transformers' LayerDrop),
+      replacing the configuration's (0.1 by default and in wav2vec2-base-960h). Off by default: a skipped layer's
+      parameters get no gradient in that step, which DDP without ``find_unused_parameters`` cannot reduce. Set it
+      > 0 only on one device or with ``--trainer.strategy ddp_find_unused_parameters_true``.
 
     Alignment: the feature encoder has stride ``s`` (320 samples, 50 Hz) and receptive field ``r``
     (400 samples). The normalised waveform is zero-padded by ``(r − s) / 2`` on both sides, which centres
@@ -142,6 +150,7 @@ class Wav2Vec2Encoder(AudioEncoder):
         fps: float = FPS,
         normalize: bool = True,
         spec_augment: bool = False,
+        layerdrop: float = 0.0,
         config: Wav2Vec2Config | dict | None = None,
     ) -> None:
         super().__init__(fps, SAMPLE_RATE)
@@ -150,7 +159,12 @@ class Wav2Vec2Encoder(AudioEncoder):
         if isinstance(config, dict):
             config = Wav2Vec2Config.from_dict(config)
         self.model = Wav2Vec2Model(config) if config is not None else Wav2Vec2Model.from_pretrained(name_or_path)
+        self.model.train()  # from_pretrained returns eval mode; the encoder follows its parent's train()/eval()
         self.model.config.apply_spec_augment = spec_augment
+        self.model.config.layerdrop = layerdrop
+        masks_time = spec_augment and self.model.config.mask_time_prob > 0
+        if getattr(self.model, "masked_spec_embed", None) is not None and not masks_time:
+            self.model.masked_spec_embed.requires_grad_(False)  # unused without time masking (class docstring)
         if freeze_feature_encoder:
             self.model.freeze_feature_encoder()
         self.layer = layer

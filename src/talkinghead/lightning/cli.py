@@ -78,7 +78,9 @@ class TalkingHeadCLI(LightningCLI):
             if logger.init_args.get("save_dir") in (None, "."):
                 logger.init_args.save_dir = trainer.default_root_dir
         listed = {callback.class_path for callback in trainer.callbacks or [] if isinstance(callback, Namespace)}
-        missing = [dict_to_namespace(callback) for callback in SHARED_CALLBACKS if callback["class_path"] not in listed]
+        checkpoints = trainer.enable_checkpointing is not False
+        wanted = [c for c in SHARED_CALLBACKS if c["class_path"] != CHECKPOINT or checkpoints]
+        missing = [dict_to_namespace(callback) for callback in wanted if callback["class_path"] not in listed]
         trainer.callbacks = [*(trainer.callbacks or []), *missing]
         monitor, mode = getattr(model_class, "MONITOR", (None, "min"))
         for callback in trainer.callbacks:

@@ -114,7 +114,7 @@ class FacialMotionModule(StageModule):
         metrics["mouth_opening_corr"].update(
             mouth_opening(mesh_hat, pair).flatten(), mouth_opening(mesh, pair).flatten()
         )
-        self.log(f"{split}/loss", self.loss(batch)[0], batch_size=beta.shape[0])
+        self.log(f"{split}/loss", self.loss(batch)[0], sync_dist=True, batch_size=beta.shape[0])
 
     def epoch_values(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         values["lip_vertex_error_pct"] = 100 * values["lip_vertex_error"] / values.pop("mouth_width")

@@ -124,9 +124,12 @@ class MediaLogger(Callback):
         self._batch = None
 
     def _log(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
+        # ``Trainer.log_dir`` is broadcast from rank 0, so every rank reads it before the rank-0-only part: read on
+        # rank 0 alone it would wait forever for ranks already in the module's epoch-end metric sync.
+        log_dir = trainer.log_dir
         if not trainer.is_global_zero or not hasattr(pl_module, "log_media"):
             return
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "media"
+        folder = Path(log_dir or trainer.default_root_dir) / "media"
         folder.mkdir(parents=True, exist_ok=True)
         was_training = pl_module.training
         pl_module.eval()

@@ -8,7 +8,18 @@ clip the module renders the motion-VAE's inputs on the training device, in :meth
 
 Training is adversarial with manual optimization (generator = motion-VAE + frame generator, and the multi-scale
 discriminator, each with its own Adam, ``toggle_optimizer``); the discriminator and the GAN and feature-matching
-terms start after ``discriminator_start`` batches. The perceptual network is built when fitting starts and is
+terms start after ``discriminator_start`` generator steps.
+
+Under DDP each network's gradients are averaged over the ranks in its own step, as with one DDP wrapper per
+network: the generator's backward pass has no gradient for the discriminator (frozen by ``toggle_optimizer``;
+unused altogether before ``discriminator_start``) and the discriminator's none for the generator (its fake frames
+are detached), which one DDP reducer over both cannot handle without ``find_unused_parameters``. So the
+discriminator is kept out of Lightning's DDP wrapper (DDP's ``_set_params_and_buffers_to_ignore_for_model``): the
+reducer averages the generator's gradients in the generator step; the discriminator step runs without the reducer
+(``toggle_model(sync_grad=False)``) and averages the discriminator's gradients itself in one all-reduce; and the
+discriminator's weights are broadcast from rank 0 when fitting starts (DDP's start-up broadcast skips them).
+
+The perceptual network is built when fitting starts and is
 kept out of checkpoints, so loading a checkpoint for inference needs neither its weights nor the corpus.
 
 Metrics (``val/``, ``test/``): ``psnr`` (dB) and ``ssim`` per frame (torchmetrics), ``l1``,
@@ -19,6 +30,8 @@ pairs where both detections succeeded.
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+from torch.nn.parallel import DistributedDataParallel
 from torchmetrics import MeanMetric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchvision.utils import make_grid
@@ -38,6 +51,12 @@ PERCEPTUAL_PREFIX = "criterion.perceptual."
 CLIP_FRAMES = 50
 
 
+def _world_size() -> int:
+    """Ranks of the default process group (1 without torch.distributed)."""
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    return torch.distributed.get_world_size() if distributed else 1
+
+
 def _face(batch: dict, role: str) -> dict[str, torch.Tensor]:
     return {key: batch[f"{role}_{key}"] for key in FACE_KEYS}
 
@@ -51,8 +70,8 @@ class MotionVAEGeneratorModule(StageModule):
         discriminator, perceptual, perceptual_args, l1_weight, perceptual_weight, kl_weight, mesh_flow_weight,
             gan_weight, feature_matching_weight, gan_loss: the arguments of :class:`MeshToVideoLoss`.
         discriminator_start: generator optimizer steps of the run (all ranks step together) before the
-            discriminator and the GAN/feature-matching terms start; counted in a checkpointed buffer, so resuming
-            keeps the count.
+            discriminator and the GAN/feature-matching terms start; the count is the generator optimizer's own
+            (Adam's step), so it is checkpointed with the optimizer and resuming keeps it.
         lr, discriminator_lr, betas, weight_decay: the two Adam(W) optimizers (``discriminator_lr`` defaults to ``lr``).
         warmup_steps: both learning rates ramp up linearly over the first ``warmup_steps`` steps of their optimizer.
         gradient_clip_val: clip each network's gradient norm to this before its step (None = no clipping; manual
@@ -126,7 +145,10 @@ class MotionVAEGeneratorModule(StageModule):
             feature_matching_weight,
             gan_loss,
         )
-        self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
+        discriminator = [
+            f"criterion.discriminator.{name}" for name, _ in self.criterion.discriminator.named_parameters()
+        ]
+        DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self, discriminator)  # module docstring
         names = IMAGE_METRICS + (MOUTH_METRICS if mouth_metric else ())
         self.metrics = self.split_metrics(lambda: {name: MeanMetric() for name in names})
 
@@ -166,26 +188,57 @@ class MotionVAEGeneratorModule(StageModule):
     def training_step(self, batch: dict, batch_idx: int) -> None:
         """Generator step, then (after the warm-up) discriminator step, each with its own optimizer."""
         opt_g, opt_d = self.optimizers()
-        use_gan = int(self.generator_steps) >= self.hparams.discriminator_start
+        use_gan = self.generator_steps() >= self.hparams.discriminator_start
         self.toggle_optimizer(opt_g)
         loss, logs, out = self.generator_loss(batch, use_gan)
         self._step(opt_g, loss, 0)
         self.untoggle_optimizer(opt_g)
-        self.generator_steps += 1
         if use_gan:
-            self.toggle_optimizer(opt_d)
-            d_loss = self.criterion.discriminator_step_loss(batch["driven_frame"], out["frame"])
-            self._step(opt_d, d_loss, 1)
-            self.untoggle_optimizer(opt_d)
+            with opt_d.toggle_model(sync_grad=False):  # no DDP reducer: the generator has no gradient here
+                d_loss = self.criterion.discriminator_step_loss(batch["driven_frame"], out["frame"])
+                opt_d.zero_grad(set_to_none=True)
+                self.manual_backward(d_loss)
+            self._average_gradients(self.criterion.discriminator)
+            self._step(opt_d, None, 1)
             logs["train/discriminator"] = d_loss
         self.log_dict(
             {k: v.detach() for k, v in logs.items()}, prog_bar=True, batch_size=batch["driven_frame"].shape[0]
         )
 
-    def _step(self, optimizer, loss: torch.Tensor, index: int) -> None:
-        """Backward, optional gradient clipping, the optimizer step and its warm-up schedule's step."""
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
+    def generator_steps(self) -> int:
+        """Optimizer steps the generator has taken in this run (Adam's step count of its first parameter)."""
+        optimizer = self.optimizers()[0].optimizer
+        state = optimizer.state.get(optimizer.param_groups[0]["params"][0], {})
+        return int(state.get("step", 0))
+
+    def on_fit_start(self) -> None:
+        """Start every rank from rank 0's discriminator (it is outside DDP, which would broadcast it)."""
+        if _world_size() > 1:
+            for tensor in (*self.criterion.discriminator.parameters(), *self.criterion.discriminator.buffers()):
+                torch.distributed.broadcast(tensor.data, src=0)
+
+    @staticmethod
+    def _average_gradients(network: torch.nn.Module) -> None:
+        """The mean of a network's gradients over the ranks, in one all-reduce (what DDP's reducer would do)."""
+        world = _world_size()
+        if world == 1:
+            return
+        params = list(network.parameters())
+        for param in params:
+            if param.grad is None:  # the all-reduce has the same size on every rank
+                param.grad = torch.zeros_like(param)
+        grads = [param.grad for param in params]
+        flat = _flatten_dense_tensors(grads)
+        torch.distributed.all_reduce(flat)
+        flat.div_(world)
+        for grad, averaged in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):
+            grad.copy_(averaged)
+
+    def _step(self, optimizer, loss: torch.Tensor | None, index: int) -> None:
+        """Backward (unless done), optional gradient clipping, the optimizer step and its warm-up schedule's step."""
+        if loss is not None:
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
         if self.hparams.gradient_clip_val:
             self.clip_gradients(optimizer, self.hparams.gradient_clip_val, gradient_clip_algorithm="norm")
         optimizer.step()

@@ -177,7 +177,7 @@ class PoseMapperModule(StageModule):
         jerk = mean_jerk(samples)
         metrics["jerk_deg"].update(jerk[0].flatten())
         metrics["jerk_cm"].update(jerk[1].flatten())
-        self.log(f"{split}/loss", self.loss(batch)[0], batch_size=pose.shape[0])
+        self.log(f"{split}/loss", self.loss(batch)[0], sync_dist=True, batch_size=pose.shape[0])
 
     def log_media(self, batch: dict, datamodule: object) -> list:
         first = {key: batch[key][:1] for key in ("pose", "audio", "alpha")}

@@ -109,7 +109,7 @@ class PoseVQVAEModule(StageModule):
         metrics["angle_error_deg"].update(angle)
         metrics["translation_error_cm"].update(translation)
         metrics["codebook"].update(out["indices"])
-        self.log(f"{split}/loss", loss, batch_size=batch["pose"].shape[0])
+        self.log(f"{split}/loss", loss, sync_dist=True, batch_size=batch["pose"].shape[0])
 
     def epoch_values(self, values: dict[str, object]) -> dict[str, torch.Tensor]:
         values["codebook_usage"], values["perplexity"] = values.pop("codebook")

@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from torchvision.io import encode_png
+from PIL import Image
+
+from talkinghead.image_tensors import to_uint8
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
@@ -44,5 +46,5 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
 
 def write_png_atomic(image: torch.Tensor, path: str | os.PathLike) -> None:
     """A (C, H, W) image in [0, 1] to ``path`` as PNG, atomically."""
-    data = encode_png((image.clamp(0, 1) * 255).round().to(torch.uint8).cpu()).numpy().tobytes()
-    write_bytes_atomic(path, data)
+    with atomic_output(path) as temp:
+        Image.fromarray(to_uint8(image)).save(temp, format="PNG")

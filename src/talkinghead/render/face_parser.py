@@ -23,6 +23,8 @@ import cv2
 import numpy as np
 import torch
 
+from talkinghead.image_tensors import to_uint8
+
 OUTER_CLASSES = ("background", "head", "torso")
 CHIN_MARGIN = 0.05  # × face height below the chin where the head ends …
 CHIN_RAMP = 0.15  # … and the ramp (× face height) over which it turns into torso
@@ -64,7 +66,7 @@ class MediaPipeFaceParser(FaceParser):
     def parse(self, images: torch.Tensor, face_points: torch.Tensor) -> torch.Tensor:
         from talkinghead.face.detection import person_mask
 
-        pixels = (images.detach().clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        pixels = to_uint8(images)
         points = face_points.detach().float().cpu().numpy()
         labels = [outer_labels(person_mask(image), face) for image, face in zip(pixels, points, strict=True)]
         return torch.from_numpy(np.stack(labels)).to(images.device, images.dtype)

@@ -44,6 +44,7 @@ from talkinghead.face import (
 )
 from talkinghead.face.images import load_image_rgb
 from talkinghead.face.portrait import Portrait, prepare_portrait
+from talkinghead.image_tensors import to_uint8
 from talkinghead.render import make_rasterizer
 
 RENDER_BATCH = 25
@@ -140,7 +141,7 @@ def make_clip(config: SynthConfig, index: int) -> Clip:
         pose=pose.astype(np.float32),
         lip_offsets=lip_offsets,
         landmarks=camera.project(driven)[..., :2].numpy(),
-        frames=(frames.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy(),
+        frames=to_uint8(frames),
     )
 
 

@@ -105,6 +105,40 @@ def test_two_ranks_and_their_workers_see_disjoint_samples_covering_the_split(cor
     assert set(seen) == set(everything)
 
 
+def batch_keys(loader) -> list[list[tuple]]:
+    """(clip, window start or frame pair) of every item, batch by batch, of one pass of ``loader``."""
+
+    def key(batch, i):
+        if "start" in batch:
+            return batch["clip_id"][i], int(batch["start"][i])
+        return batch["clip_id"][i], int(batch["reference_index"][i]), int(batch["driven_index"][i])
+
+    return [[key(batch, i) for i in range(len(batch["clip_id"]))] for batch in loader]
+
+
+@pytest.mark.parametrize(("mode", "num_workers", "batch_size"), [("stage1", 0, 3), ("stage1", 3, 4), ("stage2", 2, 3)])
+def test_a_pass_resumed_after_k_batches_serves_the_rest_of_the_uninterrupted_pass(
+    corpus, mode, num_workers, batch_size
+):
+    """The training loader's state after k batches makes a new loader (another process, after a restore) serve
+    batches k, k+1, … of the same epoch, random windows and pairs included, even with workers of unequal shares;
+    the pass after it is the next epoch, whole."""
+    root, _ = corpus
+    settings = {"window": WINDOW, "mode": mode, "num_workers": num_workers, "batch_size": batch_size}
+    uninterrupted = TalkingHeadDataModule(str(root), **settings).train_dataloader()
+    passes = [batch_keys(uninterrupted), batch_keys(uninterrupted)]
+    sizes = {len(batch) for batch in passes[0]}
+    assert len(passes[0]) >= 4 and (num_workers < 3 or len(sizes) > 1)  # workers with unequal shares
+    for k in (1, len(passes[0]) // 2, len(passes[0]) - 1):
+        resumed = TalkingHeadDataModule(str(root), **settings).train_dataloader()
+        resumed.load_state_dict({"epoch": 0, "batches": k})
+        assert batch_keys(resumed) == passes[0][k:], k
+        assert batch_keys(resumed) == passes[1]
+    finished = TalkingHeadDataModule(str(root), **settings).train_dataloader()
+    finished.load_state_dict({"epoch": 0, "batches": len(passes[0])})
+    assert batch_keys(finished) == passes[1]
+
+
 def test_stage2_pairs_with_two_workers_have_the_documented_shapes(corpus):
     root, _ = corpus
     data = TalkingHeadDataModule(str(root), mode="stage2", batch_size=4, num_workers=2, pairs_per_clip=2)

@@ -52,7 +52,8 @@ def test_tiny_fit_writes_an_offline_wandb_run_and_media(tiny_corpus, tmp_path):
     assert cli_main(argv) == 0
     saved = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())["trainer"]
     assert saved["logger"]["init_args"]["name"] == "PoseVQVAEModule-pose_vqvae_tiny"
-    assert [c["class_path"].rsplit(".", 1)[-1] for c in saved["callbacks"]] == ["MediaLogger", "ModelCheckpoint"]
+    names = [callback["class_path"].rsplit(".", 1)[-1] for callback in saved["callbacks"]]
+    assert names == ["MediaLogger", "ModelCheckpoint", "RNGState"]
     assert saved["callbacks"][1]["init_args"]["monitor"] == "val/angle_error_deg"
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and next(runs[0].glob("run-*.wandb")).stat().st_size > 0

@@ -24,7 +24,11 @@ computes the same plan for an epoch and takes its own part of it:
   world_size/N — and every rank splits its share between its workers alike. One process repeats nothing;
 * order and random windows are a function of (seed, epoch, rank, worker) only. The loader sets the
   dataset's epoch (``trainer.current_epoch``, which a resumed run restores) before every pass, and the
-  workers, which are not persistent, receive the dataset with that epoch when the pass starts.
+  workers, which are not persistent, receive the dataset with that epoch when the pass starts;
+* a run resumed from a checkpoint written mid-epoch continues that epoch where it stopped: the training
+  loader's state in the checkpoint holds the epoch and the batches of it taken, and after the restore each
+  worker leaves out the items it had served in them (drawing their random windows all the same), so the
+  resumed run sees the batches an uninterrupted run sees (see :class:`_EpochDataLoader`).
 
 For scale (:meth:`TalkingHeadDataModule.plan_summary`): an HDTF-sized index of 362 clips of 159 s (16 h;
 290 train clips) plans 11 020 training windows per epoch at ``facial_motion.yaml``'s window of 100, i.e.
@@ -190,6 +194,10 @@ class ShardWindowDataset(IterableDataset):
     ``torch.distributed``'s (0/1 when not initialized) and the worker to ``get_worker_info()``'s; tests
     pass them to :meth:`partition` to simulate ranks and workers. ``epoch`` selects the training shuffle,
     repeats and random windows; the data module's loader sets it before every pass (:meth:`set_epoch`).
+    ``resume`` (per worker of the coming pass: the worker whose partition it serves, and how many of that
+    partition's first items it leaves out; ``None`` for a whole pass) is set by the loader for the pass that
+    resumes an epoch (see :func:`resume_plan`); the left-out items still draw their random windows, so the rest
+    are the items an uninterrupted pass serves.
     Items are dicts of tensors and strings (one row of the batches documented in
     :class:`TalkingHeadDataModule`).
     """
@@ -231,6 +239,7 @@ class ShardWindowDataset(IterableDataset):
         self.pairs_per_clip, self.frames_per_pair = pairs_per_clip, frames_per_pair
         self.train = split == "train" if train is None else train
         self.seed, self.epoch = seed, 0
+        self.resume: list[tuple[int, int]] | None = None
         self.rank, self.world_size = rank, world_size
         index = self.corpora[0].index
         self.samples_per_frame = index["sample_rate"] / index["fps"]
@@ -340,21 +349,39 @@ class ShardWindowDataset(IterableDataset):
         return mine
 
     def __iter__(self) -> Iterator[dict]:
+        """This (rank, worker)'s items of the epoch, or with :attr:`resume` set the rest of the partition it names
+        (read when the iterator is made, so the loader can clear it right after)."""
         rank, world_size = self._rank_and_size()
         worker, num_workers = _worker_id_and_count()
+        worker, skip = self.resume[worker] if self.resume else (worker, 0)
+        return self._serve(self.partition(rank, world_size, worker, num_workers), skip, rank, worker)
+
+    def _serve(self, items: list[Item], skip: int, rank: int, worker: int) -> Iterator[dict]:
         rng = np.random.default_rng([self.seed, self.epoch, rank, worker, 1])
         readers: OrderedDict[str, ShardReader] = OrderedDict()
         try:
-            for shard, clip_id, a, b in self.partition(rank, world_size, worker, num_workers):
-                reader = self._reader(readers, shard)
+            for position, (shard, clip_id, a, b) in enumerate(items):
                 clip = self._clips[shard][clip_id]
+                a, b = self._draw(clip, a, b, rng)  # skipped items draw too, so later items keep their windows
+                if position < skip:
+                    continue
+                reader = self._reader(readers, shard)
                 if self.mode == "stage1":
-                    yield self._window(reader, clip_id, clip, a, rng)
+                    yield self._window(reader, clip_id, clip, a)
                 else:
-                    yield self._pair(reader, clip_id, clip, a, b, rng)
+                    yield self._pair(reader, clip_id, clip, a, b)
         finally:
             for reader in readers.values():
                 reader.close()
+
+    def _draw(self, clip: dict, a: int, b: int, rng: np.random.Generator) -> tuple[int, int]:
+        """The item's (a, b) with a random window start or frame pair drawn for -1 (see :data:`Item`)."""
+        if a >= 0:
+            return a, b
+        if self.mode == "stage1":
+            return int(rng.integers(0, clip["num_frames"] - self.window + 1)), b
+        reference, driven = (int(i) for i in rng.choice(clip["num_frames"], size=2, replace=False))
+        return reference, driven
 
     def _reader(self, readers: OrderedDict[str, ShardReader], shard: str) -> ShardReader:
         if shard in readers:
@@ -365,9 +392,7 @@ class ShardWindowDataset(IterableDataset):
             readers[shard] = ShardReader(shard)
         return readers[shard]
 
-    def _window(self, reader: ShardReader, clip_id: str, clip: dict, start: int, rng: np.random.Generator) -> dict:
-        if start < 0:
-            start = int(rng.integers(0, clip["num_frames"] - self.window + 1))
+    def _window(self, reader: ShardReader, clip_id: str, clip: dict, start: int) -> dict:
         item = {"clip_id": clip_id, "identity": clip["identity_id"], "start": torch.tensor(start)}
         motion_names = [name for name in MOTION_FIELDS if name in self.fields]
         if motion_names:
@@ -384,11 +409,7 @@ class ShardWindowDataset(IterableDataset):
             item["audio"] = torch.from_numpy(span)
         return item
 
-    def _pair(
-        self, reader: ShardReader, clip_id: str, clip: dict, reference: int, driven: int, rng: np.random.Generator
-    ) -> dict:
-        if reference < 0:
-            reference, driven = (int(i) for i in rng.choice(clip["num_frames"], size=2, replace=False))
+    def _pair(self, reader: ShardReader, clip_id: str, clip: dict, reference: int, driven: int) -> dict:
         item = {
             "clip_id": clip_id,
             "identity": clip["identity_id"],
@@ -409,19 +430,98 @@ class ShardWindowDataset(IterableDataset):
         return item
 
 
-class _EpochDataLoader(DataLoader):
-    """DataLoader that sets its dataset's epoch before every pass (new shuffle and random windows).
+def resume_plan(batches: int, lengths: Sequence[int], batch_size: int) -> list[tuple[int, int]]:
+    """Per worker, (partition it serves, items of it to leave out) so that a pass continues the pass over
+    partitions of ``lengths`` items (one per worker) that stopped after ``batches`` batches.
 
-    Its workers are not persistent, so each pass pickles the dataset with the new epoch into fresh workers.
+    A DataLoader batches each worker's items on its own (a worker's last batch may be short) and takes batches
+    from its workers in turn, passing over a worker that has run out: batch i comes from worker i mod W while
+    every worker has batches left. A partition leaves out the items of its batches among the first ``batches``,
+    and the workers are rotated so that worker 0 serves the partition the next batch comes from: its turn, and
+    every later one, then falls where it fell in the uninterrupted pass. One entry for a loader without workers.
+    """
+    count = len(lengths)
+    per_worker = [math.ceil(length / batch_size) for length in lengths]
+    order = [worker for turn in range(max(per_worker)) for worker in range(count) if turn < per_worker[worker]]
+    first = order[batches] if batches < len(order) else 0
+    plan = []
+    for worker in range(count):
+        part = (first + worker) % count
+        plan.append((part, min(order[:batches].count(part) * batch_size, lengths[part])))
+    return plan
+
+
+class _EpochDataLoader(DataLoader):
+    """DataLoader that sets its dataset's epoch before every pass (new shuffle and random windows) and can resume
+    a pass where a checkpoint left it.
+
+    Its workers are not persistent, so each pass pickles the dataset with the new epoch into fresh workers. It has
+    its own ``generator``, seeded from (seed, epoch, rank) at every pass: making an iterator draws the workers'
+    base seed from it instead of from the global torch RNG, so the workers' seeds depend on the epoch alone and
+    the global RNG, which training draws from, is left alone (a resumed run makes its first iterator at another
+    point of the run than an uninterrupted one).
+
+    With ``taken`` (the trainer's count of training batches processed so far, over all passes) it is resumable the
+    way Lightning asks of a training loader. :meth:`state_dict` (in every checkpoint) records the pass's epoch and
+    the batches of it processed; after :meth:`load_state_dict` the next pass continues that epoch without those
+    batches (see :func:`resume_plan`), or starts the next epoch when they were all of it. Lightning restores its
+    loop counters but restarts a loader from its beginning, so without this a run resumed mid-epoch would train on
+    the epoch's first batches a second time.
     """
 
-    def __init__(self, dataset: ShardWindowDataset, epoch_fn: Callable[[], int], **kwargs):
-        super().__init__(dataset, **kwargs)
-        self._epoch_fn = epoch_fn
+    def __init__(
+        self,
+        dataset: ShardWindowDataset,
+        epoch_fn: Callable[[], int],
+        taken: Callable[[], int] | None = None,
+        **kwargs,
+    ):
+        super().__init__(dataset, generator=torch.Generator(), **kwargs)
+        self._epoch_fn, self._taken = epoch_fn, taken
+        self._pass_epoch, self._taken_before = 0, 0
+        self._resume: dict | None = None
+
+    def _partition_lengths(self, epoch: int) -> list[int]:
+        dataset = self.dataset
+        previous, dataset.epoch = dataset.epoch, epoch
+        rank, world_size = dataset._rank_and_size()
+        workers = max(1, self.num_workers)
+        parts = deal(dataset.epoch_items(), world_size, workers, equal_workers=dataset.train)
+        dataset.epoch = previous
+        return [len(part) for part in parts[rank * workers : (rank + 1) * workers]]
+
+    def _start(self) -> tuple[int, int]:
+        """(epoch, batches to leave out) of the coming pass: the restored position, if any, else a whole epoch. A
+        position after an epoch's last batch starts the next epoch, which ``trainer.current_epoch`` does not count
+        yet when Lightning makes the first iterator of a run resumed from a checkpoint written at the epoch's end."""
+        epoch, resume, self._resume = self._epoch_fn(), self._resume, None
+        if resume is None or resume["epoch"] < epoch:
+            return epoch, 0
+        lengths = self._partition_lengths(resume["epoch"])
+        if resume["batches"] >= sum(math.ceil(length / self.batch_size) for length in lengths):
+            return resume["epoch"] + 1, 0
+        return resume["epoch"], resume["batches"]
 
     def __iter__(self):
-        self.dataset.set_epoch(self._epoch_fn())
-        return super().__iter__()
+        epoch, batches = self._start()
+        dataset = self.dataset
+        dataset.set_epoch(epoch)
+        rank, _ = dataset._rank_and_size()
+        self.generator.manual_seed(int(np.random.SeedSequence([dataset.seed, epoch, rank, 3]).generate_state(1)[0]))
+        dataset.resume = resume_plan(batches, self._partition_lengths(epoch), self.batch_size) if batches else None
+        self._pass_epoch = epoch
+        self._taken_before = (self._taken() if self._taken else 0) - batches
+        try:
+            return super().__iter__()
+        finally:
+            dataset.resume = None  # the iterator (and its workers) has read it; later passes are whole
+
+    def state_dict(self) -> dict:
+        taken = self._taken() - self._taken_before if self._taken else 0
+        return {"epoch": self._pass_epoch, "batches": taken}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._resume = dict(state) if state else None
 
 
 @dataclass(frozen=True)
@@ -582,11 +682,19 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         self._passes += 1
         return self._passes - 1
 
+    def _taken(self) -> int:
+        """Training batches the fit loop has processed over the whole run (checkpointed by Lightning; a batch it
+        had taken but not processed when a checkpoint was written is one it runs again after the restore); 0 with
+        no fit loop (no trainer, or a stand-in for one)."""
+        fit_loop = getattr(self.trainer, "fit_loop", None)
+        return 0 if fit_loop is None else fit_loop.epoch_loop.batch_progress.total.processed
+
     def _loader(self, split: str) -> DataLoader:
         self.setup()
         return _EpochDataLoader(
             self.datasets[split],
             self._epoch if split == "train" else int,
+            self._taken if split == "train" else None,
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=False,

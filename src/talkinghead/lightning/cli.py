@@ -10,9 +10,22 @@ What every config shares is set here once instead of in each file; a config or a
 * ``trainer.default_root_dir``: ``outputs/runs/<config>``, ``<config>`` the stem of the first ``--config`` file;
 * ``trainer.logger``: :class:`~talkinghead.lightning.loggers.WandbLogger` (offline unless logged in) named
   ``<Module>-<config>`` and saving under the root dir (``lightning_configs/loggers/csv.yaml`` switches to CSV);
-* ``trainer.callbacks``: :class:`~talkinghead.lightning.media.MediaLogger` and a ``ModelCheckpoint`` keeping the
-  best checkpoint on the module's own validation metric (``MONITOR`` of the module class) and ``last.ckpt``; a
-  config that lists callbacks of its own (e.g. ``EMAWeightAveraging``) gets these two added unless it lists them.
+* ``trainer.callbacks``: :class:`~talkinghead.lightning.media.MediaLogger`, a ``ModelCheckpoint`` keeping the
+  best checkpoint on the module's own validation metric (``MONITOR`` of the module class) and ``last.ckpt``, and
+  :class:`~talkinghead.lightning.rng.RNGState` (the global RNG states in every checkpoint); a config that lists
+  callbacks of its own (e.g. ``EMAWeightAveraging``) gets these added unless it lists them.
+
+A ``ModelCheckpoint`` that saves by step or time (``every_n_train_steps``, ``train_time_interval``) gets no
+validation metric to monitor: Lightning would hold such a save back until the next validation. With
+``save_last`` it writes the run's only ``last.ckpt`` (the others' ``save_last`` is turned off, so Lightning
+writes no ``last-v1.ckpt`` beside it), at the step it saved, e.g. for resuming after a preemption, which
+continues the epoch with the same batches and random draws as an uninterrupted run::
+
+    talkinghead fit --config CONFIG --trainer.callbacks+=ModelCheckpoint \
+        --trainer.callbacks.every_n_train_steps 500 --trainer.callbacks.save_last true
+    talkinghead fit --config CONFIG --ckpt_path RUN/checkpoints/last.ckpt
+
+(a fit ended by ``max_steps`` mid-epoch writes a ``last.ckpt`` that Lightning treats as the end of that epoch).
 """
 
 import importlib
@@ -34,6 +47,7 @@ CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
 SHARED_CALLBACKS = (
     {"class_path": "talkinghead.lightning.media.MediaLogger", "init_args": {"every_n_validations": 1}},
     {"class_path": CHECKPOINT, "init_args": {"save_last": True, "auto_insert_metric_name": False}},
+    {"class_path": "talkinghead.lightning.rng.RNGState"},
 )
 
 
@@ -83,11 +97,18 @@ class TalkingHeadCLI(LightningCLI):
         missing = [dict_to_namespace(callback) for callback in wanted if callback["class_path"] not in listed]
         trainer.callbacks = [*(trainer.callbacks or []), *missing]
         monitor, mode = getattr(model_class, "MONITOR", (None, "min"))
-        for callback in trainer.callbacks:
-            if isinstance(callback, Namespace) and callback.class_path == CHECKPOINT and monitor is not None:
-                if callback.init_args.get("monitor") is None:
-                    callback.init_args.monitor, callback.init_args.mode = monitor, mode
-                    callback.init_args.filename = f"{{epoch}}-{{{monitor}:.3f}}"
+        checkpoints = [c for c in trainer.callbacks if isinstance(c, Namespace) and c.class_path == CHECKPOINT]
+        by_step = [
+            c for c in checkpoints if c.init_args.get("every_n_train_steps") or c.init_args.get("train_time_interval")
+        ]
+        for callback in checkpoints:
+            if callback in by_step:
+                continue
+            if any(c.init_args.get("save_last") for c in by_step):
+                callback.init_args.save_last = False  # one last.ckpt: the one a resumed run continues from
+            if monitor is not None and callback.init_args.get("monitor") is None:
+                callback.init_args.monitor, callback.init_args.mode = monitor, mode
+                callback.init_args.filename = f"{{epoch}}-{{{monitor}:.3f}}"
 
 
 def main(argv: list[str] | None = None) -> int:

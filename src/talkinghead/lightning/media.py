@@ -102,6 +102,13 @@ class MediaLogger(Callback):
         self._batch: dict | None = None
         self._validations = 0
 
+    def state_dict(self) -> dict:
+        """The count of validation runs, so a resumed run logs at the same ones as an uninterrupted one."""
+        return {"validations": self._validations}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._validations = state_dict.get("validations", 0)
+
     def on_validation_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int, dataloader_idx: int = 0
     ) -> None:

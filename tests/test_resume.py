@@ -1,0 +1,59 @@
+"""Resuming a fit: stopped mid-epoch and resumed from its last checkpoint, a run trains on the batches and reaches
+the weights of an uninterrupted run (the tiny facial-motion config: dropout and scheduled sampling draw from the
+global RNG at every step)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from talkinghead.lightning.cli import main as cli_main
+from tests.batch_recorder import recorded
+from tests.helpers import CSV_LOGGER_CONFIG
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_CONFIG = ROOT / "lightning_configs" / "facial_motion_tiny.yaml"
+STEPS, STOP = 9, 6  # epochs of 4 steps (2 clips × 4 windows of 10 frames, batches of 2): both mid-epoch
+
+
+def fit(corpus: Path, folder: Path, steps: int, num_workers: int, *extra: str) -> Path:
+    """``talkinghead fit`` of the tiny config for ``steps`` steps, keeping ``last.ckpt`` at every step; returns the
+    run's newest ``last.ckpt``."""
+    argv = [
+        "fit", "--config", str(TINY_CONFIG), "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(corpus),
+        "--trainer.default_root_dir", str(folder), "--trainer.logger.init_args.save_dir", str(folder),
+        "--trainer.enable_progress_bar", "false", "--trainer.max_steps", str(steps),
+        "--data.window", "10", "--data.batch_size", "2", "--data.num_workers", str(num_workers),
+        "--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.every_n_train_steps", "1",
+        "--trainer.callbacks.save_last", "true",
+        "--trainer.callbacks+=tests.batch_recorder.BatchRecorder", "--trainer.callbacks.path", str(folder / "batches"),
+        *extra,
+    ]  # fmt: skip
+    assert cli_main(argv) == 0
+    return sorted(folder.rglob("last*.ckpt"), key=lambda path: path.parent.parent.name)[-1]
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_fit_resumed_mid_epoch_sees_the_batches_and_reaches_the_weights_of_an_uninterrupted_fit(
+    tiny_corpus, tmp_path, num_workers
+):
+    """Run A trains STEPS steps; run B stops after STOP (a step checkpoint's last.ckpt) and resumes with --ckpt_path.
+    The weights are bitwise equal: the same CPU operations run in the same order on the same batches and draws."""
+    uninterrupted = torch.load(fit(tiny_corpus, tmp_path / "a", STEPS, num_workers), weights_only=True)
+    stopped = fit(tiny_corpus, tmp_path / "b", STOP, num_workers)
+    state = torch.load(stopped, weights_only=True)
+    assert state["global_step"] == STOP and state["loops"]["fit_loop"]["state_dict"]["combined_loader"] == [
+        {"epoch": 1, "batches": STOP - 4}
+    ]
+    assert [path.name for path in stopped.parent.glob("last*")] == ["last.ckpt"]  # one last.ckpt, at the step
+    resumed = torch.load(
+        fit(tiny_corpus, tmp_path / "b", STEPS, num_workers, "--ckpt_path", str(stopped)), weights_only=True
+    )
+    assert resumed["global_step"] == uninterrupted["global_step"] == STEPS
+    batches = recorded(tmp_path / "a" / "batches")
+    assert recorded(tmp_path / "b" / "batches") == batches  # steps 0 … STOP − 1, then STOP … STEPS − 1 resumed
+    assert [row[1] for row in batches] == [0] * 4 + [1] * 4 + [2]
+    weights, resumed_weights = uninterrupted["state_dict"], resumed["state_dict"]
+    assert weights.keys() == resumed_weights.keys()
+    different = [name for name in weights if not torch.equal(weights[name], resumed_weights[name])]
+    assert not different, different

@@ -61,3 +61,28 @@ def save_wav2vec2_standin(folder: Path) -> Path:
     )
     Wav2Vec2Model(config).save_pretrained(folder)
     return folder
+
+
+def speech_like(seconds: float, seed: int = 0, sample_rate: int = 16000):
+    """A deterministic speech-like signal (float32, 16 kHz): voiced syllables of 100–300 ms with their own gliding
+    pitch (90–220 Hz) and harmonic colouring (a formant-like spectral peak), in phrases of 3–12 syllables
+    separated by 0.2–0.8 s pauses, over faint noise."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = 0.003 * rng.standard_normal(int(seconds * sample_rate)).astype(np.float32)
+    position = 0
+    while position < len(out):
+        for _ in range(int(rng.integers(3, 13))):
+            length = int(rng.uniform(0.1, 0.3) * sample_rate)
+            t = np.arange(length) / sample_rate
+            f0 = rng.uniform(90, 220) * (1 + rng.uniform(-0.2, 0.2) * t / t[-1])
+            phase = 2 * np.pi * np.cumsum(f0) / sample_rate
+            peak = rng.uniform(300, 2500)  # the harmonic nearest this frequency is the loudest
+            harmonics = [np.exp(-((((k * f0.mean()) - peak) / 600) ** 2)) * np.sin(k * phase) for k in range(1, 16)]
+            syllable = 0.3 * np.hanning(length) * np.sum(harmonics, axis=0)
+            end = min(position + length, len(out))
+            out[position:end] += syllable[: end - position]
+            position = end
+        position += int(rng.uniform(0.2, 0.8) * sample_rate)
+    return out

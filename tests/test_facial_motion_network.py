@@ -168,6 +168,44 @@ def test_generate_ten_training_windows_with_bounded_cache():
     assert all(torch.isfinite(value).all() for value in long_run.values())
 
 
+def test_inference_attends_with_the_training_window_mask():
+    """With max_context = c, a training window of length c has the plain causal mask, and every step of
+    inference (any position, cache trimmed) uses one of its rows: row t for t < c, the last row afterwards."""
+    window = 6
+    decoder = make_model(max_context=window).branches["beta_lip"].decoder
+    positions = torch.arange(window)
+    training = decoder.self_mask(positions, positions, window)
+    torch.testing.assert_close(training, decoder.self_mask(positions, positions, None))
+    for t in range(5 * window):
+        keys = torch.arange(max(0, t - window + 1), t + 1)  # what the cache holds, plus the new frame
+        row = min(t, window - 1)
+        expected = training[:, row : row + 1, : row + 1]
+        torch.testing.assert_close(decoder.self_mask(torch.tensor([t]), keys, window), expected)
+    with pytest.raises(ValueError, match="audio_window"):
+        make_model(max_context=2, audio_window=(2, 2))  # cross-attention would reach beyond the window
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_sliding_window_cache_equals_recomputing_from_scratch(num_layers):
+    """Cached generation with max_context = c equals, at every frame t, a from-scratch parallel pass over only
+    the last L·(c − 1) + 1 frames at their absolute positions (the last c frames for one layer), atol 1e-5."""
+    window = 6
+    model = make_model(max_context=window, num_layers=num_layers)
+    audio, alpha = make_inputs(length=5 * window)
+    generated = model.generate(audio, alpha)
+    span = num_layers * (window - 1) + 1
+    with torch.no_grad():
+        memory = model.memory(audio, alpha)
+        for name, branch in model.branches.items():
+            kv = branch.decoder.memory_kv(memory)
+            values = generated[name].flatten(2)
+            inputs = torch.cat((branch.start(2), branch.embed(values[:, :-1])), 1)  # frame t's input: output t − 1
+            for t in range(audio.shape[1]):
+                first = max(0, t - span + 1)
+                hidden = branch.decoder(inputs[:, first : t + 1], kv, start=first)
+                torch.testing.assert_close(branch.output(hidden[:, -1]), values[:, t], atol=1e-5, rtol=0)
+
+
 def test_every_parameter_gets_a_gradient_with_scheduled_sampling_too():
     model = make_model(dropout=0.1).train()
     audio, alpha = make_inputs(length=12)

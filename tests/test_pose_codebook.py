@@ -8,7 +8,7 @@ import torch
 from talkinghead.metrics.pose import head_pose_diversity, mean_jerk, pose_errors, seed_diversity
 from talkinghead.models.head_pose import freeze
 from talkinghead.models.pose_mapper import PoseMapper, pool_to_codes
-from talkinghead.models.pose_vqvae import PoseVQVAE, VectorQuantizer, codebook_usage
+from talkinghead.models.pose_vqvae import PoseVQVAE, VectorQuantizer, codebook_usage, crossfade_weights, window_starts
 
 SMALL_VQVAE = {"d_model": 32, "num_heads": 2, "num_layers": 1, "ff_dim": 64, "code_dim": 16, "num_codes": 32}
 
@@ -94,6 +94,30 @@ def test_vqvae_shapes_any_length(length):
     out = vqvae(smooth_poses(2, length))
     assert out["pose"].shape == (2, length, 6)
     assert out["z"].shape == (2, math.ceil(length / 4), 16) and out["indices"].shape == (2, math.ceil(length / 4))
+
+
+def test_windowed_decode_keeps_short_sequences_and_crossfades_long_ones():
+    """max_context = 16 frames (4 codes): up to 4 codes decode bit-identically in one pass; longer sequences are
+    decoded in windows of 4 codes (hop 2), each as in training, and cross-faded over the overlaps."""
+    torch.manual_seed(0)
+    whole = PoseVQVAE(**SMALL_VQVAE, downsample=4).eval()
+    windowed = PoseVQVAE(**SMALL_VQVAE, downsample=4, max_context=16).eval()
+    windowed.load_state_dict(whole.state_dict())
+    codes = torch.randn(2, 11, 16)
+    with torch.no_grad():
+        assert torch.equal(windowed.decode(codes[:, :4], 14), whole.decode(codes[:, :4], 14))
+        out = windowed.decode(codes, 42)
+        first, last = whole.decode(codes[:, :4]), whole.decode(codes[:, -4:])
+        pieces = torch.stack([whole.decode(codes[:, s : s + 4]) for s in (0, 2, 4, 6, 7)])  # (5, B, 16, 6)
+    assert out.shape == (2, 42, 6)
+    torch.testing.assert_close(out[:, :8], first[:, :8])  # only the first window covers frames 0–7
+    torch.testing.assert_close(out[:, 40:], last[:, 12:14])  # only the last window covers frames 40–43
+    lows, highs = pieces.amin(0).amin(1), pieces.amax(0).amax(1)  # per channel, over windows and frames
+    assert ((out >= lows[:, None] - 1e-6) & (out <= highs[:, None] + 1e-6)).all()  # convex combinations
+    assert window_starts(11, 4, 2) == [0, 2, 4, 6, 7] and window_starts(3, 4, 2) == [0]
+    torch.testing.assert_close(crossfade_weights(6, 2, False, True), torch.tensor([0.25, 0.75, 1, 1, 1, 1]))
+    with pytest.raises(ValueError, match="max_context"):
+        PoseVQVAE(**SMALL_VQVAE, downsample=4, max_context=6)
 
 
 OVERFIT_STEPS = 200

@@ -15,11 +15,24 @@ decoder ingredients are reproduced here:
   :func:`torch.nn.functional.scaled_dot_product_attention` with explicit float masks, with a key/value
   cache for incremental decoding.
 
-Sliding window. ``max_context = c`` limits self-attention to the last ``c`` frames (``i − c < j ≤ i``).
-Used in both the teacher-forced mask and the cache, cached decoding is exact (each layer's output at
-frame ``j`` depends only on frames ``j − c + 1 … j`` of the layer below, exactly what the cache keeps).
-Decoding with a cache window smaller than the one trained with (e.g. trained with full context) is an
-approximation; it is exact whenever the window is at least the sequence length.
+Sliding window (a departure: the paper does not discuss long-utterance inference). The decoders are trained on
+windows of W frames (``data.window``) but decode whole utterances; ``max_context = c`` (set to W in the configs)
+bounds what inference sees so that it stays inside what training saw:
+
+* self-attention sees the last ``c`` frames (``i − c < j ≤ i``), in the teacher-forced mask and in the
+  key/value cache alike, which keeps ``c − 1`` past frames per layer (bounded memory for any length);
+* cross-attention sees the audio in ``[t − w_past, t + w_future]`` with ``w_past < c`` (checked), so it
+  also reaches at most ``c`` frames back.
+
+Positions stay consistent when the cache slides: FaceFormer's biased mask depends only on the distance
+``i − j`` (periodically, ``−floor((i − j) / p)·m_h``) and its PPE only on ``t mod p``, so with ``W = c`` (and
+``p ≤ W``) every bias and every phase inference uses was seen in training, and for a training window of length
+``≤ c`` the mask is the plain causal one, exactly the rows inference uses (row ``t`` for ``t < c``, the last
+row afterwards). Cached decoding is exact: each layer's output at frame ``j`` depends only on frames
+``j − c + 1 … j`` of the layer below, exactly what the cache keeps, so it equals recomputing from scratch the
+last ``L·(c − 1) + 1`` frames (the receptive field of ``L`` layers; the last ``c`` frames for one layer).
+Decoding with a cache window smaller than the one trained with is an approximation; it is exact whenever the
+window is at least the sequence length.
 """
 
 import math
@@ -223,6 +236,8 @@ class CausalDecoder(nn.Module):
         max_context: int | None = None,
     ):
         super().__init__()
+        if max_context is not None and not 0 <= audio_window[0] < max_context:
+            raise ValueError(f"audio_window's past ({audio_window[0]}) must be below max_context ({max_context})")
         self.period = period
         self.audio_window = tuple(audio_window)
         self.max_context = max_context
@@ -235,11 +250,22 @@ class CausalDecoder(nn.Module):
         """Per-layer cross-attention K/V of the memory (B, T_a, D)."""
         return [layer.memory_kv(memory) for layer in self.layers]
 
-    def forward(self, x: torch.Tensor, memory_kv: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-        """Motion embeddings x (B, T, D) (already shifted right) → hidden states (B, T, D)."""
-        positions = torch.arange(x.shape[1], device=x.device)
+    def self_mask(self, queries: torch.Tensor, keys: torch.Tensor, max_context: int | None) -> torch.Tensor:
+        """The biased causal mask over the last ``max_context`` frames, (H, Tq, Tk): one function for
+        training (:meth:`forward`) and inference (:meth:`step`), relative in the positions."""
+        return biased_causal_mask(queries, keys, self.slopes, self.period, max_context)
+
+    def forward(
+        self, x: torch.Tensor, memory_kv: list[tuple[torch.Tensor, torch.Tensor]], start: int = 0
+    ) -> torch.Tensor:
+        """Motion embeddings x (B, T, D) (already shifted right) → hidden states (B, T, D).
+
+        ``x`` holds frames ``start … start + T − 1`` of the sequence whose audio memory gives ``memory_kv``
+        (frame indices into it; 0 for a training window with its own audio).
+        """
+        positions = torch.arange(start, start + x.shape[1], device=x.device)
         audio_positions = torch.arange(memory_kv[0][0].shape[2], device=x.device)
-        self_mask = biased_causal_mask(positions, positions, self.slopes, self.period, self.max_context)
+        self_mask = self.self_mask(positions, positions, self.max_context)
         cross_mask = alignment_mask(positions, audio_positions, self.audio_window)
         x = self.positional(x, positions)
         for layer, kv in zip(self.layers, memory_kv, strict=True):
@@ -255,7 +281,7 @@ class CausalDecoder(nn.Module):
         """
         query = torch.tensor([position], device=x.device)
         keys = query if cache.positions is None else torch.cat((cache.positions, query))
-        self_mask = biased_causal_mask(query, keys, self.slopes, self.period)
+        self_mask = self.self_mask(query, keys, cache.max_context)
         w_past, w_future = self.audio_window
         lo, hi = max(0, position - w_past), position + w_future + 1
         x = self.positional(x, query)

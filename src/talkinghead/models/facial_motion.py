@@ -18,6 +18,12 @@ Output ranges: blendshape heads end in a sigmoid, so β ∈ (0, 1) like ARKit we
 to [0, 1]); the offset head is linear, ``O = offset_scale · head(h)`` with ``offset_scale`` = 0.1 cm, so the
 network works in units of ~typical offsets (≤ 0.3 cm). Previous outputs are fed back in the same units.
 
+Long utterances (a departure: the paper does not discuss them). Training sees windows of ``data.window``
+frames; inference decodes whole utterances with a key/value cache. ``max_context`` (= the training window in
+the configs) bounds every decoder's context to the last ``max_context`` frames, so a 60-s utterance (1500
+frames) is decoded with the attention spans, biases and periodic positions of training (FaceFormer's biased
+causal mask and PPE are periodic / relative, see :mod:`~talkinghead.models.attention`).
+
 Ablations of Fig. 7: ``use_blendshapes=False`` (vertex-offset only) and ``use_vertex_offsets=False``
 (blendshape only); a disabled branch is not built and returns zeros of its shape.
 """
@@ -102,7 +108,9 @@ class FacialMotionGenerator(nn.Module):
         d_model, num_heads, num_layers, ff_dim, dropout: decoder sizes (per branch; ff_dim defaults to 4·d).
         period: PPE and mask period p in frames (25 = 1 s at 25 fps).
         audio_window: (w_past, w_future) frames of the cross-attention alignment mask.
-        max_context: self-attention window in frames (None = all past frames); also the default cache window.
+        max_context: frames of context the decoders see, self-attention and audio alike (a sliding window with a
+            bounded key/value cache, :mod:`~talkinghead.models.attention`); the configs set it to the training
+            window ``data.window``. None = every past frame (unbounded, for older checkpoints).
         use_blendshapes / use_vertex_offsets: the Fig. 7 ablations (blendshape-only, vertex-offset-only).
         audio_conv_kernel: odd kernel of the audio encoder's temporal conv; it widens the audio a frame
             depends on by ``kernel // 2`` on each side (see :attr:`audio_context`).

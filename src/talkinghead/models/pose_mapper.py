@@ -14,6 +14,10 @@
   code steps) → ``Linear`` → Ẑ (B, N, d_code). Step n's input is the code ``Z_q[n−1]`` (teacher forcing with
   the ground-truth codes during training, the chosen code at inference).
 
+Long utterances (a departure: the paper does not discuss them): ``max_context`` (= the training window in code
+steps in the configs) bounds the decoder's context, and the frozen VQ-VAE decodes long code sequences in
+overlapping windows of its own training length (:meth:`~talkinghead.models.pose_vqvae.PoseVQVAE.decode`).
+
 Sampling (:meth:`PoseMapper.generate`): the logits over the K codes are ``−‖ẑ − z_k‖² / temperature``,
 optionally restricted to the ``top_k`` nearest, drawn with a ``torch.Generator`` (same seed → same sequence);
 ``temperature = 0`` is ``q(ẑ)``, the nearest code (deterministic, Eq. 5).
@@ -54,7 +58,9 @@ class PoseMapper(nn.Module):
         d_model, num_heads, num_layers, ff_dim, dropout: decoder sizes.
         period: PPE / mask period in code steps.
         audio_window: (past, future) code steps of the cross-attention alignment mask.
-        max_context: self-attention window in code steps (None = all).
+        max_context: context of the decoder in code steps, self-attention and audio alike (a sliding window with a
+            bounded key/value cache, :mod:`~talkinghead.models.attention`); the configs set it to the training
+            window ``data.window / downsample``. None = every past step (unbounded, for older checkpoints).
         pose_scale: normalisation of P⁰ (radians, cm), as in the VQ-VAE.
         absolute_pose, use_initial_pose: Table 3 ablations (module docstring).
     """

@@ -17,6 +17,15 @@ the reconstruction term weighs the channels comparably. Outputs are de-normalise
 
 A sequence whose length is not a multiple of ``f`` is padded at the end by repeating its last frame and the
 decoded sequence is cropped back to T.
+
+Long sequences (a departure: the paper does not discuss long-utterance inference). The codebook is trained on
+windows of ``data.window`` frames, but the mapper's codes of a whole utterance are decoded at inference; D's
+transformer would then attend over the whole sequence, at positions never seen in training. With
+``max_context = W`` frames (= ``data.window`` in the configs) :meth:`PoseVQVAE.decode` decodes a sequence of
+more than ``W / f`` codes in windows of ``W / f`` codes, each exactly as in training, overlapping by half a
+window, and cross-fades the overlaps linearly (:func:`crossfade_weights`), so every frame is a convex
+combination of at most a few window decodes and no seam is visible. Sequences of at most ``W / f`` codes go
+through the unchanged single pass (bit-identical to ``max_context = None``).
 """
 
 import math
@@ -162,6 +171,22 @@ def _transformer(d_model: int, num_heads: int, num_layers: int, ff_dim: int, dro
     return nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False)
 
 
+def window_starts(length: int, window: int, hop: int) -> list[int]:
+    """Starts of ``window``-long windows every ``hop`` covering ``range(length)``, the last one flush with the end."""
+    if length <= window:
+        return [0]
+    return [*range(0, length - window, hop), length - window]
+
+
+def crossfade_weights(size: int, fade: int, first: bool, last: bool) -> torch.Tensor:
+    """(size,) weights of one window: linear ramps over ``fade`` frames, up at the start unless ``first``, down
+    at the end unless ``last``; positive everywhere, so the normalised overlap-add is defined."""
+    ramp = ((torch.arange(size) + 0.5) / fade).clamp(max=1.0)
+    up = torch.ones(size) if first else ramp
+    down = torch.ones(size) if last else ramp.flip(0)
+    return torch.minimum(up, down)
+
+
 def _add_positions(x: torch.Tensor, period: int) -> torch.Tensor:
     positions = torch.arange(x.shape[1], device=x.device)
     return x + periodic_positional_encoding(positions, x.shape[-1], period).to(x.dtype)
@@ -178,6 +203,9 @@ class PoseVQVAE(nn.Module):
         pose_scale: per-channel normalisation (6,) (radians, cm; see the module docstring).
         absolute_pose: the sequences this codebook is trained on are absolute poses P rather than P − P⁰
             (the Table 3 ablation); only recorded here, the caller prepares the input.
+        max_context: frames one pass of D decodes, a multiple of ``downsample`` of at least 2 codes (the
+            configs: the training window ``data.window``); longer sequences are decoded in cross-faded
+            windows (module docstring). None = the whole sequence in one pass (older checkpoints).
     """
 
     def __init__(
@@ -197,10 +225,14 @@ class PoseVQVAE(nn.Module):
         period: int = 64,
         pose_scale: Sequence[float] = DEFAULT_POSE_SCALE,
         absolute_pose: bool = False,
+        max_context: int | None = None,
     ):
         super().__init__()
         if downsample < 1 or downsample & (downsample - 1):
             raise ValueError(f"downsample must be a power of two, got {downsample}")
+        if max_context is not None and (max_context % downsample or max_context < 2 * downsample):
+            raise ValueError(f"max_context must be a multiple of downsample ≥ 2·{downsample}, got {max_context}")
+        self.max_context = max_context
         self.downsample = downsample
         self.period = period
         self.absolute_pose = absolute_pose
@@ -245,10 +277,35 @@ class PoseVQVAE(nn.Module):
         return self.encoder_out(self.encoder_transformer(_add_positions(h, self.period)))
 
     def decode(self, z_q: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
-        """D: codes (B, N, d_code) → pose (B, num_frames or N·f, 6) in radians/cm (Eq. 6)."""
+        """D: codes (B, N, d_code) → pose (B, num_frames or N·f, 6) in radians/cm (Eq. 6); in cross-faded windows
+        of ``max_context`` frames when N exceeds one (module docstring)."""
+        window = None if self.max_context is None else self.max_context // self.downsample
+        if window is None or z_q.shape[1] <= window:
+            return self._decode(z_q)[:, :num_frames]
+        return self._decode_windows(z_q, window)[:, :num_frames]
+
+    def _decode(self, z_q: torch.Tensor) -> torch.Tensor:
+        """One pass of D: (B, N, d_code) → (B, N·f, 6)."""
         h = self.decoder_transformer(_add_positions(self.decoder_in(z_q), self.period))
         x = self.decoder_convs(h.transpose(1, 2)).transpose(1, 2)  # (B, N·f, 6)
-        return (x * self.pose_scale)[:, :num_frames]
+        return x * self.pose_scale
+
+    def _decode_windows(self, z_q: torch.Tensor, window: int) -> torch.Tensor:
+        """Overlapping windows of ``window`` codes (hop ``window // 2``), decoded as one batch, cross-faded."""
+        batch, length, _ = z_q.shape
+        hop, f = window // 2, self.downsample
+        starts = window_starts(length, window, hop)
+        decoded = self._decode(torch.cat([z_q[:, s : s + window] for s in starts]))  # (K·B, window·f, 6)
+        decoded = decoded.unflatten(0, (len(starts), batch))
+        out = z_q.new_zeros(batch, length * f, POSE_DIM)
+        total = z_q.new_zeros(length * f, 1)
+        for k, start in enumerate(starts):
+            weight = crossfade_weights(window * f, (window - hop) * f, k == 0, k == len(starts) - 1)
+            weight = weight.to(z_q)[:, None]
+            frames = slice(start * f, (start + window) * f)
+            out[:, frames] += weight * decoded[k]
+            total[frames] += weight
+        return out / total
 
     def forward(self, pose: torch.Tensor) -> dict[str, torch.Tensor]:
         """P_r (B, T, 6) → ``pose`` P̂_r (B, T, 6), ``z`` Ẑ, ``z_q`` (straight-through), ``indices`` (B, N),

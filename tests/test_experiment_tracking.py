@@ -24,7 +24,9 @@ def test_configs_share_the_logger_and_callbacks_and_every_module_names_its_monit
     assert len(CONFIGS) >= 8
     for path in CONFIGS:
         config = yaml.safe_load(path.read_text())
-        assert not {"logger", "callbacks", "default_root_dir"} & set(config["trainer"]), path.name
+        assert not {"logger", "default_root_dir"} & set(config["trainer"]), path.name
+        listed = {callback["class_path"].rsplit(".", 1)[-1] for callback in config["trainer"].get("callbacks", [])}
+        assert not {"MediaLogger", "ModelCheckpoint"} & listed, path.name
         module = import_class(config["model"]["class_path"])
         metric, mode = module.MONITOR
         assert metric.startswith("val/") and mode in ("min", "max"), path.name

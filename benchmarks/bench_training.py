@@ -47,7 +47,8 @@ def main() -> int:
     parser.add_argument("--configs", nargs="+", default=[*STAGE1, "motion_vae_tiny"])
     parser.add_argument("--devices", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--short", type=int, default=5)
-    parser.add_argument("--long", type=int, default=25)
+    parser.add_argument("--long", type=int, default=205, help="steps of the long run (stage 1)")
+    parser.add_argument("--long-stage2", type=int, default=25, help="steps of the long run (stage 2)")
     parser.add_argument("--vqvae", default=str(ROOT / "outputs" / "demo" / "checkpoints" / "pose_vqvae.ckpt"))
     args = parser.parse_args()
     print(describe_machine())
@@ -55,11 +56,12 @@ def main() -> int:
     for config in args.configs:
         extra = ["--model.init_args.vqvae_checkpoint", args.vqvae] if config.startswith("pose_mapper") else []
         batch = yaml.safe_load((ROOT / "lightning_configs" / f"{config}.yaml").read_text())["data"]["batch_size"]
+        steps = args.long_stage2 if config.startswith("motion_vae") else args.long
         for devices in args.devices:
             with tempfile.TemporaryDirectory() as temp:
                 short = fit_seconds(config, devices, args.short, args.corpus, extra, Path(temp) / "a")
-                long = fit_seconds(config, devices, args.long, args.corpus, extra, Path(temp) / "b")
-            rate = (args.long - args.short) / (long - short)
+                long = fit_seconds(config, devices, steps, args.corpus, extra, Path(temp) / "b")
+            rate = (steps - args.short) / (long - short)
             print(f"| {config} | {devices} | {batch} | {rate:.2f} | {rate * batch * devices:.1f} |", flush=True)
     return 0
 

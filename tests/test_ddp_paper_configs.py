@@ -3,7 +3,9 @@
 Each config runs as a user runs it — ``talkinghead fit --config lightning_configs/<stage>.yaml`` in a subprocess,
 so Lightning's DDP launcher starts the second process the way it does on a GPU machine — with the rehearsal
 overrides ``--trainer.accelerator cpu --trainer.devices 2 --trainer.strategy ddp --trainer.precision 32
---trainer.max_steps 4 --trainer.limit_val_batches 1 --data.batch_size 2 --data.num_workers 0``, a small random
+--trainer.max_steps 4 --trainer.limit_val_batches 1 --data.batch_size 2 --data.num_workers 0`` (plus validation
+every second epoch and no sanity pass, for time: the tiny corpus gives one batch per epoch, so validation still
+runs twice and training continues after the first), a small random
 wav2vec 2.0 with the library's default settings saved to a local folder (:func:`tests.helpers.
 save_wav2vec2_standin`) and the weight-free perceptual loss. The networks keep the paper's architecture at reduced
 widths (:data:`REDUCED`) so the four runs fit the test budget; a hang is caught by a timeout that kills the
@@ -27,7 +29,8 @@ DDP = (
     "--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp",
     "--trainer.precision", "32", "--trainer.max_steps", "4", "--trainer.limit_val_batches", "1",
     "--data.batch_size", "2", "--data.num_workers", "0", "--trainer.enable_progress_bar", "false",
-    "--trainer.log_every_n_steps", "1",
+    "--trainer.log_every_n_steps", "1", "--trainer.check_val_every_n_epoch", "2",
+    "--trainer.num_sanity_val_steps", "0",
 )  # fmt: skip
 SMALL_NETWORK = {"d_model": 64, "ff_dim": 128}
 REDUCED = {  # model.init_args / data overrides, written to a second --config (YAML keeps the types)

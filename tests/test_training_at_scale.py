@@ -58,7 +58,7 @@ def test_slurm_training_script_launches_one_fit_per_task_with_the_job_geometry(t
                    check=True)  # fmt: skip
     args = (tmp_path / "srun.args").read_text().splitlines()
     assert args[:4] == ["talkinghead", "fit", "--config", "lightning_configs/facial_motion.yaml"]
-    pairs = dict(zip(args[4::2], args[5::2], strict=False))
+    pairs = {args[i]: args[i + 1] for i in range(4, len(args) - 1, 2)}
     assert pairs["--trainer.num_nodes"] == "2" and pairs["--trainer.devices"] == "8"
     assert pairs["--trainer.strategy"] == "ddp" and pairs["--data.num_workers"] == "6"
     assert args[-2:] == ["--data.root", "shards"]
@@ -72,7 +72,7 @@ def test_slurm_preprocessing_array_jobs_take_disjoint_parts(tmp_path):
         job = {**env, "SLURM_ARRAY_TASK_ID": str(index), "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_CPUS_PER_TASK": "4"}
         subprocess.run(["bash", str(script), "videos/HDTF", "shards/hdtf"], env=job, check=True)
         args = (tmp_path / "srun.args").read_text().splitlines()
-        pairs = dict(zip(args[2::2], args[3::2], strict=False))
+        pairs = {args[i]: args[i + 1] for i in range(2, len(args) - 1, 2)}
         assert pairs["--num-shards"] == "3" and pairs["--source"] == "HDTF" and "--resume" in args
         seen.append(pairs["--shard-index"])
     assert seen == ["0", "1", "2"]

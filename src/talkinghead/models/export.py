@@ -111,7 +111,12 @@ def write_export(folder: str | os.PathLike, networks: dict[str, tuple[nn.Module,
         (temp / MODEL_CARD).write_text(card)
         if folder.exists():
             os.replace(folder, old)
-        os.replace(temp, folder)
+        try:
+            os.replace(temp, folder)
+        except OSError:
+            if old.exists():
+                os.replace(old, folder)
+            raise
     finally:
         shutil.rmtree(temp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)

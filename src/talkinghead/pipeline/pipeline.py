@@ -43,6 +43,7 @@ from talkinghead.image_tensors import to_uint8
 from talkinghead.media import VideoWriter
 from talkinghead.models.audio_to_motion import AudioToMotion
 from talkinghead.models.checkpoints import load_network
+from talkinghead.models.export import ExportError, load_export, locate_export
 from talkinghead.models.head_pose import HeadPoseGenerator
 from talkinghead.models.mesh_to_video import MeshToVideo
 from talkinghead.pipeline.inputs import (
@@ -181,6 +182,25 @@ class TalkingHeadPipeline:
             load_network(MeshToVideo, paths["motion_vae"]),
             device=device,
         )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> "TalkingHeadPipeline":
+        """Load an export of ``tools/export_weights.py`` (safetensors + JSON, :mod:`talkinghead.models.export`):
+        a local folder, or a Hugging Face Hub id (``revision``) looked up in the local hub cache (``cache_dir`` or
+        ``HF_HUB_CACHE``) first and downloaded only when missing there and ``HF_HUB_OFFLINE`` is unset. A folder or
+        id that is not a complete export is a :class:`GenerationInputError`."""
+        try:
+            networks = load_export(locate_export(name_or_path, revision, cache_dir))
+        except ExportError as error:
+            raise GenerationInputError(str(error)) from None
+        return cls(networks["audio_to_motion"], networks["head_pose"], networks["mesh_to_video"], device=device)
 
     def prepare(self, image: np.ndarray, face_index: int | None = None, name: str = "portrait") -> PreparedPortrait:
         """Choose the face, crop it to 256² (corpus convention) and fit α, β_ref, P_ref."""

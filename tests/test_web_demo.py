@@ -102,14 +102,6 @@ def test_api_generate_takes_portrait_and_speech_and_returns_a_video_as_long_as_t
     assert pipeline.reports == [(16, FRAMES), (FRAMES, FRAMES)]  # progress after each 16-frame batch
 
 
-def test_api_shows_bad_input_as_the_cli_one_line_message(url, inputs):
-    client = Client(url, analytics_enabled=False, verbose=False)
-    with pytest.raises(AppError) as error:
-        client.predict(handle_file(inputs["noface"]), handle_file(inputs["speech"]), api_name="/generate")
-    message = str(error.value)
-    assert "no face found" in message and "noface.png" in message and "\n" not in message.strip()
-
-
 def test_missing_checkpoints_are_one_line_and_exit_2_before_serving(tmp_path, capsys):
     assert demo_main(["--checkpoints", str(tmp_path / "none"), "--port", "1"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
@@ -122,7 +114,7 @@ def test_examples_are_taken_from_the_folder_that_holds_both(inputs, tmp_path):
 
 
 @pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium at /usr/bin/chromium (make system-deps)")
-def test_browser_uploads_both_files_generates_and_plays_a_video_as_long_as_the_speech(url, inputs):
+def test_browser_uploads_both_files_generates_and_plays_a_video_as_long_as_the_speech(url, inputs, pipeline):
     os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
     from playwright.sync_api import sync_playwright
 
@@ -143,3 +135,13 @@ def test_browser_uploads_both_files_generates_and_plays_a_video_as_long_as_the_s
         finally:
             browser.close()
     assert abs(duration - SECONDS) < 0.1
+    assert pipeline.reports == [(16, FRAMES), (FRAMES, FRAMES)]
+
+
+def test_api_shows_bad_input_as_the_cli_one_line_message(url, inputs):
+    # Last in the module: the demo keeps one fitted portrait, and the tests above reuse the astronaut's fit.
+    client = Client(url, analytics_enabled=False, verbose=False)
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(inputs["noface"]), handle_file(inputs["speech"]), api_name="/generate")
+    message = str(error.value)
+    assert "no face found" in message and "noface.png" in message and "\n" not in message.strip()

@@ -16,7 +16,9 @@ Gradio's telemetry and version check are switched off (``GRADIO_ANALYTICS_ENABLE
 """
 
 import argparse
+import hashlib
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -36,12 +38,30 @@ POSE_MODES = (("generated (seeded)", "generated"), ("still", "still"), ("from a 
 
 
 class VideoGenerator:
-    """The video tab's handler: one request → one mp4 in a private temporary folder. Gradio copies the result
-    into its own cache when the handler returns, so each request first deletes the previous one's file."""
+    """The video tab's handler: one request → one mp4 in a private temporary folder.
+
+    Gradio copies the result into its own cache when the handler returns, so each request first deletes the
+    previous one's video. The portrait is kept under a path named by its content: the pipeline fits a portrait once
+    per path and modification time, so a photo uploaded again (a new upload path each time) is not fitted again.
+    """
 
     def __init__(self, pipeline: TalkingHeadPipeline):
         self.pipeline = pipeline
         self._folder = tempfile.TemporaryDirectory(prefix="talkinghead-demo-")
+        self._portraits = Path(self._folder.name) / "portrait"
+        self._videos = Path(self._folder.name) / "video"
+        self._videos.mkdir()
+
+    def _portrait_by_content(self, image: str) -> Path:
+        """``portrait/<content hash>/<file name>``, copied there once (only the latest portrait is kept)."""
+        source = Path(image)
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+        target = self._portraits / digest / source.name
+        if not target.is_file():
+            shutil.rmtree(self._portraits, ignore_errors=True)
+            target.parent.mkdir(parents=True)
+            shutil.copyfile(source, target)
+        return target
 
     def generate(
         self,
@@ -67,15 +87,14 @@ class VideoGenerator:
             expression_scale=float(expression_scale),
             full_frame=bool(full_frame),
         )
-        folder = Path(self._folder.name)
-        for old in folder.iterdir():
+        for old in self._videos.iterdir():
             old.unlink()
         progress(0, desc="fitting the portrait and predicting the motion")
         try:
             result = self.pipeline.generate(
-                image,
+                self._portrait_by_content(image),
                 audio,
-                folder / "talkinghead.mp4",
+                self._videos / "talkinghead.mp4",
                 params,
                 progress=False,
                 on_frames=lambda done, total: progress((done, total), desc="rendering", unit="frames"),

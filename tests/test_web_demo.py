@@ -80,11 +80,6 @@ def url(pipeline, inputs) -> str:
     demo.close()
 
 
-def _video_path(output) -> Path:
-    """gradio_client returns a Video output as ``{"video": path, "subtitles": …}``."""
-    return Path(output["video"] if isinstance(output, dict) else output)
-
-
 def _frames_and_seconds(path: Path) -> tuple[int, float]:
     """Decoded video frames and the video stream's duration (PyAV)."""
     with av.open(str(path)) as container:
@@ -96,7 +91,7 @@ def _frames_and_seconds(path: Path) -> tuple[int, float]:
 def test_api_generate_takes_portrait_and_speech_and_returns_a_video_as_long_as_the_speech(url, inputs, pipeline):
     client = Client(url, analytics_enabled=False, verbose=False)
     output = client.predict(handle_file(inputs["portrait"]), handle_file(inputs["speech"]), api_name="/generate")
-    frames, seconds = _frames_and_seconds(_video_path(output))
+    frames, seconds = _frames_and_seconds(Path(output))
     assert frames == FRAMES
     assert abs(seconds - FRAMES / 25) < 1e-3
     assert pipeline.reports == [(16, FRAMES), (FRAMES, FRAMES)]  # progress after each 16-frame batch

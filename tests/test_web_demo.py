@@ -3,7 +3,7 @@ real headless browser (Debian's Chromium driven by Playwright), and bad input sh
 
 The checkpoints are the session fixture ``tiny_checkpoints`` (conftest): the ``*_tiny.yaml`` networks with random
 weights, stand-ins that check the demo's contracts (frame count, duration, errors), not the video's quality. The
-speech is :func:`tests.helpers.speech_like`, 1.1 s: ``T = ⌊25 · 1.1⌋ = 27`` frames, 1.08 s of video.
+speech is :func:`tests.helpers.speech_like`, 0.7 s: ``T = ⌊25 · 0.7⌋ = 17`` frames, 0.68 s of video.
 """
 
 import math
@@ -26,7 +26,7 @@ from talkinghead.pipeline.web_demo import build_demo
 from talkinghead.pipeline.web_demo import main as demo_main
 from tests.helpers import speech_like
 
-SECONDS = 1.1
+SECONDS = 0.7
 FRAMES = math.floor(25 * SECONDS)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -133,10 +133,14 @@ def test_browser_uploads_both_files_generates_and_plays_a_video_as_long_as_the_s
     assert pipeline.reports == [(16, FRAMES), (FRAMES, FRAMES)]
 
 
+def test_api_pose_from_a_file_without_the_file_is_a_one_line_message(url, inputs):
+    client = Client(url, analytics_enabled=False, verbose=False)
+    with pytest.raises(AppError, match=r"^pose 'from a pose file': no pose file uploaded \(\.npy, \.csv or a video\)$"):
+        client.predict(handle_file(inputs["portrait"]), handle_file(inputs["speech"]), "file", api_name="/generate")
+
+
 def test_api_shows_bad_input_as_the_cli_one_line_message(url, inputs):
     # Last in the module: the demo keeps one fitted portrait, and the tests above reuse the astronaut's fit.
     client = Client(url, analytics_enabled=False, verbose=False)
-    with pytest.raises(AppError) as error:
+    with pytest.raises(AppError, match=r"^image '[^\n]*/noface\.png': no face found$"):
         client.predict(handle_file(inputs["noface"]), handle_file(inputs["speech"]), api_name="/generate")
-    message = str(error.value)
-    assert "no face found" in message and "noface.png" in message and "\n" not in message.strip()

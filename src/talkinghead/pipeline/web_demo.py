@@ -148,7 +148,7 @@ def add_video_tab(pipeline: TalkingHeadPipeline, examples: tuple[Path, Path] | N
 
 
 def build_demo(pipeline: TalkingHeadPipeline, examples: tuple[Path, Path] | None = None) -> gr.Blocks:
-    """The page: a title and one tab per way of generating (today the video tab)."""
+    """The page: a title and one tab per way of generating (the video tab, :func:`add_video_tab`)."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # gradio reads it whenever it would send telemetry
     with gr.Blocks(title="talkinghead", analytics_enabled=False, delete_cache=(3600, 86400)) as demo:
         gr.Markdown("# talkinghead\nOne portrait and a speech recording → a lip-synced talking-head video.")

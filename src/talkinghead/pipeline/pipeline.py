@@ -24,7 +24,7 @@ when set), a few MB for ten minutes.
 """
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,8 +276,10 @@ class TalkingHeadPipeline:
         out: str | Path,
         params: GenerationParams | None = None,
         progress: bool = True,
+        on_frames: Callable[[int, int], None] | None = None,
     ) -> GenerationResult:
-        """Portrait file + speech file → ``out`` (mp4); see the module docstring for the steps."""
+        """Portrait file + speech file → ``out`` (mp4); see the module docstring for the steps. ``progress``
+        shows a terminal progress bar; ``on_frames(done, total)`` is called after each encoded batch."""
         params = params or GenerationParams()
         if params.batch_size < 1:
             raise GenerationInputError(f"batch size must be ≥ 1, got {params.batch_size}")
@@ -292,10 +294,14 @@ class TalkingHeadPipeline:
             writer = stack.enter_context(VideoWriter(out, FPS, speech, SAMPLE_RATE))
             debug = stack.enter_context(VideoWriter(debug_path, FPS, speech, SAMPLE_RATE)) if debug_path else None
             bar = stack.enter_context(tqdm(total=num_frames, unit="frame", disable=not progress, desc="generating"))
+            done = 0
             for result in self.frames(prepared, motion, params.batch_size):
                 frames = to_uint8(result["frame"])
                 writer.write(np.stack([paste(frame) for frame in frames]) if paste else frames)
                 if debug is not None:
                     debug.write(np.concatenate((to_uint8(result["pt_driven"]), frames), axis=2))
                 bar.update(len(frames))
+                done += len(frames)
+                if on_frames is not None:
+                    on_frames(done, num_frames)
         return GenerationResult(out, debug_path, num_frames, motion["pose"].cpu(), motion["beta"].cpu(), prepared.notes)

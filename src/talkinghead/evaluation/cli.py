@@ -14,7 +14,7 @@ import torch
 
 from talkinghead.audio.io import AudioError
 from talkinghead.evaluation.evaluate import Networks, check_videos, collect_jobs, evaluate
-from talkinghead.evaluation.fid import load_inception
+from talkinghead.evaluation.fid import WEIGHTS_FILE, load_inception
 from talkinghead.evaluation.identity import load_identity_network
 from talkinghead.evaluation.report import csv_text, markdown_tables, summary_rows, write_text_atomic
 from talkinghead.evaluation.syncnet import load_syncnet
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--syncnet-weights", metavar="F", help="syncnet_v2.model state dict (LSE-D / LSE-C)")
     parser.add_argument(
-        "--inception-weights", metavar="F", help="Inception v3 state dict, torchvision or pytorch-fid (FID)"
+        "--inception-weights", metavar="F", help=f"FID Inception weights, pytorch-fid's {WEIGHTS_FILE} (FID)"
     )
     parser.add_argument(
         "--identity-weights", metavar="F", help="face-recognition backbone as a torch.export .pt2 (CSIM)"

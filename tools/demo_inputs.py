@@ -1,13 +1,13 @@
 """``python tools/demo_inputs.py OUT_DIR [--text TEXT]``: the portrait and speech ``make demo`` animates.
 
-See :mod:`talkinghead.data.synthetic.demo_inputs`: scikit-image's ``astronaut`` photo and an espeak-ng sentence
+See :mod:`talkinghead.pipeline.demo_examples`: scikit-image's ``astronaut`` photo and an espeak-ng sentence
 the embedded corpus never says.
 """
 
 import argparse
 import sys
 
-from talkinghead.data.synthetic.demo_inputs import DEMO_SENTENCE, write_demo_inputs
+from talkinghead.pipeline.demo_examples import DEMO_SENTENCE, write_demo_inputs
 
 
 def main(argv: list[str] | None = None) -> int:

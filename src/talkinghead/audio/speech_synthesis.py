@@ -1,7 +1,7 @@
 """Speech with exact phoneme timings from espeak-ng: the audio and phoneme track of the embedded corpus.
 
 The embedded corpus needs speech whose phoneme timings are known rather than estimated from the audio.
-``libespeak-ng`` reports them itself through its synthesis callback (see :mod:`talkinghead.data.synthetic.espeak`,
+``libespeak-ng`` reports them itself through its synthesis callback (see :mod:`talkinghead.audio.espeak`,
 the ctypes binding); the command line's ``--pho`` output would need MBROLA voices, which Debian does not
 package.
 
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from talkinghead.audio import espeak
 from talkinghead.audio.io import resample
 from talkinghead.conventions import SAMPLE_RATE
-from talkinghead.data.synthetic import espeak
 
 """Sample rate of :attr:`Speech.audio` (Hz)."""
 
@@ -152,7 +152,7 @@ def random_sentence(rng: np.random.Generator, min_words: int = 4, max_words: int
 
 
 def _run_espeak(text: str, voice: str, rate_wpm: int, pitch: int) -> dict:
-    """Run :mod:`talkinghead.data.synthetic.espeak` in a fresh interpreter; its header fields plus ``samples``."""
+    """Run :mod:`talkinghead.audio.espeak` in a fresh interpreter; its header fields plus ``samples``."""
     library = espeak.library_name()
     if library is None:
         raise RuntimeError(f"libespeak-ng is not installed; {espeak.INSTALL_HINT}")

@@ -24,10 +24,11 @@ pair (before) or per distinct reference (after, :func:`distinct_references`) —
 frames: a no-grad pass for the feature-matching targets plus a pass for its own loss (before) or one pass shared
 by both steps (after).
 
-Run: ``PYTHONPATH=src python benchmarks/bench_stage2.py [--configs tiny paper] [--batch-sizes 1 16]``.
+Run: ``PYTHONPATH=src python benchmarks/bench_stage2.py [--configs tiny paper] [--batch-sizes 1 16] [--threads N]``.
 """
 
 import argparse
+import os
 import statistics
 import time
 from pathlib import Path
@@ -72,14 +73,18 @@ def faces(model: MeshToVideo, count: int, seed: int) -> dict[str, torch.Tensor]:
     }
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def median_seconds(*fns, repeats: int) -> list[float]:
+    """The median time of each callable over ``repeats`` rounds after a warm-up; the callables take turns in
+    every round, so a change in the machine's load affects them alike."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, spent in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+    return [statistics.median(spent) for spent in times]
 
 
 def labelled(label: str, fn):
@@ -114,7 +119,7 @@ def inference_rows(config: str, batch_sizes: list[int], repeats: int, peak: floa
     reference = {"alpha": torch.zeros(1, model.inputs.model.num_identity), **faces(model, 1, seed=0)}
     reference["pose"].zero_()
     model.parse_reference(image, reference)  # MediaPipe start-up
-    parse = median_seconds(lambda: model.parse_reference(image, reference), repeats)
+    (parse,) = median_seconds(lambda: model.parse_reference(image, reference), repeats=repeats)
     outer = model.parse_reference(image, reference)
     for count in batch_sizes:
         driven = faces(model, count, seed=count)
@@ -133,7 +138,7 @@ def inference_rows(config: str, batch_sizes: list[int], repeats: int, peak: floa
         def after(driven=driven):
             return model.synthesize(image, reference, driven, outer)
 
-        old, new = (median_seconds(fn, repeats) / count for fn in (before, after))
+        old, new = (seconds / count for seconds in median_seconds(before, after, repeats=repeats))
         flops = stage2_flops_per_frame(model, image, reference, driven, outer)
         parts = breakdown_ms(model, after, count)
         print(
@@ -186,7 +191,7 @@ def training_rows(pairs: int, repeats: int) -> None:
         ("reference parse + input rendering", per_pair, per_reference),
         ("discriminator on the real frames (forward + backward)", two_passes, one_pass),
     ):
-        before, after = (median_seconds(fn, repeats) / pairs * 1e3 for fn in (old, new))
+        before, after = (seconds / pairs * 1e3 for seconds in median_seconds(old, new, repeats=repeats))
         print(f"| {label} | {pairs} | {before:.1f} | {after:.1f} |", flush=True)
 
 
@@ -194,9 +199,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["tiny", "paper"])
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 16])
-    parser.add_argument("--pairs", type=int, default=16, help="pairs of the training batch (two references)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=16, help="pairs of the training batch (two references); 0: skip")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     print(describe_machine())
     with open("/proc/loadavg") as loadavg:
         print(f"Load average (1, 5, 15 min) at the start: {' '.join(loadavg.read().split()[:3])}")
@@ -207,6 +214,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for config in args.configs:
         inference_rows(config, args.batch_sizes, args.repeats, peak)
+    if not args.pairs:
+        return
     print("\nTraining batch (tiny), ms per pair:\n")
     print("| work on the references | pairs | before | after |")
     print("|---|---:|---:|---:|")

@@ -227,7 +227,8 @@ class MotionVAEGeneratorModule(StageModule):
         The discriminator runs once on the real frames, before both steps and with its graph: the generator
         step takes the features as (detached) feature-matching targets, the discriminator step backpropagates
         its real term through them; the discriminator's weights do not change in between (the generator's
-        optimizer holds none of them), so the values and gradients are those of a second forward pass.
+        optimizer holds none of them), so the values and gradients are those of a second forward pass. (Its
+        activations are kept through the generator step.)
         """
         opt_g, opt_d = self.optimizers()
         use_gan = self.generator_steps() >= self.hparams.discriminator_start

@@ -18,13 +18,21 @@ Inference table, per config and batch size B (frames driven by one reference):
   interpolation, outer labels, lip heatmaps, pooling), motion-VAE, generator; and the reference's parse
   (MediaPipe, once per portrait, ms per reference).
 
+With ``--inputs-only``: before/after of the input rendering alone (``MotionInputRenderer``), the part these
+two changes touch.
+
 Training table (tiny config): the work a training batch of ``--pairs`` pairs drawn from two references does on
 the references (as validation pairs a clip's driven frames with its frame 0) — parse and input rendering per
 pair (before) or per distinct reference (after, :func:`distinct_references`) — and the discriminator on the real
 frames: a no-grad pass for the feature-matching targets plus a pass for its own loss (before) or one pass shared
 by both steps (after).
 
-Run: ``PYTHONPATH=src python benchmarks/bench_stage2.py [--configs tiny paper] [--batch-sizes 1 16] [--threads N]``.
+On a shared machine, ``--threads 1 --clock cpu`` times the process's CPU time, which other processes change
+far less than the wall clock (equal to it on an idle machine with one thread); the profiler's breakdown is in wall-clock
+time.
+
+Run: ``PYTHONPATH=src python benchmarks/bench_stage2.py [--configs tiny paper] [--batch-sizes 1 16] [--threads N]
+[--clock cpu]``.
 """
 
 import argparse
@@ -73,17 +81,21 @@ def faces(model: MeshToVideo, count: int, seed: int) -> dict[str, torch.Tensor]:
     }
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = CLOCKS["wall"]
+
+
 def median_seconds(*fns, repeats: int) -> list[float]:
-    """The median time of each callable over ``repeats`` rounds after a warm-up; the callables take turns in
-    every round, so a change in the machine's load affects them alike."""
+    """The median time (:data:`clock`) of each callable over ``repeats`` rounds after a warm-up; the callables
+    take turns in every round, so a change in the machine's load affects them alike."""
     for fn in fns:
         fn()
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
         for fn, spent in zip(fns, times, strict=True):
-            start = time.perf_counter()
+            start = clock()
             fn()
-            spent.append(time.perf_counter() - start)
+            spent.append(clock() - start)
     return [statistics.median(spent) for spent in times]
 
 
@@ -112,15 +124,42 @@ def breakdown_ms(model: MeshToVideo, synthesize, count: int) -> dict[str, float]
     return parts
 
 
-def inference_rows(config: str, batch_sizes: list[int], repeats: int, peak: float) -> None:
+def setup(config: str) -> tuple[MeshToVideo, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """The network of a config (random weights), the portrait, its face and its parsed outer labels."""
     torch.manual_seed(0)
     model = MeshToVideo(**network_arguments(MeshToVideo, init_args(config))).eval()
     image = portrait()
     reference = {"alpha": torch.zeros(1, model.inputs.model.num_identity), **faces(model, 1, seed=0)}
     reference["pose"].zero_()
-    model.parse_reference(image, reference)  # MediaPipe start-up
+    return model, image, reference, model.parse_reference(image, reference)
+
+
+def input_rows(config: str, batch_sizes: list[int], repeats: int) -> None:
+    """Before/after ms per frame of the input rendering alone, the part the reference and prior fixes change."""
+    model, _, reference, outer = setup(config)
+    flows = ("flow_prior",) if model.flow_prior else ()
+    for count in batch_sizes:
+        driven = faces(model, count, seed=count)
+
+        def expand(x: torch.Tensor, count: int = count) -> torch.Tensor:
+            return x.expand(count, *x.shape[1:])
+
+        def before(driven=driven, expand=expand):
+            expanded = {k: expand(reference[k]) for k in FACE_KEYS}
+            return model.inputs(expand(reference["alpha"]), expanded, driven, expand(outer), None, FLOWS)
+
+        def after(driven=driven, count=count):
+            pairs = torch.zeros(count, dtype=torch.long)
+            return model.inputs(reference["alpha"], {k: reference[k] for k in FACE_KEYS}, driven, outer, pairs, flows)
+
+        with torch.no_grad():
+            old, new = (seconds / count * 1e3 for seconds in median_seconds(before, after, repeats=repeats))
+        print(f"| {config} | {count} | {old:.1f} | {new:.1f} |", flush=True)
+
+
+def inference_rows(config: str, batch_sizes: list[int], repeats: int, peak: float) -> None:
+    model, image, reference, outer = setup(config)
     (parse,) = median_seconds(lambda: model.parse_reference(image, reference), repeats=repeats)
-    outer = model.parse_reference(image, reference)
     for count in batch_sizes:
         driven = faces(model, count, seed=count)
 
@@ -202,13 +241,25 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=16, help="pairs of the training batch (two references); 0: skip")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads")
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default="wall", help="cpu: the process's CPU time (on a shared machine)"
+    )
+    parser.add_argument("--inputs-only", action="store_true", help="time the input rendering alone")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global clock
+    clock = CLOCKS[args.clock]
     print(describe_machine())
     with open("/proc/loadavg") as loadavg:
         print(f"Load average (1, 5, 15 min) at the start: {' '.join(loadavg.read().split()[:3])}")
-    peak = measured_peak_gflops()
-    print(f"Measured float32 matmul peak: {peak:.1f} GFLOP/s\n")
+    peak = measured_peak_gflops(clock=clock)
+    print(f"Measured float32 matmul peak: {peak:.1f} GFLOP/s; times: {args.clock} clock\n")
+    if args.inputs_only:
+        print("| config | B | input rendering before, ms/frame | after |")
+        print("|---|---:|---:|---:|")
+        for config in args.configs:
+            input_rows(config, args.batch_sizes, args.repeats)
+        return
     print("| config | B | before ms/frame | after ms/frame | GFLOP/frame | GFLOP/s | of peak | rasterise | NCC | "
           "parse (ms/ref.) | motion-VAE | generator |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -13,10 +13,10 @@ Inference table, per config and batch size B (frames driven by one reference):
 * ``after``: :meth:`MeshToVideo.synthesize` (the reference rendered once, the flows only where used);
 * FLOPs per frame (:func:`flops.stage2_flops_per_frame`: convolutions and matrix products), the GFLOP/s they
   reach in ``after`` and that rate's fraction of the measured float32 matmul peak;
-* the profiler's breakdown of ``after`` (torch.profiler, ``record_function`` around each part, ms per frame):
-  rasterise (the z-buffer of every mesh), NCC (the rest of the input rendering: colour and correspondence
-  interpolation, outer labels, lip heatmaps, pooling), motion-VAE, generator; and the reference's parse
-  (MediaPipe, once per portrait, ms per reference).
+* the profiler's breakdown of ``after`` (torch.profiler, ``record_function`` around each part; each part's
+  share of their sum): rasterise (the z-buffer of every mesh), NCC (the rest of the input rendering: colour
+  and correspondence interpolation, outer labels, lip heatmaps, pooling), motion-VAE, generator; and the
+  reference's parse (MediaPipe, once per portrait, ms per reference).
 
 With ``--inputs-only``: before/after of the input rendering alone (``MotionInputRenderer``), the part these
 two changes touch.
@@ -28,8 +28,7 @@ frames: a no-grad pass for the feature-matching targets plus a pass for its own 
 by both steps (after).
 
 On a shared machine, ``--threads 1 --clock cpu`` times the process's CPU time, which other processes change
-far less than the wall clock (equal to it on an idle machine with one thread); the profiler's breakdown is in wall-clock
-time.
+far less than the wall clock (equal to it on an idle machine with one thread).
 
 Run: ``PYTHONPATH=src python benchmarks/bench_stage2.py [--configs tiny paper] [--batch-sizes 1 16] [--threads N]
 [--clock cpu]``.
@@ -107,21 +106,23 @@ def labelled(label: str, fn):
     return wrapper
 
 
-def breakdown_ms(model: MeshToVideo, synthesize, count: int) -> dict[str, float]:
-    """ms per frame of each part of one profiled ``synthesize`` call (module docstring)."""
+def breakdown(model: MeshToVideo, synthesize) -> dict[str, float]:
+    """Each part's share of one profiled ``synthesize`` call, as a fraction of the four parts' sum (module
+    docstring; shares, not times, because a shared machine's load scales the times)."""
     rasterizer = model.inputs._renderer(model.device).rasterizer
     rasterizer.rasterize = labelled("rasterise", rasterizer.rasterize)
     for label, module in (("inputs", model.inputs), ("motion-VAE", model.motion), ("generator", model.generator)):
         module.forward = labelled(label, module.forward)
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         synthesize()
-    totals = {event.key: event.cpu_time_total / 1e3 / count for event in profiler.key_averages()}
+    totals = {event.key: event.cpu_time_total for event in profiler.key_averages()}
     parts = {part: totals.get(part, 0.0) for part in PARTS}
     parts["NCC"] = parts.pop("inputs") - parts["rasterise"]
+    total = sum(parts.values())
     del rasterizer.rasterize
     for module in (model.inputs, model.motion, model.generator):
         del module.forward
-    return parts
+    return {part: value / total for part, value in parts.items()}
 
 
 def setup(config: str) -> tuple[MeshToVideo, torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
@@ -179,11 +180,11 @@ def inference_rows(config: str, batch_sizes: list[int], repeats: int, peak: floa
 
         old, new = (seconds / count for seconds in median_seconds(before, after, repeats=repeats))
         flops = stage2_flops_per_frame(model, image, reference, driven, outer)
-        parts = breakdown_ms(model, after, count)
+        parts = breakdown(model, after)
         print(
             f"| {config} | {count} | {old * 1e3:.1f} | {new * 1e3:.1f} | {flops / 1e9:.2f} | {flops / new / 1e9:.1f} | "
-            f"{fraction_of_peak(flops, new, peak):.1%} | {parts['rasterise']:.1f} | {parts['NCC']:.1f} | "
-            f"{parse * 1e3:.0f} | {parts['motion-VAE']:.1f} | {parts['generator']:.1f} |",
+            f"{fraction_of_peak(flops, new, peak):.1%} | {parts['rasterise']:.1%} | {parts['NCC']:.1%} | "
+            f"{parts['motion-VAE']:.1%} | {parts['generator']:.1%} | {parse * 1e3:.0f} |",
             flush=True,
         )
 
@@ -261,7 +262,7 @@ def main() -> None:
             input_rows(config, args.batch_sizes, args.repeats)
         return
     print("| config | B | before ms/frame | after ms/frame | GFLOP/frame | GFLOP/s | of peak | rasterise | NCC | "
-          "parse (ms/ref.) | motion-VAE | generator |")  # fmt: skip
+          "motion-VAE | generator | parse, ms/reference |")  # fmt: skip
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for config in args.configs:
         inference_rows(config, args.batch_sizes, args.repeats, peak)

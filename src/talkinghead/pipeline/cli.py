@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from talkinghead.audio.io import AudioError
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.media import VideoError
 from talkinghead.pipeline.inputs import GenerationInputError
 from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline
@@ -70,12 +71,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--face-index", type=int, help="which face when there are several (0 = largest)")
     p.add_argument("--side-by-side", action="store_true", help="also write OUT_side_by_side.mp4: mesh render | result")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    configure_logging(verbosity(args))
     params = GenerationParams(
         pose=args.pose,
         seed=args.seed,
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             motion_vae=args.motion_vae,
             device=args.device,
         )
-        result = pipeline.generate(args.image, args.audio, args.out, params, progress=not args.quiet)
+        result = pipeline.generate(args.image, args.audio, args.out, params, progress=verbosity(args) >= 0)
     except (GenerationInputError, AudioError, VideoError) as error:
         print(f"talkinghead-generate: error: {error}", file=sys.stderr)
         return 2

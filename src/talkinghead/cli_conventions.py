@@ -21,7 +21,16 @@ PACKAGE_LEVELS = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO, 2: log
 
 
 class _Handler(logging.StreamHandler):
-    """The stderr handler :func:`configure_logging` installs (a second call replaces it instead of adding one)."""
+    """The handler :func:`configure_logging` installs (a second call replaces it instead of adding one). Like
+    :data:`logging.lastResort` it writes to whatever ``sys.stderr`` is when a record comes, so it follows a
+    redirection made after set-up (and never writes to a stream closed since)."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stderr
 
 
 def package_version() -> str:
@@ -66,7 +75,7 @@ def configure_logging(verbosity: int) -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(handler)
-    handler = _Handler(sys.stderr)
+    handler = _Handler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
     root.addHandler(handler)
     root.setLevel({-1: logging.ERROR, 2: logging.INFO}.get(verbosity, logging.WARNING))

@@ -73,13 +73,16 @@ def _user_error(error: BaseException) -> BaseException | None:
 
 
 def split_verbosity(argv: list[str]) -> tuple[int, list[str]]:
-    """(verbosity of :mod:`talkinghead.cli_conventions`, the other arguments): ``-v``, ``-vv``, ``--verbose``,
-    ``-q``, ``--quiet`` taken out of ``argv``."""
+    """(verbosity of :mod:`talkinghead.cli_conventions`, the arguments for LightningCLI): ``-v``, ``-vv``,
+    ``--verbose``, ``-q``, ``--quiet`` taken out of ``argv``; with ``-q`` a subcommand's progress bar is turned off
+    (last, so that it wins over a config file)."""
     verbose = sum(arg in VERBOSE_FLAGS for arg in argv) + 2 * argv.count("-vv")
     quiet = any(arg in QUIET_FLAGS for arg in argv)
     if quiet and verbose:
         raise ValueError("-q/--quiet and -v/--verbose exclude each other")
     rest = [arg for arg in argv if arg not in (*VERBOSE_FLAGS, *QUIET_FLAGS, "-vv")]
+    if quiet and any(arg in LightningCLI.subcommands() for arg in rest):
+        rest.append("--trainer.enable_progress_bar=false")
     return (-1 if quiet else verbose), rest
 
 
@@ -151,8 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     if level < 0:
         for name in LIGHTNING_LOGGERS:
             logging.getLogger(name).setLevel(logging.ERROR)
-        if any(arg in TalkingHeadCLI.subcommands() for arg in args):
-            args.append("--trainer.enable_progress_bar=false")
     if argv is None:
         sys.argv[1:], args = args, None  # LightningCLI warns when given both a command line and args
     try:

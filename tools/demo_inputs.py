@@ -7,6 +7,7 @@ the embedded corpus never says.
 import argparse
 import sys
 
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.pipeline.demo_examples import DEMO_SENTENCE, write_demo_inputs
 
 
@@ -14,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the demo portrait and speech.")
     parser.add_argument("out_dir")
     parser.add_argument("--text", default=DEMO_SENTENCE, help="what the portrait says")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging(verbosity(args))
     portrait, speech = write_demo_inputs(args.out_dir, args.text)
     print(f"wrote {portrait} and {speech}")
     return 0

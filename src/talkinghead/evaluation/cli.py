@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from talkinghead.audio.io import AudioError
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.evaluation.evaluate import Networks, check_videos, collect_jobs, evaluate
 from talkinghead.evaluation.fid import WEIGHTS_FILE, load_inception
 from talkinghead.evaluation.identity import load_identity_network
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="cuda" if torch.cuda.is_available() else "cpu",
         help="device for SyncNet and Inception (default %(default)s)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common_arguments(parser)
     return parser
 
 
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = collect_jobs(args.generated, args.reference)
     check_videos(jobs)
     networks = _load_networks(args)
-    rows, fid = evaluate(jobs, networks, progress=not args.quiet)
+    rows, fid = evaluate(jobs, networks, progress=verbosity(args) >= 0)
     summaries = summary_rows(rows, fid)
     tables = markdown_tables(summaries, args.method)
     if args.out is not None:
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(verbosity(args))
     try:
         return run(args)
     except (WeightsError, VideoError, AudioError, ValueError, OSError) as error:

@@ -75,9 +75,12 @@ def configure_logging(verbosity: int) -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _Handler)]:
         root.removeHandler(handler)
+    others = {-1: logging.ERROR, 2: logging.INFO}.get(verbosity, logging.WARNING)
     handler = _Handler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT, DATE_FORMAT))
+    # Libraries that set their own logger's level (Lightning sets INFO) would otherwise pass the root's level.
+    handler.addFilter(lambda record: record.name.split(".")[0] == PACKAGE or record.levelno >= others)
     root.addHandler(handler)
-    root.setLevel({-1: logging.ERROR, 2: logging.INFO}.get(verbosity, logging.WARNING))
+    root.setLevel(others)
     logging.getLogger(PACKAGE).setLevel(PACKAGE_LEVELS[verbosity])
     logging.captureWarnings(True)

@@ -32,8 +32,10 @@ pose decoder one window of codes and frames (:meth:`StreamSession.buffer_sizes`)
 """
 
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,6 +44,7 @@ import torch
 from talkinghead.audio.encoders import AudioEncoder
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.image_tensors import to_uint8
+from talkinghead.media import FragmentedVideoWriter
 from talkinghead.models.audio_to_motion import AudioToMotion
 from talkinghead.models.facial_motion import merge_blendshapes
 from talkinghead.models.head_pose import HeadPoseGenerator
@@ -437,3 +440,57 @@ def stream_frames(session: StreamSession, chunks: Iterable[np.ndarray]) -> Itera
     for chunk in chunks:
         yield from session.push(chunk)
     yield from session.close()
+
+
+@dataclass
+class StreamReport:
+    """What :func:`stream_to_mp4` measured: frames written, the first frame's delay after the first audio chunk
+    was pushed (ms, wall clock), processing time (s, waiting for ``realtime`` pacing excluded) and the speech
+    duration (s); ``real_time_factor`` = processing time / speech duration (< 1: faster than real time)."""
+
+    num_frames: int
+    first_frame_ms: float
+    processing_s: float
+    speech_s: float
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.processing_s / self.speech_s
+
+    def line(self) -> str:
+        return (
+            f"first frame {self.first_frame_ms:.0f} ms after the first audio chunk; "
+            f"real-time factor {self.real_time_factor:.3f}"
+        )
+
+
+def stream_to_mp4(
+    session: StreamSession,
+    speech: np.ndarray,
+    out: str | Path,
+    chunk_ms: float = 40.0,
+    realtime: bool = False,
+) -> StreamReport:
+    """Feed ``speech`` to ``session`` in ``chunk_ms`` chunks as if it were live (``realtime``: at wall-clock
+    pace) and write a fragmented mp4 that plays while it is written (:class:`~talkinghead.media.
+    FragmentedVideoWriter`: at ``out`` directly, deleted on an error or interrupt); each chunk's audio is muxed
+    when it is pushed."""
+    chunk = max(1, round(chunk_ms * SAMPLE_RATE / 1000))
+    first_frame, busy = None, 0.0
+    with FragmentedVideoWriter(out, FPS, audio=True, sample_rate=SAMPLE_RATE) as writer:
+        start = time.perf_counter()
+        for offset in [*range(0, len(speech), chunk), None]:
+            if realtime and offset is not None:
+                time.sleep(max(0.0, start + offset / SAMPLE_RATE - time.perf_counter()))
+            began = time.perf_counter()
+            if offset is None:
+                batches = session.close()
+            else:
+                writer.write_audio(speech[offset : offset + chunk])
+                batches = session.push(speech[offset : offset + chunk])
+            for frames in batches:
+                writer.write(frames)
+            if batches and first_frame is None:
+                first_frame = time.perf_counter() - start
+            busy += time.perf_counter() - began
+    return StreamReport(session.frames_made, 1000 * (first_frame or math.nan), busy, len(speech) / SAMPLE_RATE)

@@ -50,6 +50,7 @@ class FragmentedVideoWriter(VideoWriter):
         super().__init__(path, fps, None, sample_rate, crf)
         self.with_audio = audio
         self.video_options = {"tune": "zerolatency", "g": str(keyframe_interval)}
+        self._held_audio: list[np.ndarray] = []
 
     def __enter__(self) -> "FragmentedVideoWriter":
         if not self.path.parent.is_dir():
@@ -64,10 +65,27 @@ class FragmentedVideoWriter(VideoWriter):
         return self
 
     def write_audio(self, samples: np.ndarray) -> None:
-        """Encode the next mono float32 samples of the speech."""
+        """Encode the next mono float32 samples of the speech (held back until the first frame has fixed the
+        video stream's size: the mp4 header, written at the first packet, must list both streams)."""
         chunk = np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1)
         if self._audio_stream is None or chunk.shape[1] == 0:
             return
+        if self._video is None:
+            self._held_audio.append(chunk)
+            return
+        self._encode_audio(chunk)
+
+    def write(self, frames: np.ndarray) -> None:
+        """Encode (H, W, 3) or (N, H, W, 3) uint8 RGB frames, all of one size."""
+        if self._video is None and len(frames):
+            frames = np.asarray(frames)
+            self._open_video(*frames.shape[-3:-1])
+            for chunk in self._held_audio:
+                self._encode_audio(chunk)
+            self._held_audio = []
+        super().write(frames)
+
+    def _encode_audio(self, chunk: np.ndarray) -> None:
         frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
         frame.sample_rate = self.sample_rate
         frame.pts = self._audio_written

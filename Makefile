@@ -7,8 +7,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # libgl1/libglib2.0-0: OpenCV (pulled in by MediaPipe) loads them at import;
-# espeak-ng: the speech synthesizer of the embedded corpus (libespeak-ng through ctypes).
-DEBIAN_PACKAGES := libgl1 libglib2.0-0 espeak-ng
+# espeak-ng: the speech synthesizer of the embedded corpus (libespeak-ng through ctypes);
+# chromium, chromium-driver: the headless browser the web demo's test drives (tests/test_web_demo.py).
+DEBIAN_PACKAGES := libgl1 libglib2.0-0 espeak-ng chromium chromium-driver
 DEMO_DIR := outputs/demo
 
 .PHONY: venv system-deps test lint format demo clean
@@ -18,7 +19,7 @@ venv: system-deps $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install --quiet -e '.[dev,demo]'
 	touch $@
 
 system-deps:

@@ -1,4 +1,5 @@
-"""The conda environment and the pip set-up pin the same packages at the same versions."""
+"""The conda environment and the pip set-up (with the ``dev`` and ``demo`` extras) pin the same packages at the same
+versions."""
 
 import configparser
 from pathlib import Path
@@ -11,7 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def _setup_cfg_pins() -> set[str]:
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
-    lines = config["options"]["install_requires"].splitlines() + config["options.extras_require"]["dev"].splitlines()
+    extras = config["options.extras_require"]
+    lines = (
+        config["options"]["install_requires"].splitlines() + extras["dev"].splitlines() + extras["demo"].splitlines()
+    )
     return {line.strip() for line in lines if line.strip() and not line.strip().startswith("#")}
 
 

@@ -47,9 +47,14 @@ def network_arguments(cls: type, hyper_parameters: dict) -> dict:
     return {key: value for key, value in hyper_parameters.items() if key in names}
 
 
-def load_network(cls: type[Network], path: str | Path, prefix: str = "model.") -> Network:
-    """``cls`` built from a checkpoint's hyperparameters, its weights the ``prefix`` entries (module docstring)."""
-    checkpoint = read_checkpoint(path)
+def build_network(cls: type[Network], checkpoint: dict, source: str, prefix: str = "model.") -> Network:
+    """``cls`` built from a checkpoint dict's hyperparameters, its weights the ``prefix`` entries (module
+    docstring); ``source`` names the checkpoint in errors."""
     network = cls(**network_arguments(cls, dict(checkpoint.get("hyper_parameters", {}))))
-    load_strict(network, substate(checkpoint, prefix), f"checkpoint {path}")
+    load_strict(network, substate(checkpoint, prefix), source)
     return network.eval()
+
+
+def load_network(cls: type[Network], path: str | Path, prefix: str = "model.") -> Network:
+    """:func:`build_network` of the checkpoint file ``path``."""
+    return build_network(cls, read_checkpoint(path), f"checkpoint {path}", prefix)

@@ -1,17 +1,19 @@
 """``talkinghead-generate``: one portrait + one speech recording → a lip-synced talking-head mp4.
 
 Bad input (missing or unreadable file, no face, too small a face, empty/silent/corrupt audio, unsupported
-output container, unwritable output, missing checkpoints) ends with one line on stderr naming the problem
-and exit code 2; no output file is left behind.
+output container, unwritable output, missing checkpoints, a folder or hub id that is not an export) ends with one
+line on stderr naming the problem and exit code 2; no output file is left behind.
 """
 
 import argparse
 import sys
+from pathlib import Path
 
 from talkinghead.audio.io import AudioError, load_audio
 from talkinghead.media import VideoError
+from talkinghead.models.export import export_files, is_export, is_hub_id
 from talkinghead.pipeline.inputs import GenerationInputError
-from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline, check_output_path
+from talkinghead.pipeline.pipeline import CHECKPOINTS, GenerationParams, TalkingHeadPipeline, check_output_path
 from talkinghead.pipeline.streaming import stream_to_mp4
 
 DEFAULT_CHECKPOINTS = "outputs/demo/checkpoints"
@@ -36,7 +38,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoints",
         default=DEFAULT_CHECKPOINTS,
-        help="folder with facial_motion.ckpt, pose_mapper.ckpt and motion_vae.ckpt (what `make demo` trains)",
+        help="folder with facial_motion.ckpt, pose_mapper.ckpt and motion_vae.ckpt (what `make demo` trains), "
+        "or an export of tools/export_weights.py: its folder or Hugging Face Hub id (the local hub cache first)",
     )
     p.add_argument("--facial-motion", help="facial_motion checkpoint, overrides the folder's")
     p.add_argument("--pose-mapper", help="pose_mapper checkpoint, overrides the folder's")
@@ -83,6 +86,22 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def load_pipeline(args: argparse.Namespace) -> TalkingHeadPipeline:
+    """The pipeline of ``--checkpoints``: an export (folder, or hub id when no such path exists) unless a checkpoint
+    is given explicitly, a folder of Lightning checkpoints otherwise; a folder holding neither is named as such."""
+    source = Path(args.checkpoints)
+    overrides = {"facial_motion": args.facial_motion, "pose_mapper": args.pose_mapper, "motion_vae": args.motion_vae}
+    if not any(overrides.values()):
+        if is_export(source) or (not source.exists() and is_hub_id(args.checkpoints)):
+            return TalkingHeadPipeline.from_pretrained(args.checkpoints, device=args.device)
+        if source.is_dir() and not any((source / name).is_file() for name in CHECKPOINTS.values()):
+            raise GenerationInputError(
+                f"--checkpoints {args.checkpoints!r}: holds neither Lightning checkpoints "
+                f"({', '.join(CHECKPOINTS.values())}) nor an export ({', '.join(export_files())})"
+            )
+    return TalkingHeadPipeline.from_checkpoints(args.checkpoints, **overrides, device=args.device)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     params = GenerationParams(
@@ -104,13 +123,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if not torch.cuda.is_available():
                 raise GenerationInputError("--device cuda: CUDA is not available on this machine")
-        pipeline = TalkingHeadPipeline.from_checkpoints(
-            args.checkpoints,
-            facial_motion=args.facial_motion,
-            pose_mapper=args.pose_mapper,
-            motion_vae=args.motion_vae,
-            device=args.device,
-        )
+        pipeline = load_pipeline(args)
         if args.stream:
             return generate_stream(pipeline, args, params)
         result = pipeline.generate(args.image, args.audio, args.out, params, progress=not args.quiet)

@@ -43,6 +43,7 @@ from talkinghead.image_tensors import to_uint8
 from talkinghead.media import VideoWriter
 from talkinghead.models.audio_to_motion import AudioToMotion
 from talkinghead.models.checkpoints import load_network
+from talkinghead.models.export import ExportError, load_export, locate_export
 from talkinghead.models.head_pose import HeadPoseGenerator
 from talkinghead.models.mesh_to_video import MeshToVideo
 from talkinghead.pipeline.inputs import (
@@ -183,6 +184,25 @@ class TalkingHeadPipeline:
             device=device,
         )
 
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> "TalkingHeadPipeline":
+        """Load an export of ``tools/export_weights.py`` (safetensors + JSON, :mod:`talkinghead.models.export`):
+        a local folder, or a Hugging Face Hub id (``revision``) looked up in the local hub cache (``cache_dir`` or
+        ``HF_HUB_CACHE``) first and downloaded only when missing there and ``HF_HUB_OFFLINE`` is unset. A folder or
+        id that is not a complete export is a :class:`GenerationInputError`."""
+        try:
+            networks = load_export(locate_export(name_or_path, revision, cache_dir))
+        except ExportError as error:
+            raise GenerationInputError(str(error)) from None
+        return cls(networks["audio_to_motion"], networks["head_pose"], networks["mesh_to_video"], device=device)
+
     def prepare(self, image: np.ndarray, face_index: int | None = None, name: str = "portrait") -> PreparedPortrait:
         """Choose the face, crop it to 256² (corpus convention) and fit α, β_ref, P_ref."""
         landmarks, notes = choose_face(image, face_index, name)
@@ -261,8 +281,10 @@ class TalkingHeadPipeline:
         out: str | Path,
         params: GenerationParams | None = None,
         progress: bool = True,
+        on_frames: Callable[[int, int], None] | None = None,
     ) -> GenerationResult:
-        """Portrait file + speech file → ``out`` (mp4); see the module docstring for the steps."""
+        """Portrait file + speech file → ``out`` (mp4); see the module docstring for the steps. ``progress``
+        shows a terminal progress bar; ``on_frames(done, total)`` is called after each encoded batch."""
         params = params or GenerationParams()
         if params.batch_size < 1:
             raise GenerationInputError(f"batch size must be ≥ 1, got {params.batch_size}")
@@ -277,12 +299,16 @@ class TalkingHeadPipeline:
             writer = stack.enter_context(VideoWriter(out, FPS, speech, SAMPLE_RATE))
             debug = stack.enter_context(VideoWriter(debug_path, FPS, speech, SAMPLE_RATE)) if debug_path else None
             bar = stack.enter_context(tqdm(total=num_frames, unit="frame", disable=not progress, desc="generating"))
+            done = 0
             for result in self.frames(prepared, motion, params.batch_size):
                 frames = to_uint8(result["frame"])
                 writer.write(np.stack([paste(frame) for frame in frames]) if paste else frames)
                 if debug is not None:
                     debug.write(np.concatenate((to_uint8(result["pt_driven"]), frames), axis=2))
                 bar.update(len(frames))
+                done += len(frames)
+                if on_frames is not None:
+                    on_frames(done, num_frames)
         return GenerationResult(out, debug_path, num_frames, motion["pose"].cpu(), motion["beta"].cpu(), prepared.notes)
 
     def open_stream(

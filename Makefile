@@ -2,8 +2,9 @@
 # Both create or refresh .venv through `make venv` (a no-op when setup.cfg has not changed)
 # and install the Debian packages below when they are missing.
 
+# Another interpreter gets its own environment: make test PYTHON=python3.12 VENV=.venv312
 PYTHON ?= python3.11
-VENV := .venv
+VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # libgl1/libglib2.0-0: OpenCV (pulled in by MediaPipe) loads them at import;

@@ -24,9 +24,9 @@ import torch
 import yaml
 from machine import describe_machine
 
+from talkinghead.audio.speech_synthesis import random_sentence, synthesize
 from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.data.synthetic.motion_synthesis import head_pose_trajectory
-from talkinghead.data.synthetic.speech import random_sentence, synthesize
 from talkinghead.lightning import FacialMotionModule, PoseMapperModule, PoseVQVAEModule
 from talkinghead.models import AudioToMotion, HeadPoseGenerator, load_network
 from talkinghead.models.attention import DecoderCache

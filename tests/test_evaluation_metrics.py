@@ -144,7 +144,7 @@ def test_mfcc_framing_energy_and_filterbank():
         frame[: len(chunk)] = chunk
         energy = (np.abs(np.fft.rfft(frame, 512)) ** 2).sum() / 512
         assert float(mfcc[0, k]) == pytest.approx(math.log(energy), rel=1e-5)
-    bank = _mel_filterbank().numpy()  # (257, 26) triangles sharing corners: they sum to 1 between the peaks
+    bank = _mel_filterbank()  # (257, 26) triangles sharing corners: they sum to 1 between the peaks
     peaks = bank.argmax(axis=0)
     assert bank.shape == (257, 26) and bank.max(axis=0) == pytest.approx(np.ones(26))
     assert bank[peaks[0] : peaks[-1] + 1].sum(axis=1) == pytest.approx(np.ones(peaks[-1] - peaks[0] + 1))

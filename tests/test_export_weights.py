@@ -31,9 +31,7 @@ from talkinghead.models.audio_to_motion import AudioToMotion
 from talkinghead.models.checkpoints import load_network, read_checkpoint, substate
 from talkinghead.models.export import ExportError, export_files, load_exported_network, write_export
 from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
-from talkinghead.pipeline.cli import load_pipeline
 from talkinghead.pipeline.cli import main as generate_main
-from talkinghead.pipeline.cli import parser as generate_parser
 from talkinghead.pipeline.inputs import GenerationInputError
 from talkinghead.pipeline.pipeline import PreparedPortrait
 from tests.helpers import load_tool, save_checkpoint, save_wav2vec2_standin, speech_like, tiny_init_args
@@ -217,9 +215,7 @@ def test_a_cached_hub_id_loads_offline_in_python_and_the_cli(exported, tmp_path,
     cache = _hub_cache(exported, tmp_path / "hub")
     assert _holds_export(TalkingHeadPipeline.from_pretrained(HUB_ID, cache_dir=cache), exported)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))  # the default cache of the CLI
-    args = generate_parser().parse_args(["--image", "p.png", "--audio", "s.wav", "--out", "o.mp4"])
-    args.checkpoints = HUB_ID
-    assert _holds_export(load_pipeline(args), exported)
+    assert _holds_export(TalkingHeadPipeline.load(HUB_ID), exported)
     with pytest.raises(GenerationInputError, match="not in the Hugging Face cache"):
         TalkingHeadPipeline.from_pretrained("someone/not-cached")
 

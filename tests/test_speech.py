@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from talkinghead.data.synthetic import espeak
-from talkinghead.data.synthetic.speech import VOICES, WORDS, PhonemeEvent, random_sentence, synthesize
+from talkinghead.audio import espeak
+from talkinghead.audio.speech_synthesis import VOICES, WORDS, PhonemeEvent, random_sentence, synthesize
 from talkinghead.data.synthetic.visemes import VISEMES, visemes_of
 
 needs_espeak = pytest.mark.skipif(

@@ -1,20 +1,23 @@
 """``python tools/demo_inputs.py OUT_DIR [--text TEXT]``: the portrait and speech ``make demo`` animates.
 
-See :mod:`talkinghead.data.synthetic.demo_inputs`: scikit-image's ``astronaut`` photo and an espeak-ng sentence
+See :mod:`talkinghead.pipeline.demo_examples`: scikit-image's ``astronaut`` photo and an espeak-ng sentence
 the embedded corpus never says.
 """
 
 import argparse
 import sys
 
-from talkinghead.data.synthetic.demo_inputs import DEMO_SENTENCE, write_demo_inputs
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
+from talkinghead.pipeline.demo_examples import DEMO_SENTENCE, write_demo_inputs
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write the demo portrait and speech.")
     parser.add_argument("out_dir")
     parser.add_argument("--text", default=DEMO_SENTENCE, help="what the portrait says")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging(verbosity(args))
     portrait, speech = write_demo_inputs(args.out_dir, args.text)
     print(f"wrote {portrait} and {speech}")
     return 0

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from talkinghead.atomic import atomic_output
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:
@@ -43,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Copy a run's best checkpoint to OUT (atomically).")
     parser.add_argument("run_dir", help="the trainer's default_root_dir, e.g. outputs/runs/facial_motion_tiny")
     parser.add_argument("out", help="destination .ckpt")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging(verbosity(args))
     try:
         source = export(args.run_dir, args.out)
     except FileNotFoundError as error:

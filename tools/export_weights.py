@@ -18,6 +18,7 @@ import pickle
 import sys
 from pathlib import Path
 
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.models.checkpoints import build_network, network_arguments, read_checkpoint
 from talkinghead.models.export import EXPORTED_NETWORKS, ExportError, write_export
 
@@ -198,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint_dir", help="folder with facial_motion.ckpt, pose_mapper.ckpt and motion_vae.ckpt")
     parser.add_argument("out_dir", help="export folder (created; a previous export there is replaced)")
     parser.add_argument("--dataset", help="what the networks were trained on, for the model card")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging(verbosity(args))
     try:
         out = export(args.checkpoint_dir, args.out_dir, args.dataset)
     except (ExportError, OSError) as error:

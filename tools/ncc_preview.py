@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from talkinghead.atomic import write_png_atomic
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.face import PerspectiveCamera, builtin_morphable_model
 from talkinghead.render.factory import make_rasterizer
 from talkinghead.render.ncc import NCCRenderer
@@ -35,7 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
     parser.add_argument("--backend", default="auto", choices=("auto", "torch", "nvdiffrast"), help="rasterizer")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging(verbosity(args))
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         renders = render_expressions(args.backend)

@@ -17,12 +17,13 @@ zero-padded to the batch length is encoded with its padding (see :class:`Wav2Vec
 """
 
 import os
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
-from torchaudio.transforms import MelSpectrogram
 from transformers import Wav2Vec2Config, Wav2Vec2Model
+from transformers.audio_utils import mel_filter_bank
 
 from talkinghead.audio.io import FPS, SAMPLE_RATE
 
@@ -63,6 +64,36 @@ class AudioEncoder(nn.Module):
         return F.pad(waveform, (0, length - waveform.shape[1]))
 
 
+class PowerSpectrogram(nn.Module):
+    """(B, S) → (B, n_fft // 2 + 1, F) power spectrum ``|STFT|²``: periodic Hann window of ``n_fft`` samples,
+    hop ``hop``, no centring (frame ``j`` is samples ``[j·hop, j·hop + n_fft)``, ``F = 1 + ⌊(S − n_fft) / hop⌋``)."""
+
+    def __init__(self, n_fft: int, hop: int) -> None:
+        super().__init__()
+        self.n_fft, self.hop = n_fft, hop
+        self.register_buffer("window", torch.hann_window(n_fft))
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        spectrum = torch.stft(waveform, self.n_fft, self.hop, window=self.window, center=False, return_complex=True)
+        return spectrum.abs().square()
+
+
+class MelScale(nn.Module):
+    """(B, n_fft // 2 + 1, F) power spectrum → (B, n_mels, F): ``n_mels`` triangular filters from 0 Hz to
+    ``sample_rate / 2``, equally spaced on the Slaney mel scale, each divided by its width in Hz (Slaney area
+    normalisation); the filter bank is :func:`transformers.audio_utils.mel_filter_bank`, Whisper's."""
+
+    def __init__(self, n_mels: int, n_fft: int, sample_rate: int) -> None:
+        super().__init__()
+        bank = mel_filter_bank(
+            n_fft // 2 + 1, n_mels, 0.0, sample_rate / 2, sample_rate, norm="slaney", mel_scale="slaney"
+        )
+        self.register_buffer("fb", torch.from_numpy(bank).float())  # (n_fft // 2 + 1, n_mels)
+
+    def forward(self, power: torch.Tensor) -> torch.Tensor:
+        return (power.transpose(-1, -2) @ self.fb).transpose(-1, -2)
+
+
 class MelEncoder(AudioEncoder):
     """Weight-free log-mel features: ``C = frames_per_video_frame · n_mels`` (320 by default).
 
@@ -76,6 +107,9 @@ class MelEncoder(AudioEncoder):
     centring, so mel frame ``j`` is centred on sample ``(j + ½)·hop``; the ``k`` frames of video frame ``t``
     are therefore the ones centred inside ``[t·640, (t+1)·640)``. Output row ``t`` is their concatenation
     in time order, ``[mel_{tk}, …, mel_{tk+k−1}]``, each of ``n_mels`` bins.
+
+    The buffers are ``mel.spectrogram.window`` and ``mel.mel_scale.fb``, the names of
+    ``torchaudio.transforms.MelSpectrogram``'s, so checkpoints saved with that front end load strictly.
 
     Streaming (``stream_context = (1, 1)``): a frame's features depend on ``(n_fft − hop) / 2`` samples
     (7.5 ms) on either side of its span, which are zeros at the ends of the utterance; with one whole frame of
@@ -102,14 +136,8 @@ class MelEncoder(AudioEncoder):
         self.frames_per_video_frame = frames_per_video_frame
         self.output_dim = n_mels * frames_per_video_frame
         self.pad = ((n_fft - self.hop) // 2, n_fft - self.hop - (n_fft - self.hop) // 2)
-        self.mel = MelSpectrogram(
-            sample_rate=sample_rate,
-            n_fft=n_fft,
-            hop_length=self.hop,
-            n_mels=n_mels,
-            center=False,
-            norm="slaney",
-            mel_scale="slaney",
+        self.mel = nn.Sequential(
+            OrderedDict(spectrogram=PowerSpectrogram(n_fft, self.hop), mel_scale=MelScale(n_mels, n_fft, sample_rate))
         )
 
     def forward(self, waveform: torch.Tensor, num_frames: int) -> torch.Tensor:

@@ -8,8 +8,8 @@ Decoding: soundfile (libsndfile) first, which reads WAV/FLAC/OGG and the other f
 recognises by content, whatever the extension (MP3 too since libsndfile 1.1); when it cannot open the
 file, PyAV (bundled FFmpeg) decodes the first audio stream of any container it knows: MP3, M4A/AAC, Opus,
 the audio track of a video. Integer samples are scaled to [-1, 1) (float samples are kept as stored),
-channels are downmixed by their mean and the rate is converted with :func:`torchaudio.functional.resample`
-(windowed sinc, zero phase).
+channels are downmixed by their mean and the rate is converted by :func:`resample` (windowed sinc, zero
+phase).
 
 Errors are :class:`AudioError` with a one-line message naming the file and the problem: missing file, empty
 file, not decodable or no audio stream, 0 samples, shorter than one video frame, NaN/infinite samples, or
@@ -26,13 +26,14 @@ from pathlib import Path
 
 import av
 import numpy as np
+import scipy.signal
 import soundfile as sf
-import torch
-import torchaudio
 
 from talkinghead.conventions import FPS, SAMPLE_RATE
 
 SILENCE_PEAK = 1e-4
+RESAMPLE_ZERO_CROSSINGS = 6  # sinc lobes kept on each side of the anti-aliasing filter's centre
+RESAMPLE_ROLLOFF = 0.99  # its cutoff as a fraction of the lower rate's Nyquist frequency
 
 
 class AudioError(ValueError):
@@ -66,7 +67,7 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, fps: flo
     if mono.size == 0:
         raise _error(path, "no samples (0-length audio)")
     if rate != sample_rate:
-        mono = torchaudio.functional.resample(torch.from_numpy(mono), rate, sample_rate).numpy()
+        mono = resample(mono, rate, sample_rate)
     if mono.size < sample_rate / fps:
         raise _error(path, f"too short: {mono.size} samples at {sample_rate} Hz, less than one video frame")
     if not np.isfinite(mono).all():
@@ -75,6 +76,25 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE, fps: flo
     if peak < SILENCE_PEAK:
         raise _error(path, f"silent: peak {peak:.2g} below {SILENCE_PEAK:g} full scale")
     return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Mono samples (S,) at ``from_rate`` → float32 at ``to_rate``: polyphase filtering, zero phase.
+
+    :func:`scipy.signal.resample_poly` by ``up / down = to_rate / from_rate`` (reduced fraction) with a
+    Hann-windowed sinc low-pass of cutoff :data:`RESAMPLE_ROLLOFF` × the lower rate's Nyquist frequency,
+    :data:`RESAMPLE_ZERO_CROSSINGS` lobes on each side: the filter of ``torchaudio.functional.resample``'s
+    defaults, so audio features match those computed with it (within 1e-3 of the peak, tests/data/README.md).
+    Samples outside the signal count as zeros; the output has ``⌈S · up / down⌉`` samples.
+    """
+    common = math.gcd(from_rate, to_rate)
+    up, down = to_rate // common, from_rate // common
+    if up == down:
+        return np.asarray(samples, dtype=np.float32)
+    widest = max(up, down)
+    half = math.ceil(RESAMPLE_ZERO_CROSSINGS * widest / RESAMPLE_ROLLOFF)
+    low_pass = scipy.signal.firwin(2 * half + 1, RESAMPLE_ROLLOFF / widest, window="hann")
+    return scipy.signal.resample_poly(np.asarray(samples, np.float64), up, down, window=low_pass).astype(np.float32)
 
 
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:

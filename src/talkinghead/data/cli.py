@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from talkinghead.atomic import write_png_atomic
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.data.export import export_clip
 from talkinghead.data.preprocess import PreprocessSettings, preprocess_videos
 from talkinghead.data.preprocess.writer import REJECTED_CSV
@@ -30,7 +31,7 @@ def _synth(args: argparse.Namespace) -> int:
     if args.clips < 1 or args.seconds <= 0:
         raise ValueError("--clips must be ≥ 1 and --seconds > 0")
     config = SynthConfig(clips=args.clips, seconds=args.seconds, seed=args.seed, images=tuple(args.images))
-    index = build_corpus(config, args.out, workers=args.workers)
+    index = build_corpus(config, args.out, workers=args.workers, progress=verbosity(args) >= 0)
     sizes = ", ".join(f"{split} {len(ids)}" for split, ids in index["splits"].items())
     print(f"wrote {len(index['clips'])} clips in {len(index['shards'])} shards to {args.out} ({sizes})")
     return 0
@@ -51,6 +52,7 @@ def _preprocess(args: argparse.Namespace) -> int:
         num_shards=args.num_shards,
         shard_index=args.shard_index,
         resume=args.resume,
+        progress=verbosity(args) >= 0,
     )
     print(
         f"{result.processed} of {result.videos} videos processed ({result.frames} frames), "
@@ -112,6 +114,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="talkinghead-data", description=__doc__.splitlines()[0])
+    add_common_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     synth = commands.add_parser("synth", help="build the embedded synthetic corpus as shards")
     synth.add_argument("--out", required=True, type=Path, help="output shard folder (resumes if present)")
@@ -148,11 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--sheet", help=f"contact-sheet path (default ROOT/{CONTACT_SHEET})")
     inspect.add_argument("--skip-bad", action="store_true", help="skip corrupt shards instead of failing")
     inspect.set_defaults(run=_inspect)
+    for command in (synth, pre, export, inspect):
+        add_common_arguments(command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(verbosity(args))
     try:
         return args.run(args)
     except (CorruptShardError, FileNotFoundError, ValueError, OSError) as error:

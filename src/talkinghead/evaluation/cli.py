@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 
 from talkinghead.audio.io import AudioError
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.evaluation.evaluate import Networks, check_videos, collect_jobs, evaluate
-from talkinghead.evaluation.fid import load_inception
+from talkinghead.evaluation.fid import WEIGHTS_FILE, load_inception
 from talkinghead.evaluation.identity import load_identity_network
 from talkinghead.evaluation.report import csv_text, markdown_tables, summary_rows, write_text_atomic
 from talkinghead.evaluation.syncnet import load_syncnet
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--syncnet-weights", metavar="F", help="syncnet_v2.model state dict (LSE-D / LSE-C)")
     parser.add_argument(
-        "--inception-weights", metavar="F", help="Inception v3 state dict, torchvision or pytorch-fid (FID)"
+        "--inception-weights", metavar="F", help=f"FID Inception weights, pytorch-fid's {WEIGHTS_FILE} (FID)"
     )
     parser.add_argument(
         "--identity-weights", metavar="F", help="face-recognition backbone as a torch.export .pt2 (CSIM)"
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="cuda" if torch.cuda.is_available() else "cpu",
         help="device for SyncNet and Inception (default %(default)s)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common_arguments(parser)
     return parser
 
 
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = collect_jobs(args.generated, args.reference)
     check_videos(jobs)
     networks = _load_networks(args)
-    rows, fid = evaluate(jobs, networks, progress=not args.quiet)
+    rows, fid = evaluate(jobs, networks, progress=verbosity(args) >= 0)
     summaries = summary_rows(rows, fid)
     tables = markdown_tables(summaries, args.method)
     if args.out is not None:
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(verbosity(args))
     try:
         return run(args)
     except (WeightsError, VideoError, AudioError, ValueError, OSError) as error:

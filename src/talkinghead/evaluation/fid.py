@@ -6,14 +6,18 @@ real and for generated frames and reports their Fréchet distance::
 
     FID = ‖μ_r − μ_g‖² + tr(Σ_r + Σ_g − 2 (Σ_r Σ_g)^½)
 
-The network is torchvision's Inception v3 definition with the user's weights (never downloaded):
+The network is the FID Inception of published numbers: ``FeatureExtractorInceptionV3`` of torch-fidelity
+(Obukhov et al.), the same network and pre-processing as torchmetrics' ``FrechetInceptionDistance``, a
+PyTorch port of the TensorFlow graph ``inception-2015-12-05`` of the original FID code (TTUR). Its weights
+come from a file the user supplies, never downloaded: pytorch-fid's release file
+``pt_inception-2015-12-05-6726825d.pth`` (:data:`WEIGHTS_FILE`; torch-fidelity's own download,
+``weights-inception-2015-12-05-6726825d.pth``, has the same SHA-256 prefix and the same layout), given to
+``talkinghead-evaluate --inception-weights``.
 
-* torchvision's ImageNet file ``inception_v3_google-0cc3c7bd.pth`` (1000 classes, auxiliary head), or
-* pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (1008 classes, the TF FID graph's weights).
-
-Frames are resized to 299² (bilinear) and scaled to [−1, 1], as both weight sets expect. torchvision's
-blocks average-pool with the zero padding counted and max-pool in the last block where the TF graph
-averages, so with pytorch-fid's weights the values are close to, not identical with, pytorch-fid's.
+Frames (uint8 RGB, any size) are resized to 299² by torch-fidelity's bilinear resampling that reproduces
+TensorFlow 1.x's ``resize_bilinear``, mapped to ``(x − 128) / 128`` and reduced to the 2048 pool-3
+features; the Fréchet distance of their Gaussians is :func:`fid_from_features`. pytorch-fid resizes with
+PyTorch's bilinear interpolation instead, which only matters for frames not already 299².
 """
 
 import os
@@ -23,39 +27,44 @@ import scipy.linalg
 import torch
 import torchvision
 from torch import nn
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-from talkinghead.evaluation.weights import load_state_dict_file, load_strict
+from talkinghead.evaluation.weights import check_fits, load_state_dict_file, weights_error
 
-INPUT_SIZE = 299
 FEATURES = 2048
+WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's release file of the FID Inception weights
 
 
 class InceptionFeatures(nn.Module):
-    """(B, H, W, 3) uint8 RGB frames → (B, 2048) Inception v3 pool features (eval mode, no gradients)."""
+    """(B, H, W, 3) uint8 RGB frames → (B, 2048) float64 FID Inception pool features (no gradients)."""
 
-    def __init__(self, network: torchvision.models.Inception3):
+    def __init__(self, extractor: FeatureExtractorInceptionV3):
         super().__init__()
-        network.fc = nn.Identity()
-        self.network = network.eval().requires_grad_(False)
+        self.extractor = extractor.eval().requires_grad_(False)
 
     @torch.no_grad()
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        device = next(self.network.parameters()).device
-        images = frames.to(device).permute(0, 3, 1, 2).float() / 255.0
-        images = nn.functional.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
-        return self.network(2.0 * images - 1.0).double().cpu()
+        device = next(self.extractor.parameters()).device
+        (features,) = self.extractor(frames.to(device).permute(0, 3, 1, 2))
+        return features.double().cpu()
 
 
 def load_inception(path: str | os.PathLike) -> InceptionFeatures:
-    """Inception v3 feature extractor from a torchvision or pytorch-fid state dict (module docstring)."""
+    """The FID Inception with the weights of ``path`` (module docstring); :class:`WeightsError` when unusable.
+
+    The file is first read with ``weights_only=True`` and its keys and shapes checked against the network
+    (whose layer names are torchvision's Inception v3 with 1008 classes and no auxiliary head), so a file
+    that pickles code or does not fit is refused with one line before torch-fidelity loads it.
+    """
     state = load_state_dict_file("Inception", path)
-    classes = state["fc.weight"].shape[0] if "fc.weight" in state else 1000
-    auxiliary = any(key.startswith("AuxLogits.") for key in state)
-    network = torchvision.models.inception_v3(
-        weights=None, aux_logits=auxiliary, init_weights=False, num_classes=classes, transform_input=False
-    )
-    load_strict(network, state, "Inception", path)
-    return InceptionFeatures(network)
+    with torch.device("meta"):
+        layout = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
+    check_fits(layout.state_dict(), state, "Inception", path)
+    try:
+        extractor = FeatureExtractorInceptionV3("inception-v3-compat", [str(FEATURES)], str(path))
+    except RuntimeError as error:
+        raise weights_error("Inception", path, str(error).splitlines()[0]) from None
+    return InceptionFeatures(extractor)
 
 
 def feature_statistics(features: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

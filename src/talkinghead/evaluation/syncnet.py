@@ -24,10 +24,10 @@ PCM that syncnet_python extracts with FFmpeg: samples rounded to int16, pre-emph
 rectangular frames every 10 ms (the last one zero-padded), 512-point power spectrum divided by 512,
 26 triangular mel filters on FFT bins ``⌊513·f / 16000⌋`` between 0 and 8 kHz (HTK mel scale), natural
 log, orthonormal DCT-II, 13 coefficients, sinusoidal lifter 22 and the log frame energy in place of
-coefficient 0 (checked against python_speech_features 0.6: within 1e-4). The spectrogram, pre-emphasis
-and DCT are torchaudio's; the filterbank is built here on the integer FFT bins, as python_speech_features
-does (torchaudio's ``melscale_fbanks`` puts the triangle corners at exact frequencies, which changes the
-low filters).
+coefficient 0. The spectrum is NumPy's real FFT and the DCT :func:`scipy.fft.dct`; the filterbank is built
+here on the integer FFT bins, as python_speech_features does (filter banks with corners at exact
+frequencies, as audio libraries build them, change the low filters). tests/test_audio_parity.py checks the
+result against python_speech_features 0.6 itself.
 """
 
 import math
@@ -37,9 +37,9 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+import scipy.fft
 import scipy.signal
 import torch
-import torchaudio.functional as audio_functional
 from torch import nn
 
 from talkinghead.conventions import SAMPLE_RATE
@@ -126,7 +126,7 @@ def load_syncnet(path: str | os.PathLike) -> SyncNet:
     return network.eval().requires_grad_(False)
 
 
-def _mel_filterbank(n_fft: int = 512, n_filters: int = 26, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
+def _mel_filterbank(n_fft: int = 512, n_filters: int = 26, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """(n_fft // 2 + 1, n_filters) triangles with corners on FFT bins ``⌊(n_fft + 1)·f / sr⌋`` (HTK mel)."""
     top = 2595.0 * math.log10(1.0 + (sample_rate / 2) / 700.0)
     hertz = 700.0 * (10.0 ** (np.linspace(0.0, top, n_filters + 2) / 2595.0) - 1.0)
@@ -135,7 +135,7 @@ def _mel_filterbank(n_fft: int = 512, n_filters: int = 26, sample_rate: int = SA
     for j, (low, mid, high) in enumerate(zip(bins[:-2], bins[1:-1], bins[2:], strict=True)):
         bank[j, low:mid] = (np.arange(low, mid) - low) / (mid - low)
         bank[j, mid:high] = (high - np.arange(mid, high)) / (high - mid)
-    return torch.from_numpy(bank.T)
+    return bank.T
 
 
 def syncnet_mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
@@ -147,34 +147,20 @@ def syncnet_mfcc(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> torch.Ten
         raise ValueError(f"SyncNet MFCCs need {SAMPLE_RATE} Hz audio, got {sample_rate} Hz")
     frame, hop, n_fft = 400, 160, 512
     pcm = np.clip(np.rint(np.asarray(audio, dtype=np.float64) * 32768.0), -32768, 32767)  # as pcm_s16le
-    signal = audio_functional.preemphasis(torch.from_numpy(pcm), 0.97)
-    frames = 1 if signal.numel() <= frame else 1 + math.ceil((signal.numel() - frame) / hop)
-    signal = nn.functional.pad(signal, (0, (frames - 1) * hop + n_fft - signal.numel()))
-    window = torch.cat((torch.ones(frame, dtype=torch.float64), torch.zeros(n_fft - frame, dtype=torch.float64)))
-    power = (
-        audio_functional.spectrogram(
-            signal,
-            pad=0,
-            window=window,
-            n_fft=n_fft,
-            hop_length=hop,
-            win_length=n_fft,
-            power=2.0,
-            normalized=False,
-            center=False,
-        )
-        / n_fft
-    )  # (257, F): frame k is samples [160k, 160k + 400), zero-padded to 512
-    tiny = torch.finfo(torch.float64).eps
-    energy = power.sum(0)
-    energy = torch.where(energy == 0, tiny, energy)
-    mel = _mel_filterbank(n_fft).T @ power  # (26, F)
-    log_mel = torch.where(mel == 0, tiny, mel).log()
-    cepstra = audio_functional.create_dct(13, 26, "ortho").to(torch.float64).T @ log_mel  # (13, F)
-    lifter = 1.0 + 11.0 * torch.sin(math.pi * torch.arange(13, dtype=torch.float64) / 22.0)
-    cepstra = cepstra * lifter[:, None]
-    cepstra[0] = energy.log()
-    return cepstra.float()
+    signal = np.append(pcm[:1], pcm[1:] - 0.97 * pcm[:-1])  # pre-emphasis
+    frames = 1 if signal.size <= frame else 1 + math.ceil((signal.size - frame) / hop)
+    signal = np.pad(signal, (0, (frames - 1) * hop + frame - signal.size))
+    framed = np.lib.stride_tricks.sliding_window_view(signal, frame)[::hop]  # (F, 400): samples [160k, 160k + 400)
+    power = np.abs(np.fft.rfft(framed, n_fft)) ** 2 / n_fft  # (F, 257), each frame zero-padded to 512
+    tiny = np.finfo(np.float64).eps
+    energy = power.sum(1)
+    energy = np.where(energy == 0, tiny, energy)
+    mel = power @ _mel_filterbank(n_fft)  # (F, 26)
+    log_mel = np.log(np.where(mel == 0, tiny, mel))
+    cepstra = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=1)[:, :13]
+    cepstra *= 1.0 + 11.0 * np.sin(np.pi * np.arange(13) / 22.0)  # sinusoidal lifter 22
+    cepstra[:, 0] = np.log(energy)
+    return torch.from_numpy(cepstra.T.astype(np.float32))
 
 
 def crop_boxes(landmarks: np.ndarray) -> np.ndarray:

@@ -77,6 +77,14 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, pa
     for key, value in expected.items():
         if key.endswith(".num_batches_tracked") and key not in state:
             state[key] = torch.zeros_like(value)
+    check_fits(expected, state, what, path)
+    module.load_state_dict(state, strict=True)
+
+
+def check_fits(
+    expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor], what: str, path: str | os.PathLike
+) -> None:
+    """:class:`WeightsError` unless ``state`` has exactly the keys of ``expected``, with the same shapes."""
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     mismatched = [
@@ -93,4 +101,3 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], what: str, pa
         problems.append(f"shape mismatches {_listing(mismatched)}")
     if problems:
         raise weights_error(what, path, "does not fit the network: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)

@@ -26,9 +26,15 @@ continues the epoch with the same batches and random draws as an uninterrupted r
     talkinghead fit --config CONFIG --ckpt_path RUN/checkpoints/last.ckpt
 
 (a fit ended by ``max_steps`` mid-epoch writes a ``last.ckpt`` that Lightning treats as the end of that epoch).
+
+``--version`` is an argument of the parser; ``-v/--verbose`` and ``-q/--quiet``
+(:mod:`talkinghead.cli_conventions`) are taken out of the command line before LightningCLI parses it, wherever
+they stand, so they never reach a saved ``config.yaml``. ``-q`` also turns the progress bar off and lowers
+Lightning's own loggers (device summary, model summary, tips) to errors only.
 """
 
 import importlib
+import logging
 import sys
 from pathlib import Path
 
@@ -36,6 +42,7 @@ import lightning
 from jsonargparse import Namespace, dict_to_namespace
 from lightning.pytorch.cli import LightningCLI
 
+from talkinghead.cli_conventions import QUIET_FLAGS, VERBOSE_FLAGS, configure_logging, package_version
 from talkinghead.data.datamodule import EmptySplitError, TalkingHeadDataModule
 from talkinghead.data.shards import CorruptShardError
 from talkinghead.lightning.stage import ConfigurationError
@@ -49,6 +56,11 @@ SHARED_CALLBACKS = (
     {"class_path": CHECKPOINT, "init_args": {"save_last": True, "auto_insert_metric_name": False}},
     {"class_path": "talkinghead.lightning.rng.RNGState"},
 )
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+VERBOSITY_EPILOG = (
+    "-v/--verbose (-vv) shows informational (debug) log lines and -q/--quiet shows errors only, without progress "
+    "bar; both may stand anywhere on the command line."
+)
 
 
 def _user_error(error: BaseException) -> BaseException | None:
@@ -60,6 +72,20 @@ def _user_error(error: BaseException) -> BaseException | None:
     return None
 
 
+def split_verbosity(argv: list[str]) -> tuple[int, list[str]]:
+    """(verbosity of :mod:`talkinghead.cli_conventions`, the arguments for LightningCLI): ``-v``, ``-vv``,
+    ``--verbose``, ``-q``, ``--quiet`` taken out of ``argv``; with ``-q`` a subcommand's progress bar is turned off
+    (last, so that it wins over a config file)."""
+    verbose = sum(arg in VERBOSE_FLAGS for arg in argv) + 2 * argv.count("-vv")
+    quiet = any(arg in QUIET_FLAGS for arg in argv)
+    if quiet and verbose:
+        raise ValueError("-q/--quiet and -v/--verbose exclude each other")
+    rest = [arg for arg in argv if arg not in (*VERBOSE_FLAGS, *QUIET_FLAGS, "-vv")]
+    if quiet and any(arg in LightningCLI.subcommands() for arg in rest):
+        rest.append("--trainer.enable_progress_bar=false")
+    return (-1 if quiet else verbose), rest
+
+
 def import_class(class_path: str) -> type:
     """The class named by a ``package.module.Class`` path."""
     module, _, name = class_path.rpartition(".")
@@ -67,7 +93,13 @@ def import_class(class_path: str) -> type:
 
 
 class TalkingHeadCLI(LightningCLI):
-    """LightningCLI with the shared trainer blocks of the module docstring."""
+    """LightningCLI with the shared trainer blocks and the ``--version`` of the module docstring."""
+
+    def init_parser(self, **kwargs):
+        parser = super().init_parser(**kwargs)
+        parser.add_argument("--version", action="version", version=f"talkinghead {package_version()}")
+        parser.epilog = VERBOSITY_EPILOG
+        return parser
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.set_defaults(
@@ -112,13 +144,25 @@ class TalkingHeadCLI(LightningCLI):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default: the command line, which then loses the verbosity flags)."""
+    try:
+        level, args = split_verbosity(sys.argv[1:] if argv is None else list(argv))
+    except ValueError as error:
+        print(f"talkinghead: error: {error}", file=sys.stderr)
+        return 2
+    configure_logging(level)
+    if level < 0:
+        for name in LIGHTNING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+    if argv is None:
+        sys.argv[1:], args = args, None  # LightningCLI warns when given both a command line and args
     try:
         TalkingHeadCLI(
             lightning.LightningModule,
             TalkingHeadDataModule,
             subclass_mode_model=True,
             save_config_kwargs={"overwrite": True},
-            args=argv,
+            args=args,
         )
     except (*USER_ERRORS, ValueError) as error:
         cause = _user_error(error)

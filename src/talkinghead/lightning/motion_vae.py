@@ -61,6 +61,31 @@ def _face(batch: dict, role: str) -> dict[str, torch.Tensor]:
     return {key: batch[f"{role}_{key}"] for key in FACE_KEYS}
 
 
+def distinct_references(batch: dict) -> tuple[list[int], torch.Tensor | None]:
+    """The distinct references of a stage-2 batch: ``(firsts, pairs)``, the index of each one's first pair and,
+    per pair, the number of its reference (B,); ``pairs`` is None when all B references differ. Two pairs share
+    a reference when their clip id and reference frame index match and so do their reference frames and faces
+    (validation pairs a clip's driven frames with its frame 0)."""
+    count = batch["reference_frame"].shape[0]
+    if "clip_id" not in batch or "reference_index" not in batch:
+        return list(range(count)), None
+    tensors = [batch["reference_frame"], batch["alpha"], *_face(batch, "reference").values()]
+    firsts: list[int] = []
+    pairs: list[int] = []
+    seen: dict[tuple, list[int]] = {}
+    for i, key in enumerate(zip(batch["clip_id"], batch["reference_index"].tolist(), strict=True)):
+        same = (r for r in seen.get(key, []) if all(torch.equal(t[firsts[r]], t[i]) for t in tensors))
+        match = next(same, None)
+        if match is None:
+            match = len(firsts)
+            firsts.append(i)
+            seen.setdefault(key, []).append(match)
+        pairs.append(match)
+    if len(firsts) == count:
+        return firsts, None
+    return firsts, torch.tensor(pairs, device=batch["reference_frame"].device)
+
+
 class MotionVAEGeneratorModule(StageModule):
     """Training wrapper of the mesh-to-video stage (module docstring).
 
@@ -153,11 +178,18 @@ class MotionVAEGeneratorModule(StageModule):
         self.metrics = self.split_metrics(lambda: {name: MeanMetric() for name in names})
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        """Render PT_ref, PT_d and the lip maps of a stage-2 batch on the training device."""
+        """Render PT_ref, PT_d and the lip maps of a stage-2 batch on the training device; a reference shared
+        by several pairs (:func:`distinct_references`) is parsed and rasterized once."""
         if "reference_frame" in batch and "pt_driven" not in batch:
+            firsts, pairs = distinct_references(batch)
+
+            def pick(x: torch.Tensor) -> torch.Tensor:
+                return x if pairs is None else x[firsts]
+
+            reference = {key: pick(value) for key, value in _face(batch, "reference").items()}
             batch.update(
                 self.model.render_inputs(
-                    batch["reference_frame"], batch["alpha"], _face(batch, "reference"), _face(batch, "driven")
+                    pick(batch["reference_frame"]), pick(batch["alpha"]), reference, _face(batch, "driven"), None, pairs
                 )
             )
         return batch
@@ -179,23 +211,35 @@ class MotionVAEGeneratorModule(StageModule):
             own = self.criterion.perceptual.state_dict()
             checkpoint["state_dict"].update({PERCEPTUAL_PREFIX + key: value for key, value in own.items()})
 
-    def generator_loss(self, batch: dict, use_gan: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict]:
-        """The generator's loss on a rendered batch (sampled latent) → ``(loss, {"train/…": …}, outputs)``."""
+    def generator_loss(
+        self, batch: dict, use_gan: bool, real: list | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict]:
+        """The generator's loss on a rendered batch (sampled latent) → ``(loss, {"train/…": …}, outputs)``;
+        ``real``: the discriminator's outputs on the driven frames, if computed
+        (:meth:`MeshToVideoLoss.generator_loss`)."""
         out = self.model(batch["reference_frame"], batch, sample=True)
-        loss, logs = self.criterion.generator_loss(out, batch, use_gan)
+        loss, logs = self.criterion.generator_loss(out, batch, use_gan, real)
         return loss, logs, out
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        """Generator step, then (after the warm-up) discriminator step, each with its own optimizer."""
+        """Generator step, then (after the warm-up) discriminator step, each with its own optimizer.
+
+        The discriminator runs once on the real frames, before both steps and with its graph: the generator
+        step takes the features as (detached) feature-matching targets, the discriminator step backpropagates
+        its real term through them; the discriminator's weights do not change in between (the generator's
+        optimizer holds none of them), so the values and gradients are those of a second forward pass. (Its
+        activations are kept through the generator step.)
+        """
         opt_g, opt_d = self.optimizers()
         use_gan = self.generator_steps() >= self.hparams.discriminator_start
+        real = self.criterion.discriminator(batch["driven_frame"]) if use_gan else None
         self.toggle_optimizer(opt_g)
-        loss, logs, out = self.generator_loss(batch, use_gan)
+        loss, logs, out = self.generator_loss(batch, use_gan, real)
         self._step(opt_g, loss, 0)
         self.untoggle_optimizer(opt_g)
         if use_gan:
             with opt_d.toggle_model(sync_grad=False):  # no DDP reducer: the generator has no gradient here
-                d_loss = self.criterion.discriminator_step_loss(batch["driven_frame"], out["frame"])
+                d_loss = self.criterion.discriminator_step_loss(batch["driven_frame"], out["frame"], real)
                 opt_d.zero_grad(set_to_none=True)
                 self.manual_backward(d_loss)
             self._average_gradients(self.criterion.discriminator)

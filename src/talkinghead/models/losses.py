@@ -109,10 +109,18 @@ class MeshToVideoLoss(nn.Module):
             self.perceptual = build_perceptual_loss(self.perceptual_kind, **self.perceptual_args)
 
     def generator_loss(
-        self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], use_gan: bool
+        self,
+        out: dict[str, torch.Tensor],
+        batch: dict[str, torch.Tensor],
+        use_gan: bool,
+        real: list[tuple[list[torch.Tensor], torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The generator's loss on :class:`MeshToVideo`'s outputs ``out`` (sampled latent) for a rendered
-        batch (``driven_frame``, ``mask_driven``, ``flow_mesh``) → ``(loss, {"train/…": …})``."""
+        batch (``driven_frame``, ``mask_driven``, ``flow_mesh``) → ``(loss, {"train/…": …})``.
+
+        ``real``: the discriminator's outputs on ``driven_frame`` when the caller has them (a training step
+        reuses them in :meth:`discriminator_step_loss`); only their values enter this loss (the
+        feature-matching targets are detached). Computed here, without a graph, when None."""
         if self.perceptual is None:
             raise RuntimeError("call build_perceptual() before computing the training loss")
         w = self.weights
@@ -128,16 +136,23 @@ class MeshToVideoLoss(nn.Module):
         logs = {"train/l1": l1, "train/perceptual": perceptual, "train/kl": kl, "train/mesh_flow_px": mesh_flow}
         if use_gan:
             fake = self.discriminator(frame)
-            with torch.no_grad():
-                real = self.discriminator(target)
+            if real is None:
+                with torch.no_grad():
+                    real = self.discriminator(target)
             gan, matching = generator_adversarial_loss(fake, self.gan_loss), feature_matching_loss(real, fake)
             loss = loss + w["gan"] * gan + w["feature_matching"] * matching
             logs.update({"train/gan": gan, "train/feature_matching": matching})
         logs["train/loss"] = loss
         return loss, logs
 
-    def discriminator_step_loss(self, real_frames: torch.Tensor, fake_frames: torch.Tensor) -> torch.Tensor:
-        """The discriminator's loss on real frames and (detached) generated frames."""
-        return discriminator_loss(
-            self.discriminator(real_frames), self.discriminator(fake_frames.detach()), self.gan_loss
-        )
+    def discriminator_step_loss(
+        self,
+        real_frames: torch.Tensor,
+        fake_frames: torch.Tensor,
+        real: list[tuple[list[torch.Tensor], torch.Tensor]] | None = None,
+    ) -> torch.Tensor:
+        """The discriminator's loss on real frames and (detached) generated frames; ``real``: the
+        discriminator's outputs on ``real_frames``, with their graph, when the caller has them (computed when
+        None)."""
+        real = self.discriminator(real_frames) if real is None else real
+        return discriminator_loss(real, self.discriminator(fake_frames.detach()), self.gan_loss)

@@ -85,12 +85,18 @@ class MeshToVideo(nn.Module):
         reference: dict[str, torch.Tensor],
         driven: dict[str, torch.Tensor],
         outer: torch.Tensor | None = None,
+        pairs: torch.Tensor | None = None,
+        mesh_flow: bool = True,
     ) -> dict[str, torch.Tensor]:
-        """The motion-VAE inputs of B pairs (:meth:`MotionInputRenderer.forward`); parses the references
-        when ``outer`` is None."""
+        """The motion-VAE inputs of B pairs (:meth:`MotionInputRenderer.forward`) from R distinct references:
+        ``reference_image`` (R, 3, H, W), ``alpha`` and ``reference`` of R faces, ``driven`` of B faces and
+        ``pairs`` (B,) the reference of each (None: R = B, pair i is reference i); parses the references when
+        ``outer`` is None. ``flow_mesh`` is rendered when ``mesh_flow`` (the training loss's), ``flow_prior``
+        when the network uses it."""
         if outer is None:
             outer = self.parse_reference(reference_image, {"alpha": alpha, **reference})
-        return self.inputs(alpha, reference, driven, outer)
+        flows = (("flow_mesh",) if mesh_flow else ()) + (("flow_prior",) if self.flow_prior else ())
+        return self.inputs(alpha, reference, driven, outer, pairs, flows)
 
     def forward(self, reference_image: torch.Tensor, inputs: dict[str, torch.Tensor], sample: bool) -> dict:
         """Motion-VAE + generator on rendered inputs: ``frame``, ``warped``, ``occlusion`` (B, ·, H, W), ``flow``
@@ -125,20 +131,19 @@ class MeshToVideo(nn.Module):
         if outer is None:
             outer = self.parse_reference(image, reference)
 
-        def expand(x: torch.Tensor) -> torch.Tensor:
-            return x.to(self.device).expand(count, *x.shape[1:])
-
         was_training = self.training
         self.eval()
         try:
             inputs = self.render_inputs(
                 image,
-                expand(reference["alpha"]),
-                {k: expand(reference[k]) for k in FACE_KEYS},
+                reference["alpha"],
+                {k: reference[k] for k in FACE_KEYS},
                 _to(driven, self.device),
-                expand(outer),
+                outer.to(self.device),
+                pairs=torch.zeros(count, dtype=torch.long, device=self.device),
+                mesh_flow=False,
             )
-            out = self(expand(image), inputs, sample=False)
+            out = self(image.expand(count, *image.shape[1:]), inputs, sample=False)
         finally:
             self.train(was_training)
         pt_driven = F.interpolate(inputs["pt_driven"], size=image.shape[-2:], mode="bilinear", align_corners=False)

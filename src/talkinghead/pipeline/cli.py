@@ -7,13 +7,12 @@ line on stderr naming the problem and exit code 2; no output file is left behind
 
 import argparse
 import sys
-from pathlib import Path
 
 from talkinghead.audio.io import AudioError, load_audio
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.media import VideoError
-from talkinghead.models.export import export_files, is_export, is_hub_id
 from talkinghead.pipeline.inputs import GenerationInputError
-from talkinghead.pipeline.pipeline import CHECKPOINTS, GenerationParams, TalkingHeadPipeline, check_output_path
+from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline, check_output_path
 from talkinghead.pipeline.streaming import stream_to_mp4
 
 DEFAULT_CHECKPOINTS = "outputs/demo/checkpoints"
@@ -74,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--face-index", type=int, help="which face when there are several (0 = largest)")
     p.add_argument("--side-by-side", action="store_true", help="also write OUT_side_by_side.mp4: mesh render | result")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_common_arguments(p)
     p.add_argument(
         "--stream",
         action="store_true",
@@ -86,24 +85,9 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_pipeline(args: argparse.Namespace) -> TalkingHeadPipeline:
-    """The pipeline of ``--checkpoints``: an export (folder, or hub id when no such path exists) unless a checkpoint
-    is given explicitly, a folder of Lightning checkpoints otherwise; a folder holding neither is named as such."""
-    source = Path(args.checkpoints)
-    overrides = {"facial_motion": args.facial_motion, "pose_mapper": args.pose_mapper, "motion_vae": args.motion_vae}
-    if not any(overrides.values()):
-        if is_export(source) or (not source.exists() and is_hub_id(args.checkpoints)):
-            return TalkingHeadPipeline.from_pretrained(args.checkpoints, device=args.device)
-        if source.is_dir() and not any((source / name).is_file() for name in CHECKPOINTS.values()):
-            raise GenerationInputError(
-                f"--checkpoints {args.checkpoints!r}: holds neither Lightning checkpoints "
-                f"({', '.join(CHECKPOINTS.values())}) nor an export ({', '.join(export_files())})"
-            )
-    return TalkingHeadPipeline.from_checkpoints(args.checkpoints, **overrides, device=args.device)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    configure_logging(verbosity(args))
     params = GenerationParams(
         pose=args.pose,
         seed=args.seed,
@@ -123,14 +107,20 @@ def main(argv: list[str] | None = None) -> int:
 
             if not torch.cuda.is_available():
                 raise GenerationInputError("--device cuda: CUDA is not available on this machine")
-        pipeline = load_pipeline(args)
+        pipeline = TalkingHeadPipeline.load(
+            args.checkpoints,
+            facial_motion=args.facial_motion,
+            pose_mapper=args.pose_mapper,
+            motion_vae=args.motion_vae,
+            device=args.device,
+        )
         if args.stream:
             return generate_stream(pipeline, args, params)
-        result = pipeline.generate(args.image, args.audio, args.out, params, progress=not args.quiet)
+        result = pipeline.generate(args.image, args.audio, args.out, params, progress=verbosity(args) >= 0)
     except (GenerationInputError, AudioError, VideoError) as error:
         print(f"talkinghead-generate: error: {error}", file=sys.stderr)
         return 2
-    for note in result.notes:
+    for note in result.notes if verbosity(args) >= 0 else ():
         print(f"talkinghead-generate: note: {note}", file=sys.stderr)
     extra = f" and {result.side_by_side}" if result.side_by_side else ""
     print(f"wrote {result.video}{extra}: {result.num_frames} frames at 25 fps")
@@ -145,7 +135,7 @@ def generate_stream(pipeline: TalkingHeadPipeline, args: argparse.Namespace, par
     speech = load_audio(args.audio)
     session = pipeline.open_stream(args.image, params)
     report = stream_to_mp4(session, speech, out, realtime=args.realtime)
-    for note in session.prepared.notes:
+    for note in session.prepared.notes if verbosity(args) >= 0 else ():
         print(f"talkinghead-generate: note: {note}", file=sys.stderr)
     print(f"wrote {out}: {report.num_frames} frames at 25 fps (streamed)")
     print(report.line(), file=sys.stderr)

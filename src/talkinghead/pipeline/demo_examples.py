@@ -1,26 +1,45 @@
-"""The example inputs of the web demo: the portrait and the speech that ``make demo`` animates.
+"""The bundled inputs ``make demo`` animates and the web demo offers as its example.
 
-They are ``portrait.png`` and ``speech.wav`` of ``outputs/demo/`` when ``make demo`` has written them there;
-otherwise they are written once into a cache folder (``$XDG_CACHE_HOME/talkinghead/demo_inputs``, by default
-``~/.cache/…``) by :func:`talkinghead.data.synthetic.demo_inputs.write_demo_inputs`: scikit-image's astronaut photo
-and an espeak-ng sentence. That function belongs to the data layer, which inference never imports, so it runs in a
-child process, as ``tools/demo_inputs.py`` does for ``make demo``.
+:func:`write_demo_inputs` writes ``OUT_DIR/portrait.png`` (scikit-image's ``astronaut`` photo, the portrait the
+embedded corpus was rendered from) and ``OUT_DIR/speech.wav`` (espeak-ng, 16 kHz). The corpus speaks random
+sentences drawn from :data:`talkinghead.audio.speech_synthesis.WORDS`; :data:`DEMO_SENTENCE` is not one of them and
+most of its words (hello, thanks, watching, demonstration, portrait, talks…) are outside that list, so the video
+shows speech the networks never heard.
+
+:func:`example_inputs` finds them for the web demo: ``portrait.png`` and ``speech.wav`` of a folder
+(``outputs/demo/`` after ``make demo``), else of a cache folder (``$XDG_CACHE_HOME/talkinghead/demo_inputs``, by
+default ``~/.cache/…``), written there once when missing.
 """
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-PORTRAIT, SPEECH = "portrait.png", "speech.wav"
+import soundfile as sf
+from PIL import Image
 
-_WRITE_DEMO_INPUTS = (
-    "import sys; from talkinghead.data.synthetic.demo_inputs import write_demo_inputs; write_demo_inputs(sys.argv[1])"
-)
+from talkinghead.atomic import atomic_output
+from talkinghead.audio.speech_synthesis import synthesize
+from talkinghead.face.images import load_image_rgb
+
+DEMO_SENTENCE = "Hello there! Thanks for watching this little demonstration of a portrait that talks."
+PORTRAIT, SPEECH = "portrait.png", "speech.wav"
 
 
 class ExampleInputsError(RuntimeError):
     """The example inputs could not be written; the message is one line."""
+
+
+def write_demo_inputs(out_dir: str | Path, text: str = DEMO_SENTENCE) -> tuple[Path, Path]:
+    """``OUT_DIR/portrait.png`` and ``OUT_DIR/speech.wav`` of ``text`` (module docstring), written atomically."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    portrait, speech_path = out_dir / PORTRAIT, out_dir / SPEECH
+    with atomic_output(portrait) as temp:
+        Image.fromarray(load_image_rgb(None)).save(temp, format="PNG")
+    speech = synthesize(text, voice="en-us", rate_wpm=150)
+    with atomic_output(speech_path) as temp:
+        sf.write(temp, speech.audio, speech.sample_rate, format="WAV", subtype="PCM_16")
+    return portrait, speech_path
 
 
 def default_cache() -> Path:
@@ -35,10 +54,7 @@ def example_inputs(folder: str | Path, cache: str | Path | None = None) -> tuple
         portrait, speech = candidate / PORTRAIT, candidate / SPEECH
         if portrait.is_file() and speech.is_file():
             return portrait, speech
-    result = subprocess.run(
-        [sys.executable, "-c", _WRITE_DEMO_INPUTS, str(cache)], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise ExampleInputsError(f"could not write the example inputs into {str(cache)!r}: {last}")
-    return cache / PORTRAIT, cache / SPEECH
+    try:
+        return write_demo_inputs(cache)
+    except (OSError, RuntimeError) as error:
+        raise ExampleInputsError(f"could not write the example inputs into {str(cache)!r}: {error}") from error

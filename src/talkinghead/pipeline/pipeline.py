@@ -43,7 +43,7 @@ from talkinghead.image_tensors import to_uint8
 from talkinghead.media import VideoWriter
 from talkinghead.models.audio_to_motion import AudioToMotion
 from talkinghead.models.checkpoints import load_network
-from talkinghead.models.export import ExportError, load_export, locate_export
+from talkinghead.models.export import ExportError, export_files, is_export, is_hub_id, load_export, locate_export
 from talkinghead.models.head_pose import HeadPoseGenerator
 from talkinghead.models.mesh_to_video import MeshToVideo
 from talkinghead.pipeline.inputs import (
@@ -202,6 +202,32 @@ class TalkingHeadPipeline:
         except ExportError as error:
             raise GenerationInputError(str(error)) from None
         return cls(networks["audio_to_motion"], networks["head_pose"], networks["mesh_to_video"], device=device)
+
+    @classmethod
+    def load(
+        cls,
+        source: str | Path,
+        *,
+        facial_motion: str | Path | None = None,
+        pose_mapper: str | Path | None = None,
+        motion_vae: str | Path | None = None,
+        device: str | torch.device = "cpu",
+    ) -> "TalkingHeadPipeline":
+        """What ``--checkpoints`` names: an export folder, or a hub id when no such path exists
+        (:meth:`from_pretrained`), else a folder of Lightning checkpoints (:meth:`from_checkpoints`, which an
+        explicit checkpoint path always selects). A folder holding neither is a :class:`GenerationInputError`."""
+        folder = Path(source)
+        if not any((facial_motion, pose_mapper, motion_vae)):
+            if is_export(folder) or (not folder.exists() and is_hub_id(str(source))):
+                return cls.from_pretrained(source, device=device)
+            if folder.is_dir() and not any((folder / name).is_file() for name in CHECKPOINTS.values()):
+                raise GenerationInputError(
+                    f"--checkpoints {str(source)!r}: holds neither Lightning checkpoints "
+                    f"({', '.join(CHECKPOINTS.values())}) nor an export ({', '.join(export_files())})"
+                )
+        return cls.from_checkpoints(
+            source, facial_motion=facial_motion, pose_mapper=pose_mapper, motion_vae=motion_vae, device=device
+        )
 
     def prepare(self, image: np.ndarray, face_index: int | None = None, name: str = "portrait") -> PreparedPortrait:
         """Choose the face, crop it to 256² (corpus convention) and fit α, β_ref, P_ref."""

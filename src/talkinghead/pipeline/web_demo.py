@@ -26,6 +26,7 @@ from pathlib import Path
 import gradio as gr
 
 from talkinghead.audio.io import AudioError
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.conventions import VIDEO_SUFFIXES
 from talkinghead.media import VideoError
 from talkinghead.pipeline.cli import DEFAULT_CHECKPOINTS
@@ -166,7 +167,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoints",
         default=DEFAULT_CHECKPOINTS,
-        help="folder with facial_motion.ckpt, pose_mapper.ckpt and motion_vae.ckpt (what `make demo` trains)",
+        help="folder with facial_motion.ckpt, pose_mapper.ckpt and motion_vae.ckpt (what `make demo` trains), "
+        "an export of tools/export_weights.py or its Hugging Face Hub id",
     )
     p.add_argument(
         "--examples",
@@ -177,18 +179,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     p.add_argument("--port", type=int, default=7860, help="port to listen on")
     p.add_argument("--share", action="store_true", help="also make a temporary public link through Gradio's servers")
+    add_common_arguments(p)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    configure_logging(verbosity(args))
     try:
         if args.device == "cuda":
             import torch
 
             if not torch.cuda.is_available():
                 raise GenerationInputError("--device cuda: CUDA is not available on this machine")
-        pipeline = TalkingHeadPipeline.from_checkpoints(args.checkpoints, device=args.device)
+        pipeline = TalkingHeadPipeline.load(args.checkpoints, device=args.device)
     except GenerationInputError as error:
         print(f"talkinghead-demo: error: {error}", file=sys.stderr)
         return 2

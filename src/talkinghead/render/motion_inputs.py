@@ -34,6 +34,7 @@ from talkinghead.render.warp import identity_grid
 # Colour code of the outer labels (background, head, torso) in PT_out; NCC colours fill the inner face.
 PRIOR_SMOOTHING, PRIOR_REACH = 6.0, 32.0  # px at 256², as the corpus' frame renderer
 OUTER_COLORS = ((0.0, 0.0, 0.0), (1.0, 0.0, 1.0), (0.0, 1.0, 1.0))
+FLOWS = ("flow_mesh", "flow_prior")  # the optional flow outputs of MotionInputRenderer.forward
 
 
 def _camera(camera: PerspectiveCamera, size: int) -> PerspectiveCamera:
@@ -113,63 +114,96 @@ class MotionInputRenderer(nn.Module):
         reference: dict[str, torch.Tensor],
         driven: dict[str, torch.Tensor],
         outer: torch.Tensor,
+        pairs: torch.Tensor | None = None,
+        flows: tuple[str, ...] = FLOWS,
     ) -> dict[str, torch.Tensor]:
-        """Render the inputs of B (reference, driven) pairs.
+        """Render the inputs of B (reference, driven) pairs from R distinct references.
+
+        Each reference is rasterized, labelled and turned into lip heatmaps once, however many driven faces
+        it pairs with (the pipeline drives one portrait with a batch of faces).
 
         Args:
-            alpha: (B, K) identity.
-            reference, driven: ``beta`` (B, 52), ``pose`` (B, 6), ``lip_offsets`` (B, L, 3).
-            outer: (B, 3, H, W) outer labels of the reference image (:meth:`FaceParser.parse`).
+            alpha: (R, K) identity of each reference.
+            reference: ``beta`` (R, 52), ``pose`` (R, 6), ``lip_offsets`` (R, L, 3).
+            driven: ``beta`` (B, 52), ``pose`` (B, 6), ``lip_offsets`` (B, L, 3); a driven face has its
+                reference's identity.
+            outer: (R, 3, H, W) outer labels of the reference images (:meth:`FaceParser.parse`).
+            pairs: (B,) the reference (index into R) of each driven face; None pairs driven i with
+                reference i (R = B).
+            flows: which of :data:`FLOWS` to return (the flows cost a smooth extension and two more
+                interpolated channels, and inference needs them only as the prior).
 
         Returns ``pt_reference``, ``pt_driven`` (B, 3, s, s), ``lip_reference``, ``lip_driven`` (B, L, s, s),
-        ``mask_driven`` (B, 1, s, s) the driven inner-face coverage M_d and ``flow_mesh`` (B, 2, s, s): on M_d,
-        the backward flow (normalized units, :mod:`talkinghead.models.motion_vae`) from each driven surface
-        point to the same point of the reference mesh — the mesh correspondence, averaged over the covered
-        part of each pixel; 0 off the face; and ``flow_prior`` (B, 2, s, s): that correspondence extended
-        smoothly off the face (:func:`~talkinghead.render.flow_extension.extend_flow`, σ 6 px, reach 32 px at
-        256²), the mesh-guided warp of the 3-D prior. s = ``motion_size``.
+        ``mask_driven`` (B, 1, s, s) the driven inner-face coverage M_d and, as asked in ``flows``:
+        ``flow_mesh`` (B, 2, s, s): on M_d, the backward flow (normalized units,
+        :mod:`talkinghead.models.motion_vae`) from each driven surface point to the same point of the
+        reference mesh — the mesh correspondence, averaged over the covered part of each pixel; 0 off the
+        face; and ``flow_prior`` (B, 2, s, s): that correspondence extended smoothly off the face
+        (:func:`~talkinghead.render.flow_extension.extend_flow`, σ 6 px, reach 32 px at 256²), the
+        mesh-guided warp of the 3-D prior. s = ``motion_size``. The per-pair reference outputs of a
+        single reference (R = 1) are expanded views of one rendering.
         """
-        batch, size = alpha.shape[0], self.render_size
+        unknown = set(flows) - set(FLOWS)
+        if unknown:
+            raise ValueError(f"flows must be among {FLOWS}, got {sorted(unknown)}")
+        refs, batch, size = alpha.shape[0], driven["beta"].shape[0], self.render_size
+        if pairs is None and refs != batch:
+            raise ValueError(f"without pairs there must be one reference per driven face, got {refs} and {batch}")
+
+        def per_pair(x: torch.Tensor) -> torch.Tensor:
+            """Reference rows (R, …) → rows of the B pairs."""
+            if pairs is None:
+                return x
+            if refs == 1:
+                return x.expand(batch, *x.shape[1:])
+            return x.index_select(0, pairs.to(x.device))
+
         reference_shape = self.unposed(alpha, reference)
         reference_vertices = apply_pose(reference_shape, reference["pose"])
-        driven_vertices = apply_pose(self.unposed(alpha, driven), driven["pose"])
+        driven_vertices = apply_pose(self.unposed(per_pair(alpha), driven), driven["pose"])
         renderer = self._renderer(alpha.device)
         project = renderer.camera.project
         screen = project(torch.cat((reference_vertices, driven_vertices)))
         raster = renderer.rasterizer.rasterize(screen, renderer.triangles, (size, size))
-        # Per vertex: NCC colour (Eq. 9) and, for the driven meshes, the vertex' normalized position on the
+        # Per vertex: NCC colour (Eq. 9) and, for the driven meshes, the vertex' normalized position on its
         # reference mesh's projection; interpolated over the raster, the latter is the mesh correspondence.
-        positions = 2.0 * screen[:batch, :, :2] / size - 1.0
-        attributes = torch.cat((renderer.colors.expand(2 * batch, -1, -1), positions.repeat(2, 1, 1)), dim=-1)
+        attributes = renderer.colors.expand(refs + batch, -1, -1)
+        if flows:
+            positions = 2.0 * screen[:refs, :, :2] / size - 1.0
+            attributes = torch.cat((attributes, torch.cat((positions, per_pair(positions)))), dim=-1)
         interpolated = renderer.rasterizer.interpolate(attributes, raster, renderer.triangles)
         pt_in, mask = interpolated[:, :3], raster.mask
-        centres = identity_grid(size, size, alpha.device, alpha.dtype).permute(0, 3, 1, 2)
-        covered = raster.mask[batch:]
-        flow_mesh = (interpolated[batch:, 3:] - centres) * covered
-        scale = size / 256.0
-        flow_prior = extend_flow(flow_mesh, covered, PRIOR_SMOOTHING * scale, PRIOR_REACH * scale)
         labels = F.interpolate(
             outer.to(pt_in.dtype), size=(size, size), mode="bilinear", align_corners=False, antialias=True
         )
-        moved = apply_pose(reference_shape, driven["pose"])
-        theta = head_motion_theta(project(reference_vertices)[..., :2], project(moved)[..., :2], size)
+        pair_labels = per_pair(labels)
+        moved = apply_pose(per_pair(reference_shape), driven["pose"])
+        theta = head_motion_theta(per_pair(screen[:refs, :, :2]), project(moved)[..., :2], size)
         grid = F.affine_grid(theta, [batch, 1, size, size], align_corners=False)
-        head = F.grid_sample(labels[:, 1:2], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        rest = labels[:, ::2] * (1.0 - head) / labels[:, ::2].sum(1, keepdim=True).clamp_min(1e-6)
+        head = F.grid_sample(pair_labels[:, 1:2], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        rest = pair_labels[:, ::2] * (1.0 - head) / pair_labels[:, ::2].sum(1, keepdim=True).clamp_min(1e-6)
         driven_labels = torch.cat((rest[:, :1], head, rest[:, 1:]), dim=1)
         pt = compose_projection_texture(pt_in, mask, colorize(torch.cat((labels, driven_labels))))
         pool = size // self.motion_size
         pt, mask = F.avg_pool2d(pt, pool), F.avg_pool2d(mask, pool)
-        mask_driven = mask[batch:]
-        flow_mesh = F.avg_pool2d(flow_mesh, pool) / mask_driven.clamp_min(1e-6)
+        mask_driven = mask[refs:]
         lips = self.motion_camera.project(torch.cat((reference_vertices, driven_vertices))[:, self.model.lip_ids])
         heatmaps = lip_heatmaps(lips[..., :2], (self.motion_size, self.motion_size), self.heatmap_sigma)
-        return {
-            "pt_reference": pt[:batch],
-            "pt_driven": pt[batch:],
-            "lip_reference": heatmaps[:batch],
-            "lip_driven": heatmaps[batch:],
+        out = {
+            "pt_reference": per_pair(pt[:refs]),
+            "pt_driven": pt[refs:],
+            "lip_reference": per_pair(heatmaps[:refs]),
+            "lip_driven": heatmaps[refs:],
             "mask_driven": mask_driven,
-            "flow_mesh": flow_mesh,
-            "flow_prior": F.avg_pool2d(flow_prior, pool),
         }
+        if flows:
+            centres = identity_grid(size, size, alpha.device, alpha.dtype).permute(0, 3, 1, 2)
+            covered = raster.mask[refs:]
+            flow_mesh = (interpolated[refs:, 3:] - centres) * covered
+            if "flow_mesh" in flows:
+                out["flow_mesh"] = F.avg_pool2d(flow_mesh, pool) / mask_driven.clamp_min(1e-6)
+            if "flow_prior" in flows:
+                scale = size / 256.0
+                flow_prior = extend_flow(flow_mesh, covered, PRIOR_SMOOTHING * scale, PRIOR_REACH * scale)
+                out["flow_prior"] = F.avg_pool2d(flow_prior, pool)
+        return out

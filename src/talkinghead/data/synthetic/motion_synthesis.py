@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from talkinghead.data.synthetic.speech import PhonemeEvent
+from talkinghead.audio.speech_synthesis import PhonemeEvent
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
 
 BLINK_INTERVAL_S = (2.0, 6.0)

@@ -4,7 +4,7 @@ One *identity* is a portrait variation (flip, crop jitter, colour, background) w
 α of the built-in model and one espeak-ng voice; it speaks :attr:`SynthConfig.clips_per_identity`
 different random sentences. Per clip:
 
-1. speech: espeak-ng audio (16 kHz) with its own phoneme timings (:mod:`~talkinghead.data.synthetic.speech`);
+1. speech: espeak-ng audio (16 kHz) with its own phoneme timings (:mod:`~talkinghead.audio.speech_synthesis`);
 2. motion: coarticulated viseme blendshapes + blinks + brow raises (β, T×52), phoneme lip offsets
    (O_lip, T×L×3), and a head-pose trajectory that follows the speech energy added to the portrait's
    fitted pose P_ref (:mod:`~talkinghead.data.synthetic.visemes`, :mod:`~talkinghead.data.synthetic.motion_synthesis`);
@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from talkinghead.audio.speech_synthesis import VOICES, random_sentence, synthesize
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.data.clip import Clip
 from talkinghead.data.shards import ShardWriter, write_index
 from talkinghead.data.synthetic.frame_renderer import MeshWarpRenderer
 from talkinghead.data.synthetic.motion_synthesis import blink_curves, brow_curves, head_pose_trajectory
 from talkinghead.data.synthetic.portrait_variation import vary_portrait
-from talkinghead.data.synthetic.speech import VOICES, random_sentence, synthesize
 from talkinghead.data.synthetic.visemes import lip_offset_targets, viseme_curves
 from talkinghead.face import (
     MorphableModel,

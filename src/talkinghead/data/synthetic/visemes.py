@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from talkinghead.data.synthetic.speech import PhonemeEvent
+from talkinghead.audio.speech_synthesis import PhonemeEvent
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
 
 

@@ -1,23 +1,21 @@
 """Speech with exact phoneme timings from espeak-ng: the audio and phoneme track of the embedded corpus.
 
 The embedded corpus needs speech whose phoneme timings are known rather than estimated from the audio.
-``libespeak-ng`` reports them itself through its synthesis callback (see :mod:`talkinghead.data.synthetic.espeak`,
+``libespeak-ng`` reports them itself through its synthesis callback (see :mod:`talkinghead.audio.espeak`,
 the ctypes binding); the command line's ``--pho`` output would need MBROLA voices, which Debian does not
 package.
 
 :func:`synthesize` runs the binding in a fresh interpreter per utterance (about 30 ms): the library keeps
 synthesis state between calls that no API resets, so only a fresh process gives the same audio for the
 same arguments. It follows that calls are independent, thread-safe and work the same in worker
-processes (``spawn`` or ``fork``; a forked worker must, as for any torch code, run with one intra-op thread,
-``torch.set_num_threads(1)``, as DataLoader workers do, or the resampling waits forever on the parent's
-OpenMP pool).
+processes (``spawn`` or ``fork``).
 
 Stress: espeak-ng 1.51 puts no stress into phoneme events, so it is read from the library's own
 transcription of the text (``'`` before a vowel with primary stress) and carried over to the events by
 aligning the two phoneme sequences. :attr:`PhonemeEvent.stressed` is primary stress.
 
 Audio: espeak-ng speaks at 22050 Hz; :func:`synthesize` returns 16 kHz mono float32 in [-1, 1],
-resampled with ``torchaudio.functional.resample``.
+resampled with :func:`talkinghead.audio.io.resample`.
 """
 
 import difflib
@@ -28,11 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torchaudio.functional
 
+from talkinghead.audio import espeak
+from talkinghead.audio.io import resample
 from talkinghead.conventions import SAMPLE_RATE
-from talkinghead.data.synthetic import espeak
 
 """Sample rate of :attr:`Speech.audio` (Hz)."""
 
@@ -131,7 +128,7 @@ def synthesize(text: str, voice: str = "en-us", rate_wpm: int = 160, pitch: int 
         raise ValueError(f"pitch must be in [0, 100], got {pitch}")
     native = _run_espeak(text, voice, rate_wpm, pitch)
     samples = np.frombuffer(native["samples"], dtype=np.int16).astype(np.float32) / 32768.0
-    audio = torchaudio.functional.resample(torch.from_numpy(samples), native["sample_rate"], SAMPLE_RATE).numpy()
+    audio = resample(samples, native["sample_rate"], SAMPLE_RATE)
     audio = np.clip(audio, -1.0, 1.0)  # resampling can overshoot full scale by a little
     stress = [_split_stress(token) for clause in native["transcription"] for token in clause.split()]
     events = [(ms / 1000.0, symbol) for ms, symbol in native["events"]]
@@ -155,7 +152,7 @@ def random_sentence(rng: np.random.Generator, min_words: int = 4, max_words: int
 
 
 def _run_espeak(text: str, voice: str, rate_wpm: int, pitch: int) -> dict:
-    """Run :mod:`talkinghead.data.synthetic.espeak` in a fresh interpreter; its header fields plus ``samples``."""
+    """Run :mod:`talkinghead.audio.espeak` in a fresh interpreter; its header fields plus ``samples``."""
     library = espeak.library_name()
     if library is None:
         raise RuntimeError(f"libespeak-ng is not installed; {espeak.INSTALL_HINT}")

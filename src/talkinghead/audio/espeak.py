@@ -12,7 +12,7 @@ One synthesis per process. The library is process-global state that survives a s
 pitch-flutter phase, gain control and C ``rand()`` stream carry over, so the same text spoken twice in
 one process gives slightly different audio), ``espeak_Initialize`` starts a thread even in synchronous
 mode, and ``espeak_Terminate`` hangs in synchronous mode, so the library can be neither reset nor
-unloaded safely. :func:`talkinghead.data.synthetic.speech.synthesize` therefore runs this module as a script in
+unloaded safely. :func:`talkinghead.audio.speech_synthesis.synthesize` therefore runs this module as a script in
 a fresh interpreter for every utterance (``python -I -S``, about 30 ms; it imports only the standard
 library): it reads a JSON request ``{"library", "text", "voice", "rate_wpm", "pitch"}`` on stdin and
 writes one JSON line ``{"sample_rate", "events", "transcription"}`` followed by the samples

@@ -29,9 +29,15 @@ from talkinghead.audio.io import FPS, SAMPLE_RATE
 
 
 class AudioEncoder(nn.Module):
-    """Contract: ``forward(waveform (B, S), num_frames) → (B, num_frames, output_dim)`` (module docstring)."""
+    """Contract: ``forward(waveform (B, S), num_frames) → (B, num_frames, output_dim)`` (module docstring).
+
+    ``stream_context`` = (left, right): the whole video frames of audio before and after a frame's own span that
+    streaming passes to :meth:`forward` along with it (:mod:`talkinghead.pipeline.streaming` encodes a sliding
+    window and keeps the rows of the frames in its middle). ``right`` is the encoder's lookahead.
+    """
 
     output_dim: int
+    stream_context: tuple[int, int]
 
     def __init__(self, fps: float = FPS, sample_rate: int = SAMPLE_RATE) -> None:
         super().__init__()
@@ -104,7 +110,14 @@ class MelEncoder(AudioEncoder):
 
     The buffers are ``mel.spectrogram.window`` and ``mel.mel_scale.fb``, the names of
     ``torchaudio.transforms.MelSpectrogram``'s, so checkpoints saved with that front end load strictly.
+
+    Streaming (``stream_context = (1, 1)``): a frame's features depend on ``(n_fft − hop) / 2`` samples
+    (7.5 ms) on either side of its span, which are zeros at the ends of the utterance; with one whole frame of
+    context on each side a window's middle rows are exactly those of the whole utterance, and the right frame
+    (40 ms) is also what tells that the frame is not the last one (whose right context is zeros).
     """
+
+    stream_context = (1, 1)
 
     def __init__(
         self,
@@ -168,7 +181,15 @@ class Wav2Vec2Encoder(AudioEncoder):
     resampled to ``T`` rows by ``F.interpolate(mode="linear", align_corners=False)``, which maps the centre
     of video frame ``t``, ``(t + ½)·640``, to feature time ``(t + ½)·640 / s`` — at 50 Hz the mean of
     features ``2t`` and ``2t + 1``, the two halves of the frame's span.
+
+    Streaming (``stream_context``, default 50 frames = 2 s before and 3 frames = 120 ms after): the transformer
+    attends over the whole input and the normalisation uses the whole input's statistics, so no finite window
+    reproduces the offline features exactly; streaming encodes a sliding window (normalised over itself) and
+    keeps the rows of its new frames. The difference from the offline features is measured in
+    ``tests/test_streaming.py`` and docs/PERFORMANCE.md.
     """
+
+    stream_context = (50, 3)
 
     def __init__(
         self,

@@ -25,6 +25,8 @@ AAC_BITRATE = 128_000
 class VideoWriter:
     """``with VideoWriter(path, fps=25, audio=speech, sample_rate=16000) as out: out.write(frames)``.
 
+    ``video_options``: extra x264 options of a subclass (:class:`~talkinghead.media.FragmentedVideoWriter`).
+
     Args:
         path: destination ``.mp4``; its folder must exist and be writable (checked on entry).
         fps: constant frame rate.
@@ -33,6 +35,8 @@ class VideoWriter:
         sample_rate: rate of ``audio``.
         crf: x264 constant rate factor (18 ≈ visually lossless).
     """
+
+    video_options: dict[str, str] = {}
 
     def __init__(
         self,
@@ -71,7 +75,8 @@ class VideoWriter:
     def _open_video(self, height: int, width: int) -> None:
         if height % 2 or width % 2:
             raise video_error(self.path, f"frame size {width}x{height} must be even for yuv420p")
-        self._video = self._container.add_stream("libx264", rate=self.fps, options={"crf": str(self.crf)})
+        options = {"crf": str(self.crf), **self.video_options}
+        self._video = self._container.add_stream("libx264", rate=self.fps, options=options)
         self._video.width, self._video.height, self._video.pix_fmt = width, height, "yuv420p"
 
     def write(self, frames: np.ndarray) -> None:

@@ -187,6 +187,11 @@ class DecoderLayer(nn.Module):
         return x, (keys, values)
 
 
+def concat_memory_kv(old: list, new: list) -> list:
+    """Per-layer cross-attention (keys, values) of two consecutive memory spans, joined along time (streaming)."""
+    return [(torch.cat((k0, k1), 2), torch.cat((v0, v1), 2)) for (k0, v0), (k1, v1) in zip(old, new, strict=True)]
+
+
 @dataclass
 class DecoderCache:
     """Self-attention keys/values per layer and their frame positions, for incremental decoding.
@@ -273,17 +278,23 @@ class CausalDecoder(nn.Module):
         return self.norm(x)
 
     def step(
-        self, x: torch.Tensor, position: int, memory_kv: list[tuple[torch.Tensor, torch.Tensor]], cache: DecoderCache
+        self,
+        x: torch.Tensor,
+        position: int,
+        memory_kv: list[tuple[torch.Tensor, torch.Tensor]],
+        cache: DecoderCache,
+        memory_start: int = 0,
     ) -> torch.Tensor:
         """One new frame's embedding x (B, 1, D) at ``position`` → hidden state (B, 1, D); updates ``cache``.
 
         ``cache.max_context`` (not the decoder's) decides which past frames are kept and attended to.
+        ``memory_start``: the frame of ``memory_kv``'s first entry (streaming keeps only the recent memory).
         """
         query = torch.tensor([position], device=x.device)
         keys = query if cache.positions is None else torch.cat((cache.positions, query))
         self_mask = self.self_mask(query, keys, cache.max_context)
         w_past, w_future = self.audio_window
-        lo, hi = max(0, position - w_past), position + w_future + 1
+        lo, hi = max(0, position - w_past) - memory_start, position + w_future + 1 - memory_start
         x = self.positional(x, query)
         new_layers = []
         for i, (layer, (mem_k, mem_v)) in enumerate(zip(self.layers, memory_kv, strict=True)):

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES, LIP_BLENDSHAPES, OTHER_BLENDSHAPES
-from talkinghead.models.attention import CausalDecoder, DecoderCache
+from talkinghead.models.attention import CausalDecoder, DecoderCache, concat_memory_kv
 from talkinghead.models.blocks import AudioProjection
 
 _LIP_INDEX = [ARKIT_BLENDSHAPES.index(name) for name in LIP_BLENDSHAPES]
@@ -94,7 +94,8 @@ class GenerationState:
     caches: dict[str, DecoderCache]  # branch → self-attention K/V cache
     previous: dict[str, torch.Tensor | None]  # branch → last output (B, 1, out), None before frame 0
     position: int
-    length: int
+    length: int  # frames of A' known so far (all of them offline; growing while streaming)
+    memory_start: int = 0  # the frame of memory_kv's first entry (streaming trims the past)
 
 
 class FacialMotionGenerator(nn.Module):
@@ -261,6 +262,34 @@ class FacialMotionGenerator(nn.Module):
             length=audio_features.shape[1],
         )
 
+    def start_stream(self, alpha: torch.Tensor, max_context: int | None = None) -> GenerationState:
+        """Begin incremental decoding of audio that arrives over time: no A' yet; :meth:`extend` appends frames
+        of it (:meth:`memory` of a window of audio features), :meth:`trim` forgets what no later step attends to."""
+        return GenerationState(
+            memory_kv=dict.fromkeys(self.branches),
+            caches={name: DecoderCache(max_context or self.max_context) for name in self.branches},
+            previous=dict.fromkeys(self.branches),
+            position=0,
+            length=0,
+        )
+
+    def extend(self, state: GenerationState, memory: torch.Tensor) -> None:
+        """Append the next frames of A' (B, n, D) to the state's cross-attention K/V."""
+        for name, branch in self.branches.items():
+            new, old = branch.decoder.memory_kv(memory), state.memory_kv[name]
+            state.memory_kv[name] = new if old is None else concat_memory_kv(old, new)
+        state.length += memory.shape[1]
+
+    def trim(self, state: GenerationState) -> None:
+        """Drop the A' frames before ``position − w_past``: no later step's alignment window reaches them."""
+        drop = max(0, state.position - self.audio_window[0]) - state.memory_start
+        if drop <= 0 or state.memory_kv[next(iter(self.branches))] is None:
+            return
+        state.memory_kv = {
+            name: [(k[:, :, drop:], v[:, :, drop:]) for k, v in layers] for name, layers in state.memory_kv.items()
+        }
+        state.memory_start += drop
+
     def step(self, state: GenerationState) -> dict[str, torch.Tensor]:
         """Decode frame ``state.position`` (one pass through each branch's layers) → output dict with T = 1."""
         if state.position >= state.length:
@@ -270,7 +299,8 @@ class FacialMotionGenerator(nn.Module):
             kv = state.memory_kv[name]
             previous = state.previous[name]
             x = branch.start(kv[0][0].shape[0]) if previous is None else branch.embed(previous)
-            values[name] = branch.output(branch.decoder.step(x, state.position, kv, state.caches[name]))
+            hidden = branch.decoder.step(x, state.position, kv, state.caches[name], state.memory_start)
+            values[name] = branch.output(hidden)
             state.previous[name] = values[name]
         state.position += 1
         ref = next(iter(values.values()))

@@ -27,13 +27,14 @@ trained the same way) and ``use_initial_pose=False`` (no P⁰ condition).
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from talkinghead.face.pose import POSE_DIM
-from talkinghead.models.attention import CausalDecoder, DecoderCache
+from talkinghead.models.attention import CausalDecoder, DecoderCache, concat_memory_kv
 from talkinghead.models.blocks import AudioProjection
 from talkinghead.models.pose_vqvae import DEFAULT_POSE_SCALE, VectorQuantizer
 
@@ -45,6 +46,19 @@ def pool_to_codes(features: torch.Tensor, factor: int) -> torch.Tensor:
     if pad:
         features = torch.cat((features, features[:, -1:].expand(-1, pad, -1)), dim=1)
     return F.avg_pool1d(features.transpose(1, 2), factor).transpose(1, 2)
+
+
+@dataclass
+class MapperState:
+    """Incremental-decoding state of :meth:`PoseMapper.start` / :meth:`~PoseMapper.step`."""
+
+    cond: torch.Tensor  # (B, D) style (+ P⁰) condition
+    memory_kv: list | None  # per-layer cross-attention K/V of the memory steps known so far
+    memory_start: int  # the step of memory_kv's first entry (streaming trims the past)
+    length: int  # memory steps known so far
+    cache: DecoderCache
+    x: torch.Tensor  # (B, 1, D) the next step's input: the start token, then the last code's embedding
+    position: int
 
 
 class PoseMapper(nn.Module):
@@ -112,7 +126,11 @@ class PoseMapper(nn.Module):
 
     def memory(self, audio_features: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """A (B, T, C) at video fps → memory (B, ceil(T/f), D) at the code rate, plus the condition."""
-        return self.audio_encoder(pool_to_codes(audio_features, self.downsample)) + cond[:, None]
+        return self.code_memory(pool_to_codes(audio_features, self.downsample), cond)
+
+    def code_memory(self, pooled: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Audio already pooled to the code rate (B, N, C) → memory (B, N, D), plus the condition."""
+        return self.audio_encoder(pooled) + cond[:, None]
 
     def forward(
         self, audio_features: torch.Tensor, alpha: torch.Tensor, initial_pose: torch.Tensor, codes: torch.Tensor
@@ -140,21 +158,46 @@ class PoseMapper(nn.Module):
 
         ``num_steps`` defaults to ceil(T / f). Sampling as in the module docstring.
         """
+        state = self.start(alpha, initial_pose)
+        self.extend(state, self.memory(audio_features, state.cond))
+        num_steps = state.length if num_steps is None else num_steps
+        steps = [self.step(state, codebook, temperature, top_k, generator) for _ in range(num_steps)]
+        return torch.stack([z_q for z_q, _ in steps], dim=1), torch.stack([index for _, index in steps], dim=1)
+
+    def start(self, alpha: torch.Tensor, initial_pose: torch.Tensor) -> MapperState:
+        """Begin incremental decoding: the condition and the start token, no memory yet (:meth:`extend`)."""
         cond = self.condition(alpha, initial_pose)
-        memory = self.memory(audio_features, cond)
-        memory_kv = self.decoder.memory_kv(memory)
-        num_steps = memory.shape[1] if num_steps is None else num_steps
-        cache = DecoderCache(self.max_context)
-        x = (self.start_token + cond)[:, None]
-        chosen, indices = [], []
-        for step in range(num_steps):
-            z_hat = self.head(self.decoder.step(x, step, memory_kv, cache))[:, 0]  # (B, d_code)
-            index = self.sample(z_hat, codebook, temperature, top_k, generator)
-            z_q = codebook.codes(index)
-            chosen.append(z_q)
-            indices.append(index)
-            x = self.input_proj(z_q)[:, None]
-        return torch.stack(chosen, dim=1), torch.stack(indices, dim=1)
+        return MapperState(cond, None, 0, 0, DecoderCache(self.max_context), (self.start_token + cond)[:, None], 0)
+
+    def extend(self, state: MapperState, memory: torch.Tensor) -> None:
+        """Append the next code steps of the memory (B, n, D) (:meth:`memory` / :meth:`code_memory`)."""
+        new = self.decoder.memory_kv(memory)
+        state.memory_kv = new if state.memory_kv is None else concat_memory_kv(state.memory_kv, new)
+        state.length += memory.shape[1]
+
+    def trim(self, state: MapperState) -> None:
+        """Drop the memory steps before ``position − w_past``: no later step's alignment window reaches them."""
+        drop = max(0, state.position - self.decoder.audio_window[0]) - state.memory_start
+        if drop > 0 and state.memory_kv is not None:
+            state.memory_kv = [(k[:, :, drop:], v[:, :, drop:]) for k, v in state.memory_kv]
+            state.memory_start += drop
+
+    def step(
+        self,
+        state: MapperState,
+        codebook: VectorQuantizer,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample code step ``state.position`` → (z_q (B, d_code), index (B,)); the next input is its embedding."""
+        hidden = self.decoder.step(state.x, state.position, state.memory_kv, state.cache, state.memory_start)
+        z_hat = self.head(hidden)[:, 0]  # (B, d_code)
+        index = self.sample(z_hat, codebook, temperature, top_k, generator)
+        z_q = codebook.codes(index)
+        state.x = self.input_proj(z_q)[:, None]
+        state.position += 1
+        return z_q, index
 
     @staticmethod
     def sample(

@@ -317,3 +317,113 @@ class PoseVQVAE(nn.Module):
     def normalized_error(self, predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean squared error in the network's normalised units (the ‖P_r − P̂_r‖² of Eq. 12, 13)."""
         return ((predicted - target) / self.pose_scale).pow(2).mean()
+
+
+class StreamingPoseDecoder:
+    """:meth:`PoseVQVAE.decode` of codes that arrive one step at a time, emitting each frame once no later code
+    can change it; the frames equal the offline decode of the whole sequence (up to float rounding).
+
+    With ``max_context`` (a window of ``w`` codes, hop ``w // 2``) the offline decode is a cross-faded sum of
+    windows starting at ``0, hop, 2·hop, …`` below ``N − w`` plus one window flush with the end (N codes in
+    all). A window starting at ``s`` is therefore a regular one as soon as ``N > s + w`` is known, and it is
+    decoded as soon as its ``w`` codes are there; the frames of code ``n`` are final once every regular window
+    covering it is decoded and ``N > n + w`` (the flush window cannot reach it). The delay is ``w`` codes after
+    a code plus the time its last covering window's codes take to arrive. :meth:`close` (N known) decodes the
+    remaining windows as the offline decode does, or the whole sequence in one pass when ``N ≤ w``; without
+    ``max_context`` everything waits for :meth:`close`.
+
+    Memory is bounded: the codes from the next undecoded window on and the overlap-add sums of the frames not
+    emitted yet.
+    """
+
+    def __init__(self, vqvae: PoseVQVAE) -> None:
+        self.vqvae = vqvae
+        self.f = vqvae.downsample
+        self.window = None if vqvae.max_context is None else vqvae.max_context // vqvae.downsample
+        self.hop = None if self.window is None else self.window // 2
+        self.codes: torch.Tensor | None = None  # (B, n, d) codes from code_start on
+        self.code_start = 0
+        self.num_codes = 0  # codes pushed so far
+        self.next_window = 0  # index k of the next regular window (start k · hop)
+        self.sums: torch.Tensor | None = None  # (B, frames, 6) weighted sums from frame_start on
+        self.weights: torch.Tensor | None = None  # (frames, 1)
+        self.frame_start = 0  # first frame not emitted yet
+
+    def push(self, z_q: torch.Tensor, min_total_codes: int) -> torch.Tensor:
+        """Append codes (B, n, d); ``min_total_codes`` is a lower bound on the final N. → the frames (B, m, 6)
+        that became final (relative poses in radians/cm; m may be 0)."""
+        self.codes = z_q if self.codes is None else torch.cat((self.codes, z_q), dim=1)
+        self.num_codes += z_q.shape[1]
+        if self.window is None:
+            return self._empty()
+        while True:
+            start = self.next_window * self.hop
+            if not (start + self.window <= self.num_codes and min_total_codes > start + self.window):
+                break
+            self._add_window(start, first=self.next_window == 0, last=False)
+            self.next_window += 1
+        final_codes = max(0, min(self.next_window * self.hop, min_total_codes - self.window))
+        out = self._emit(final_codes * self.f)
+        # The flush window starts at N − w ≥ (codes so far) − w: keep its codes too.
+        self._forget_codes(max(0, min(self.next_window * self.hop, self.num_codes - self.window)))
+        return out
+
+    def close(self, num_frames: int) -> torch.Tensor:
+        """The remaining frames up to ``num_frames`` (the final T; N = ceil(T / f) codes must have been pushed)."""
+        length = self.num_codes
+        if self.codes is None:
+            return self._empty()
+        if self.window is None or (length <= self.window and self.next_window == 0):
+            decoded = self.vqvae._decode(self.codes)[:, : num_frames - self.frame_start]
+            self.frame_start += decoded.shape[1]
+            return decoded
+        starts = window_starts(length, self.window, self.hop)
+        for k, start in enumerate(starts):
+            if k >= self.next_window:
+                self._add_window(start, first=k == 0, last=k == len(starts) - 1)
+        self.next_window = len(starts)
+        return self._emit(num_frames)
+
+    def buffer_sizes(self) -> dict[str, int]:
+        """Codes and frames held (for checking that memory stays bounded)."""
+        return {
+            "pose codes": 0 if self.codes is None else self.codes.shape[1],
+            "pose frames": 0 if self.sums is None else self.sums.shape[1],
+        }
+
+    def _empty(self) -> torch.Tensor:
+        batch = 1 if self.codes is None else self.codes.shape[0]
+        return self.vqvae.pose_scale.new_zeros(batch, 0, POSE_DIM)
+
+    def _add_window(self, start: int, first: bool, last: bool) -> None:
+        window, f = self.window, self.f
+        codes = self.codes[:, start - self.code_start : start - self.code_start + window]
+        decoded = self.vqvae._decode(codes)  # (B, window·f, 6)
+        weight = crossfade_weights(window * f, (window - self.hop) * f, first, last).to(decoded)[:, None]
+        end = (start + window) * f
+        if self.sums is None:
+            self.sums = decoded.new_zeros(decoded.shape[0], 0, POSE_DIM)
+            self.weights = decoded.new_zeros(0, 1)
+        grow = end - self.frame_start - self.sums.shape[1]
+        if grow > 0:
+            self.sums = torch.cat((self.sums, self.sums.new_zeros(self.sums.shape[0], grow, POSE_DIM)), dim=1)
+            self.weights = torch.cat((self.weights, self.weights.new_zeros(grow, 1)))
+        frames = slice(start * f - self.frame_start, end - self.frame_start)
+        self.sums[:, frames] += weight * decoded
+        self.weights[frames] += weight
+
+    def _emit(self, until: int) -> torch.Tensor:
+        """Frames [frame_start, until) as sums / weights, then forgotten."""
+        count = max(0, until - self.frame_start)
+        if count == 0 or self.sums is None:
+            return self._empty()
+        out = self.sums[:, :count] / self.weights[:count]
+        self.sums, self.weights = self.sums[:, count:], self.weights[count:]
+        self.frame_start += count
+        return out
+
+    def _forget_codes(self, keep_from: int) -> None:
+        drop = keep_from - self.code_start
+        if drop > 0:
+            self.codes = self.codes[:, drop:]
+            self.code_start = keep_from

@@ -8,11 +8,12 @@ line on stderr naming the problem and exit code 2; no output file is left behind
 import argparse
 import sys
 
-from talkinghead.audio.io import AudioError
+from talkinghead.audio.io import AudioError, load_audio
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.media import VideoError
 from talkinghead.pipeline.inputs import GenerationInputError
-from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline
+from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline, check_output_path
+from talkinghead.pipeline.streaming import stream_to_mp4
 
 DEFAULT_CHECKPOINTS = "outputs/demo/checkpoints"
 
@@ -73,6 +74,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--face-index", type=int, help="which face when there are several (0 = largest)")
     p.add_argument("--side-by-side", action="store_true", help="also write OUT_side_by_side.mp4: mesh render | result")
     add_common_arguments(p)
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="generate as if the speech were live: read it in 40-ms chunks, write each frame as soon as its audio "
+        "has arrived into a fragmented mp4 that plays while it is written (OUT itself, deleted on error); prints "
+        "the first frame's delay and the real-time factor",
+    )
+    p.add_argument("--realtime", action="store_true", help="with --stream: feed the chunks at wall-clock pace")
     return p
 
 
@@ -91,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         side_by_side=args.side_by_side,
     )
     try:
+        if args.realtime and not args.stream:
+            raise GenerationInputError("--realtime needs --stream")
         if args.device == "cuda":
             import torch
 
@@ -103,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             motion_vae=args.motion_vae,
             device=args.device,
         )
+        if args.stream:
+            return generate_stream(pipeline, args, params)
         result = pipeline.generate(args.image, args.audio, args.out, params, progress=verbosity(args) >= 0)
     except (GenerationInputError, AudioError, VideoError) as error:
         print(f"talkinghead-generate: error: {error}", file=sys.stderr)
@@ -111,6 +124,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"talkinghead-generate: note: {note}", file=sys.stderr)
     extra = f" and {result.side_by_side}" if result.side_by_side else ""
     print(f"wrote {result.video}{extra}: {result.num_frames} frames at 25 fps")
+    return 0
+
+
+def generate_stream(pipeline: TalkingHeadPipeline, args: argparse.Namespace, params: GenerationParams) -> int:
+    """``--stream``: the speech file fed in 40-ms chunks (:func:`~talkinghead.pipeline.streaming.stream_to_mp4`)."""
+    if args.side_by_side:
+        raise GenerationInputError("--side-by-side is not available with --stream")
+    out = check_output_path(args.out)
+    speech = load_audio(args.audio)
+    session = pipeline.open_stream(args.image, params)
+    report = stream_to_mp4(session, speech, out, realtime=args.realtime)
+    for note in session.prepared.notes if verbosity(args) >= 0 else ():
+        print(f"talkinghead-generate: note: {note}", file=sys.stderr)
+    print(f"wrote {out}: {report.num_frames} frames at 25 fps (streamed)")
+    print(report.line(), file=sys.stderr)
     return 0
 
 

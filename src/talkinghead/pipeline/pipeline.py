@@ -24,7 +24,7 @@ when set), a few MB for ten minutes.
 """
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +54,7 @@ from talkinghead.pipeline.inputs import (
     load_pose_file,
 )
 from talkinghead.pipeline.paste_back import PasteBack
+from talkinghead.pipeline.streaming import StreamSession, stream_frames
 
 CHECKPOINTS = {
     "facial_motion": "facial_motion.ckpt",
@@ -276,11 +277,8 @@ class TalkingHeadPipeline:
             poses = reference_pose + follow(relative, num_frames)
         return {"beta": beta, "lip_offsets": lip_offsets, "pose": poses}
 
-    def frames(
-        self, prepared: PreparedPortrait, motion: dict[str, torch.Tensor], batch_size: int
-    ) -> Iterator[dict[str, torch.Tensor]]:
-        """Stage 2, one batch of ``batch_size`` frames at a time: :meth:`MeshToVideo.synthesize`'s
-        outputs (``frame``, ``pt_driven``, …) for consecutive slices of ``motion``; the reference is parsed once."""
+    def stage2_reference(self, prepared: PreparedPortrait) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """The portrait as stage 2 takes it: image (1, 3, H, W), reference parameters, parsed outer region."""
         portrait = prepared.portrait
         reference = {
             "alpha": portrait.alpha[None],
@@ -290,7 +288,14 @@ class TalkingHeadPipeline:
         }
         reference = {key: value.to(self.device) for key, value in reference.items()}
         image = portrait.image_tensor()[None].to(self.device)
-        outer = self.motion_vae.parse_reference(image, reference)
+        return image, reference, self.motion_vae.parse_reference(image, reference)
+
+    def frames(
+        self, prepared: PreparedPortrait, motion: dict[str, torch.Tensor], batch_size: int
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Stage 2, one batch of ``batch_size`` frames at a time: :meth:`MeshToVideo.synthesize`'s
+        outputs (``frame``, ``pt_driven``, …) for consecutive slices of ``motion``; the reference is parsed once."""
+        image, reference, outer = self.stage2_reference(prepared)
         for start in range(0, len(motion["pose"]), batch_size):
             driven = {key: motion[key][start : start + batch_size] for key in ("beta", "pose", "lip_offsets")}
             yield self.motion_vae.synthesize(image, reference, driven, outer)
@@ -331,3 +336,27 @@ class TalkingHeadPipeline:
                 if on_frames is not None:
                     on_frames(done, num_frames)
         return GenerationResult(out, debug_path, num_frames, motion["pose"].cpu(), motion["beta"].cpu(), prepared.notes)
+
+    def open_stream(
+        self,
+        image: str | Path | PreparedPortrait,
+        params: GenerationParams | None = None,
+        on_frame: Callable[[int, np.ndarray], None] | None = None,
+        audio_context: tuple[int, int] | None = None,
+    ) -> StreamSession:
+        """A streaming session for a portrait (a file, prepared once, or a :class:`PreparedPortrait`): push
+        16-kHz speech chunks of any length, get frame batches as soon as their audio has arrived
+        (:mod:`talkinghead.pipeline.streaming`; ``audio_context`` overrides the encoders' window in frames)."""
+        params = params or GenerationParams()
+        prepared = image if isinstance(image, PreparedPortrait) else self.prepare_file(image, params.face_index)
+        return StreamSession(self, prepared, params, on_frame, audio_context)
+
+    def stream(
+        self,
+        image: str | Path | PreparedPortrait,
+        chunks: Iterable[np.ndarray],
+        params: GenerationParams | None = None,
+        on_frame: Callable[[int, np.ndarray], None] | None = None,
+    ) -> Iterator[np.ndarray]:
+        """Frame batches (uint8 (N, 256, 256, 3)) of a speech stream given as chunks; see :meth:`open_stream`."""
+        yield from stream_frames(self.open_stream(image, params, on_frame), chunks)

@@ -1,0 +1,158 @@
+"""Streaming generation speed: first-frame latency, sustained real-time factor and memory, per config and pose.
+
+Networks are built from the ``model.init_args`` of the configs with **random weights** (speed does not depend on
+training; :func:`bench_pipeline.build`): ``tiny`` = ``*_tiny.yaml``, ``paper`` = the paper-size configs with the
+weight-free mel encoder in place of wav2vec 2.0. The portrait (scikit-image's astronaut) is prepared beforehand;
+the speech is ``--seconds`` of the tests' speech-like signal (``tests/helpers.speech_like``), pushed in 40-ms
+chunks through :meth:`TalkingHeadPipeline.open_stream`, frames kept only as long as a batch.
+
+Columns:
+
+* ``lookahead``: the session's stated latency (:attr:`StreamSession.latency`, ms of audio a frame waits for);
+* ``first frame``: wall-clock ms from pushing the first chunk to getting the first frame, chunks pushed as fast
+  as they are processed (``--realtime``: at wall-clock pace, so the lookahead is included);
+* ``real-time factor``: processing time / speech duration over the whole stream (< 1: faster than real time);
+* ``RSS``: the process's resident memory (``/proc/self/statm``) sampled after every chunk — the peak during the
+  stream and its growth from the first second to the end (CUDA: ``torch.cuda.max_memory_allocated``).
+
+``--minutes M``: a memory-flatness run instead (tiny, generated pose): M minutes of speech (the signal repeated)
+pushed as fast as possible, RSS printed every ``--every`` seconds of speech and at the start/middle/end.
+
+CUDA options as in ``bench_pipeline.py`` (``--device cuda``, ``--bf16``, ``--compile``); on a machine without a
+GPU they are refused::
+
+    PYTHONPATH=src python benchmarks/bench_streaming.py [--configs tiny paper] [--seconds 8] [--minutes 10]
+"""
+
+import argparse
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import skimage.data
+import torch
+from bench_pipeline import build
+from machine import describe_machine
+
+from talkinghead.pipeline import GenerationParams
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' speech-like signal
+from tests.helpers import speech_like  # noqa: E402
+
+CHUNK = 640  # 40 ms at 16 kHz
+
+
+def rss_mib() -> float:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def run(size: str, pose: str, args: argparse.Namespace, prepared_cache: dict) -> dict:
+    torch.manual_seed(0)
+    pipeline = build(size, args.device)
+    if args.compile:
+        pipeline.motion_vae.motion = torch.compile(pipeline.motion_vae.motion)
+        pipeline.motion_vae.generator = torch.compile(pipeline.motion_vae.generator)
+    if size not in prepared_cache:
+        prepared_cache[size] = pipeline.prepare(skimage.data.astronaut())
+    prepared = prepared_cache[size]
+    params = GenerationParams(pose=pose, seed=0, batch_size=args.batch_size)
+    speech = speech_like(args.seconds, seed=0)
+    autocast = torch.autocast(args.device, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
+    warm = pipeline.open_stream(prepared, params)  # warm-up (and compilation): one second
+    with autocast:
+        for start in range(0, 16000, CHUNK):
+            warm.push(speech[start : start + CHUNK])
+        warm.close()
+    session = pipeline.open_stream(prepared, params)
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    rss, first, busy, frames = [], None, 0.0, 0
+    begin = time.perf_counter()
+    with autocast:
+        for start in [*range(0, len(speech), CHUNK), None]:
+            if args.realtime and start is not None:
+                time.sleep(max(0.0, begin + start / 16000 - time.perf_counter()))
+            tick = time.perf_counter()
+            batches = session.close() if start is None else session.push(speech[start : start + CHUNK])
+            if args.device == "cuda":
+                torch.cuda.synchronize()
+            busy += time.perf_counter() - tick
+            frames += sum(len(batch) for batch in batches)
+            if batches and first is None:
+                first = time.perf_counter() - begin
+            rss.append(rss_mib())
+    memory = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else max(rss)
+    return {
+        "lookahead": session.latency.total,
+        "first": 1000 * first,
+        "rtf": busy / args.seconds,
+        "memory": memory,
+        "growth": rss[-1] - rss[min(25, len(rss) - 1)],
+        "frames": frames,
+    }
+
+
+def flatness(args: argparse.Namespace) -> None:
+    torch.manual_seed(0)
+    pipeline = build("tiny", args.device)
+    session = pipeline.open_stream(pipeline.prepare(skimage.data.astronaut()), GenerationParams(pose="generated"))
+    speech = speech_like(8.0, seed=0)
+    total = int(args.minutes * 60 * 16000) // CHUNK
+    samples, begin = [], time.perf_counter()
+    print("| speech (s) | RSS (MiB) | wall (s) |\n|---:|---:|---:|")
+    for index in range(total):
+        start = (index * CHUNK) % (len(speech) - CHUNK)
+        session.push(speech[start : start + CHUNK])
+        seconds = (index + 1) * CHUNK / 16000
+        if index % round(args.every * 16000 / CHUNK) == 0 or index == total - 1:
+            samples.append((seconds, rss_mib()))
+            print(f"| {seconds:.0f} | {samples[-1][1]:.0f} | {time.perf_counter() - begin:.0f} |", flush=True)
+    session.close()
+    picks = {"start": samples[0], "middle": samples[len(samples) // 2], "end": samples[-1]}
+    print(", ".join(f"{name} {value:.0f} MiB at {second:.0f} s" for name, (second, value) in picks.items()))
+    print(f"buffers at the end: {session.buffer_sizes()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="+", default=["tiny", "paper"], choices=["tiny", "paper"])
+    parser.add_argument("--poses", nargs="+", default=["still", "generated"], choices=["still", "generated"])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--realtime", action="store_true", help="push the chunks at wall-clock pace")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--minutes", type=float, help="memory-flatness run of this many minutes of speech")
+    parser.add_argument("--every", type=float, default=30.0, help="seconds of speech between RSS samples")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device on this machine")
+    print(describe_machine())
+    print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    if args.minutes:
+        flatness(args)
+        return
+    print(
+        f"device {args.device}, bf16 {args.bf16}, compile {args.compile}, {args.seconds:g} s of speech in 40-ms "
+        f"chunks{' at wall-clock pace' if args.realtime else ''}, stage-2 batch ≤ {args.batch_size}"
+    )
+    memory = "peak CUDA MiB" if args.device == "cuda" else "peak RSS MiB"
+    print(f"| config | pose | lookahead ms | first frame ms | real-time factor | {memory} | RSS growth MiB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    prepared: dict = {}
+    for size in args.configs:
+        for pose in args.poses:
+            row = run(size, pose, args, prepared)
+            print(
+                f"| {size} | {pose} | {row['lookahead']:.0f} | {row['first']:.0f} | {row['rtf']:.2f} | "
+                f"{row['memory']:.0f} | {row['growth']:+.0f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

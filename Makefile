@@ -41,8 +41,11 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# One pytest-xdist worker per core (files stay whole on one worker: module fixtures and test order hold);
+# PYTEST_WORKERS=0 runs the suite in this process.
+PYTEST_WORKERS ?= $(shell nproc)
 test: venv lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 CORPUS := $(DEMO_DIR)/corpus
 CKPT := $(DEMO_DIR)/checkpoints

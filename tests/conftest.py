@@ -1,4 +1,6 @@
-"""Shared pytest set-up: CUDA-only tests are skipped on machines without a GPU; W&B never goes online."""
+"""Shared pytest set-up: CUDA-only tests are skipped on machines without a GPU; W&B never goes online; under
+pytest-xdist (``make test`` runs one worker per core) each worker computes on one thread, so the workers do not
+oversubscribe the cores."""
 
 import os
 from pathlib import Path
@@ -20,6 +22,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 os.environ["WANDB_MODE"] = "offline"  # the configs log to W&B; tests never reach the network
 os.environ["WANDB_SILENT"] = "true"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

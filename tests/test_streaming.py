@@ -9,6 +9,7 @@ the offline video.
 """
 
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ from talkinghead.media import iter_video_frames, probe_video
 from talkinghead.models import AudioToMotion
 from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
 from talkinghead.pipeline.cli import main as generate_main
-from talkinghead.pipeline.streaming import FRAME_SAMPLES, MotionStream
+from talkinghead.pipeline.streaming import FRAME_SAMPLES, MotionStream, stream_to_mp4
 from tests.helpers import save_wav2vec2_standin, speech_like, tiny_init_args
 
 SECONDS = 3.3  # 82 frames: more than one pose-decoder window (48 frames), so its cross-faded windows are streamed
@@ -152,3 +153,36 @@ def test_cli_stream_writes_a_fragmented_mp4_matching_the_offline_video(tiny_chec
     difference = np.abs(streamed.astype(float) - offline.astype(float)).mean(axis=(1, 2, 3)) / 255
     assert difference.max() <= FRAME_TOLERANCE
     assert sorted(path.name for path in Path(tmp_path).glob("*.mp4")) == ["offline.mp4", "streamed.mp4"]
+
+
+class SlowSession:
+    """A stand-in session whose every push costs ``cost_s`` of wall clock: one black frame per 640 samples."""
+
+    def __init__(self, cost_s: float) -> None:
+        self.cost_s, self.pushes, self.received, self.frames_made = cost_s, [], 0, 0
+
+    def _frames(self) -> list[np.ndarray]:
+        due = self.received // FRAME_SAMPLES - self.frames_made
+        self.frames_made += due
+        return [np.zeros((due, 16, 16, 3), np.uint8)] if due > 0 else []
+
+    def push(self, samples: np.ndarray) -> list[np.ndarray]:
+        time.sleep(self.cost_s)
+        self.pushes.append(len(samples))
+        self.received += len(samples)
+        return self._frames()
+
+    def close(self) -> list[np.ndarray]:
+        return self._frames()
+
+
+def test_realtime_pacing_pushes_what_has_arrived_when_processing_falls_behind(tmp_path):
+    speech = speech_like(0.8)
+    fast, slow = SlowSession(0.0), SlowSession(0.1)  # 100 ms per push: more than a 40-ms chunk's worth
+    stream_to_mp4(fast, speech, tmp_path / "fast.mp4", realtime=True)
+    stream_to_mp4(slow, speech, tmp_path / "slow.mp4", realtime=True)
+    chunk = 640
+    assert sum(fast.pushes) == sum(slow.pushes) == len(speech)
+    assert max(fast.pushes) == chunk and len(fast.pushes) == -(-len(speech) // chunk)
+    assert max(slow.pushes) >= 2 * chunk and len(slow.pushes) < len(fast.pushes) / 2  # caught up in larger pushes
+    assert all(push % chunk == 0 for push in slow.pushes[:-1])

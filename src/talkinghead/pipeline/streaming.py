@@ -471,23 +471,30 @@ def stream_to_mp4(
     chunk_ms: float = 40.0,
     realtime: bool = False,
 ) -> StreamReport:
-    """Feed ``speech`` to ``session`` in ``chunk_ms`` chunks as if it were live (``realtime``: at wall-clock
-    pace) and write a fragmented mp4 that plays while it is written (:class:`~talkinghead.media.
-    FragmentedVideoWriter`: at ``out`` directly, deleted on an error or interrupt); each chunk's audio is muxed
-    when it is pushed."""
+    """Feed ``speech`` to ``session`` in ``chunk_ms`` chunks as if it were live and write a fragmented mp4 that
+    plays while it is written (:class:`~talkinghead.media.FragmentedVideoWriter`: at ``out`` directly, deleted on
+    an error or interrupt); each chunk's audio is muxed when it is pushed.
+
+    ``realtime``: a chunk becomes available when its last sample's wall-clock time has come; when processing
+    falls behind, every chunk available by then is pushed at once, as a live source delivers what it buffered
+    (stage 2 then renders the frames they complete in one batch). Otherwise chunks are pushed one at a time as
+    fast as they are processed."""
     chunk = max(1, round(chunk_ms * SAMPLE_RATE / 1000))
-    first_frame, busy = None, 0.0
+    first_frame, busy, offset = None, 0.0, 0
     with FragmentedVideoWriter(out, FPS, audio=True, sample_rate=SAMPLE_RATE) as writer:
         start = time.perf_counter()
-        for offset in [*range(0, len(speech), chunk), None]:
-            if realtime and offset is not None:
-                time.sleep(max(0.0, start + offset / SAMPLE_RATE - time.perf_counter()))
+        while offset is not None:
+            end = min(offset + chunk, len(speech))
+            if realtime and offset < len(speech):
+                time.sleep(max(0.0, start + end / SAMPLE_RATE - time.perf_counter()))
+                arrived = int((time.perf_counter() - start) * SAMPLE_RATE)
+                end = max(end, min(offset + (arrived - offset) // chunk * chunk, len(speech)))
             began = time.perf_counter()
-            if offset is None:
-                batches = session.close()
+            if offset >= len(speech):
+                batches, offset = session.close(), None
             else:
-                writer.write_audio(speech[offset : offset + chunk])
-                batches = session.push(speech[offset : offset + chunk])
+                writer.write_audio(speech[offset:end])
+                batches, offset = session.push(speech[offset:end]), end
             for frames in batches:
                 writer.write(frames)
             if batches and first_frame is None:

@@ -2,12 +2,14 @@
 pytest-xdist (``make test`` runs one worker per core) each worker computes on one thread, so the workers do not
 oversubscribe the cores."""
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from talkinghead.cli_conventions import PACKAGE
 from tests.helpers import TINY_CORPUS_ARGS, save_checkpoint, tiny_init_args
 
 
@@ -51,3 +53,17 @@ def tiny_checkpoints(tmp_path_factory) -> Path:
     save_checkpoint(PoseMapperModule(**mapper), folder / "pose_mapper.ckpt")
     save_checkpoint(MotionVAEGeneratorModule(**tiny_init_args("motion_vae")), folder / "motion_vae.ckpt")
     return folder
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """Undo what :func:`configure_logging` and ``talkinghead -q`` change, so no later test sees it."""
+    root = logging.getLogger()
+    names = (PACKAGE, "lightning.pytorch", "lightning.fabric")
+    handlers, level, levels = list(root.handlers), root.level, {n: logging.getLogger(n).level for n in names}
+    yield
+    logging.captureWarnings(False)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, saved in levels.items():
+        logging.getLogger(name).setLevel(saved)

@@ -16,7 +16,7 @@ import warnings
 
 import pytest
 
-from talkinghead.cli_conventions import PACKAGE, configure_logging, package_version
+from talkinghead.cli_conventions import configure_logging, package_version
 from talkinghead.data.cli import main as data_main
 from tests.helpers import ROOT, load_tool
 
@@ -29,20 +29,6 @@ ENTRY_POINTS = dict(
 )
 TOOLS = sorted(path.stem for path in (ROOT / "tools").glob("*.py") if "argparse" in path.read_text())
 LOG_LINE = re.compile(r"\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR) [\w.]+: .+")
-
-
-@pytest.fixture(autouse=True)
-def restore_logging():
-    """Undo what :func:`configure_logging` and ``talkinghead -q`` change, so no later test sees it."""
-    root = logging.getLogger()
-    names = (PACKAGE, "lightning.pytorch", "lightning.fabric")
-    handlers, level, levels = list(root.handlers), root.level, {n: logging.getLogger(n).level for n in names}
-    yield
-    logging.captureWarnings(False)
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, saved in levels.items():
-        logging.getLogger(name).setLevel(saved)
 
 
 def test_lists_are_complete():

@@ -9,7 +9,6 @@ the offline video.
 """
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from talkinghead.audio.io import num_video_frames
 from talkinghead.image_tensors import to_uint8
 from talkinghead.media import iter_video_frames, probe_video
 from talkinghead.models import AudioToMotion
-from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
+from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline, streaming
 from talkinghead.pipeline.cli import main as generate_main
 from talkinghead.pipeline.streaming import FRAME_SAMPLES, MotionStream, stream_to_mp4
 from tests.helpers import save_wav2vec2_standin, speech_like, tiny_init_args
@@ -141,7 +140,7 @@ def test_cli_stream_writes_a_fragmented_mp4_matching_the_offline_video(tiny_chec
     Image.fromarray(skimage.data.astronaut()).save(skimage_portrait)
     sf.write(tmp_path / "speech.wav", speech_like(0.8, seed=6), 16000)
     common = ["--image", str(skimage_portrait), "--audio", str(tmp_path / "speech.wav")]
-    common += ["--checkpoints", str(tiny_checkpoints), "--pose", "still", "--quiet"]
+    common += ["--checkpoints", str(tiny_checkpoints), "--pose", "still"]
     assert generate_main([*common, "--out", str(tmp_path / "offline.mp4")]) == 0
     capsys.readouterr()
     assert generate_main([*common, "--out", str(tmp_path / "streamed.mp4"), "--stream"]) == 0
@@ -155,11 +154,24 @@ def test_cli_stream_writes_a_fragmented_mp4_matching_the_offline_video(tiny_chec
     assert sorted(path.name for path in Path(tmp_path).glob("*.mp4")) == ["offline.mp4", "streamed.mp4"]
 
 
-class SlowSession:
-    """A stand-in session whose every push costs ``cost_s`` of wall clock: one black frame per 640 samples."""
+class FakeClock:
+    """``perf_counter`` and ``sleep`` of a clock that only moves when slept on or advanced: pacing is exact."""
 
-    def __init__(self, cost_s: float) -> None:
-        self.cost_s, self.pushes, self.received, self.frames_made = cost_s, [], 0, 0
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+class SlowSession:
+    """A stand-in session whose every push costs ``cost_s`` on ``clock``: one black frame per 640 samples."""
+
+    def __init__(self, clock: FakeClock, cost_s: float) -> None:
+        self.clock, self.cost_s, self.pushes, self.received, self.frames_made = clock, cost_s, [], 0, 0
 
     def _frames(self) -> list[np.ndarray]:
         due = self.received // FRAME_SAMPLES - self.frames_made
@@ -167,7 +179,7 @@ class SlowSession:
         return [np.zeros((due, 16, 16, 3), np.uint8)] if due > 0 else []
 
     def push(self, samples: np.ndarray) -> list[np.ndarray]:
-        time.sleep(self.cost_s)
+        self.clock.sleep(self.cost_s)
         self.pushes.append(len(samples))
         self.received += len(samples)
         return self._frames()
@@ -176,13 +188,26 @@ class SlowSession:
         return self._frames()
 
 
-def test_realtime_pacing_pushes_what_has_arrived_when_processing_falls_behind(tmp_path):
-    speech = speech_like(0.8)
-    fast, slow = SlowSession(0.0), SlowSession(0.1)  # 100 ms per push: more than a 40-ms chunk's worth
-    stream_to_mp4(fast, speech, tmp_path / "fast.mp4", realtime=True)
-    stream_to_mp4(slow, speech, tmp_path / "slow.mp4", realtime=True)
-    chunk = 640
-    assert sum(fast.pushes) == sum(slow.pushes) == len(speech)
-    assert max(fast.pushes) == chunk and len(fast.pushes) == -(-len(speech) // chunk)
-    assert max(slow.pushes) >= 2 * chunk and len(slow.pushes) < len(fast.pushes) / 2  # caught up in larger pushes
-    assert all(push % chunk == 0 for push in slow.pushes[:-1])
+def test_realtime_pacing_pushes_what_has_arrived_when_processing_falls_behind(tmp_path, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(streaming, "time", clock)
+    speech = speech_like(0.8)  # 20 chunks of 40 ms
+    fast, slow = SlowSession(clock, 0.01), SlowSession(clock, 0.1)  # 10 / 100 ms per push: ahead of / behind speech
+    fast_report = stream_to_mp4(fast, speech, tmp_path / "fast.mp4", realtime=True)
+    slow_report = stream_to_mp4(slow, speech, tmp_path / "slow.mp4", realtime=True)
+    assert sum(fast.pushes) == sum(slow.pushes) == len(speech) == 20 * FRAME_SAMPLES
+    assert fast.pushes == [FRAME_SAMPLES] * 20  # never behind: one chunk per push
+    # behind: the first chunk is pushed at 40 ms and done at 140 ms, when the chunks ending at 80 and 120 ms have
+    # arrived; they are done at 240 ms, when those ending at 160, 200 and 240 ms have
+    assert slow.pushes[:3] == [FRAME_SAMPLES, 2 * FRAME_SAMPLES, 3 * FRAME_SAMPLES]
+    assert all(push % FRAME_SAMPLES == 0 for push in slow.pushes)  # whole chunks only
+    assert fast_report.first_frame_ms == pytest.approx(10.0) and slow_report.first_frame_ms == pytest.approx(100.0)
+    assert fast_report.real_time_factor == pytest.approx(20 * 0.01 / 0.8)
+    assert slow_report.real_time_factor == pytest.approx(len(slow.pushes) * 0.1 / 0.8)
+
+
+@pytest.mark.parametrize("pose", ["still", "generated"])
+def test_speech_shorter_than_one_frame_streams_no_frame(pipeline, prepared, pose):
+    session = pipeline.open_stream(prepared, GenerationParams(pose=pose))
+    assert session.push(speech_like(0.02)) == []  # 320 samples: half a frame
+    assert session.close() == [] and session.frames_made == 0

@@ -170,7 +170,10 @@ def load_export(folder: str | os.PathLike) -> dict[str, nn.Module]:
 
 
 def is_hub_id(name: str) -> bool:
-    """Whether ``name`` is a valid Hugging Face Hub repository id (``name`` or ``owner/name``)."""
+    """Whether ``name`` is a Hugging Face Hub repository id of the form ``owner/name`` (a bare word is more likely a
+    mistyped local folder than a hub id, and must not reach the network)."""
+    if name.count("/") != 1:
+        return False
     try:
         validate_repo_id(name)
     except HFValidationError:

@@ -10,6 +10,7 @@ import sys
 
 from talkinghead.audio.io import AudioError, load_audio
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
+from talkinghead.conventions import FPS
 from talkinghead.media import VideoError
 from talkinghead.pipeline.inputs import GenerationInputError
 from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline, check_output_path
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in result.notes if verbosity(args) >= 0 else ():
         print(f"talkinghead-generate: note: {note}", file=sys.stderr)
     extra = f" and {result.side_by_side}" if result.side_by_side else ""
-    print(f"wrote {result.video}{extra}: {result.num_frames} frames at 25 fps")
+    print(f"wrote {result.video}{extra}: {result.num_frames} frames at {FPS} fps")
     return 0
 
 
@@ -137,8 +138,9 @@ def generate_stream(pipeline: TalkingHeadPipeline, args: argparse.Namespace, par
     report = stream_to_mp4(session, speech, out, realtime=args.realtime)
     for note in session.prepared.notes if verbosity(args) >= 0 else ():
         print(f"talkinghead-generate: note: {note}", file=sys.stderr)
-    print(f"wrote {out}: {report.num_frames} frames at 25 fps (streamed)")
-    print(report.line(), file=sys.stderr)
+    print(f"wrote {out}: {report.num_frames} frames at {FPS} fps (streamed)")
+    if verbosity(args) >= 0:
+        print(report.line(), file=sys.stderr)
     return 0
 
 

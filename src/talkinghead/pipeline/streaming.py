@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from talkinghead.audio.encoders import AudioEncoder
+from talkinghead.audio.io import num_video_frames
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.image_tensors import to_uint8
 from talkinghead.media import FragmentedVideoWriter
@@ -328,6 +329,7 @@ class MotionStream:
         pose = self.pose.lookahead_frames() * FRAME_MS if isinstance(self.pose, GeneratedPoseStream) else 0.0
         return Latency(features, face - features, pose, max(face, pose))
 
+    @torch.no_grad()
     def push(self, samples: np.ndarray) -> dict[str, torch.Tensor]:
         """Append samples; → the frames that became final (``beta``, ``lip_offsets``, ``pose``; maybe none)."""
         if self.closed:
@@ -335,13 +337,15 @@ class MotionStream:
         self.audio.append(np.ascontiguousarray(samples, dtype=np.float32).reshape(-1))
         return self._update(None)
 
+    @torch.no_grad()
     def close(self) -> dict[str, torch.Tensor]:
-        """End of speech: the remaining frames of ``T = ⌊25 · seconds⌋``."""
+        """End of speech: the remaining frames of ``T = ⌊25 · seconds⌋`` (none for less than one frame of speech)."""
         self.closed = True
-        return self._update(self.audio.received // FRAME_SAMPLES)
+        final = num_video_frames(self.audio.received)
+        return self._update(final) if final > 0 else {}
 
     def _update(self, final: int | None) -> dict[str, torch.Tensor]:
-        received = self.audio.received // FRAME_SAMPLES
+        received = num_video_frames(self.audio.received)
         face = self.face.update(self.audio, received, final)
         poses = self.pose.update(self.audio, received, final)
         for key in ("beta", "lip_offsets"):
@@ -393,8 +397,9 @@ class StreamSession:
         self.pipeline = pipeline
         self.prepared = prepared
         self.batch_size = params.batch_size
-        self.motion = MotionStream(pipeline, prepared, params, audio_context)
-        self.image, self.reference, self.outer = pipeline.stage2_reference(prepared)
+        with torch.no_grad():  # the stages' start-up state (conditions, parsed reference) holds no graph
+            self.motion = MotionStream(pipeline, prepared, params, audio_context)
+            self.image, self.reference, self.outer = pipeline.stage2_reference(prepared)
         self.paste = PasteBack(prepared.image, prepared.box, params.max_frame_side) if params.full_frame else None
         self.on_frame = on_frame
         self.frames_made = 0
@@ -455,7 +460,7 @@ class StreamReport:
 
     @property
     def real_time_factor(self) -> float:
-        return self.processing_s / self.speech_s
+        return self.processing_s / self.speech_s if self.speech_s > 0 else math.nan
 
     def line(self) -> str:
         return (
@@ -480,7 +485,7 @@ def stream_to_mp4(
     (stage 2 then renders the frames they complete in one batch). Otherwise chunks are pushed one at a time as
     fast as they are processed."""
     chunk = max(1, round(chunk_ms * SAMPLE_RATE / 1000))
-    first_frame, busy, offset = None, 0.0, 0
+    first_frame, first_push, busy, offset = None, None, 0.0, 0
     with FragmentedVideoWriter(out, FPS, audio=True, sample_rate=SAMPLE_RATE) as writer:
         start = time.perf_counter()
         while offset is not None:
@@ -490,6 +495,7 @@ def stream_to_mp4(
                 arrived = int((time.perf_counter() - start) * SAMPLE_RATE)
                 end = max(end, min(offset + (arrived - offset) // chunk * chunk, len(speech)))
             began = time.perf_counter()
+            first_push = began if first_push is None else first_push
             if offset >= len(speech):
                 batches, offset = session.close(), None
             else:
@@ -498,6 +504,6 @@ def stream_to_mp4(
             for frames in batches:
                 writer.write(frames)
             if batches and first_frame is None:
-                first_frame = time.perf_counter() - start
+                first_frame = time.perf_counter() - first_push
             busy += time.perf_counter() - began
     return StreamReport(session.frames_made, 1000 * (first_frame or math.nan), busy, len(speech) / SAMPLE_RATE)

@@ -3,15 +3,19 @@ real headless browser (Debian's Chromium driven by Playwright), and bad input sh
 
 The checkpoints are the session fixture ``tiny_checkpoints`` (conftest): the ``*_tiny.yaml`` networks with random
 weights, stand-ins that check the demo's contracts (frame count, duration, errors), not the video's quality. The
-speech is :func:`tests.helpers.speech_like`, 0.7 s: ``T = ⌊25 · 0.7⌋ = 17`` frames, 0.68 s of video.
+speech is :func:`tests.helpers.speech_like`, 0.7 s: ``T = ⌊25 · 0.7⌋ = 17`` frames, 0.68 s of video; the streaming
+tab's tests use 1.5 s (``T = 37``: one 1-s segment and the rest).
 """
 
 import math
 import os
+import re
 import socket
 from pathlib import Path
+from urllib.parse import urljoin
 
 import av
+import httpx
 import numpy as np
 import pytest
 import skimage.data
@@ -28,6 +32,11 @@ from tests.helpers import speech_like
 
 SECONDS = 0.7
 FRAMES = math.floor(25 * SECONDS)
+STREAM_SECONDS = 1.5
+STREAM_FRAMES = math.floor(25 * STREAM_SECONDS)
+#: Mean absolute difference per frame between the streamed and the offline video, both H.264 at CRF 18 (the
+#: streamed frames are those of the offline path, test_streaming.py; the rest is the two encodings).
+CODEC_TOLERANCE = 3 / 255
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -45,6 +54,7 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("demo_inputs")
     Image.fromarray(skimage.data.astronaut()).save(folder / "portrait.png")
     sf.write(folder / "speech.wav", speech_like(SECONDS), 16000)
+    sf.write(folder / "speech_long.wav", speech_like(STREAM_SECONDS), 16000)
     Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(folder / "noface.png")
     return {path.stem: path for path in folder.iterdir()}
 
@@ -137,6 +147,59 @@ def test_api_pose_from_a_file_without_the_file_is_a_one_line_message(url, inputs
     client = Client(url, analytics_enabled=False, verbose=False)
     with pytest.raises(AppError, match=r"^pose 'from a pose file': no pose file uploaded \(\.npy, \.csv or a video\)$"):
         client.predict(handle_file(inputs["portrait"]), handle_file(inputs["speech"]), "file", api_name="/generate")
+
+
+def _decoded(data: bytes, tmp_path: Path, name: str) -> tuple[list[np.ndarray], int]:
+    """The RGB frames of an MPEG-TS segment (none in an audio-only one) and its number of audio streams (PyAV)."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    with av.open(str(path)) as container:
+        video = (
+            [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)] if container.streams.video else []
+        )
+        return video, len(container.streams.audio)
+
+
+def test_api_generate_stream_yields_segments_that_play_the_offline_video(url, inputs, tmp_path):
+    client = Client(url, analytics_enabled=False, verbose=False, download_files=False)
+    portrait, speech = handle_file(inputs["portrait"]), handle_file(inputs["speech_long"])
+    outputs = list(client.submit(portrait, speech, "still", api_name="/generate_stream"))
+    # The first output is the lookahead alone; segments follow, the first while the speech is still being fed
+    # (its status has no report yet); the last carries the report ``talkinghead-generate --stream`` prints.
+    assert outputs[0][1] == "lookahead 160 ms (audio features 40 ms, facial motion 120 ms, head pose 0 ms)"
+    streamed = [video for video, _ in outputs if isinstance(video, dict) and video.get("is_stream")]
+    assert len(streamed) == 2 and "real-time factor" not in outputs[1][1]
+    pattern = r"(\d+) frames; first frame (\d+) ms after the first audio chunk; real-time factor ([0-9.]+)"
+    match = re.fullmatch(pattern, outputs[-1][1].splitlines()[-1])
+    assert match and int(match[1]) == STREAM_FRAMES and float(match[2]) > 0 and float(match[3]) > 0
+    # What the page's player fetches: the stream's playlist and its segments, as Gradio re-muxed them (the two
+    # yielded ones, then the rest of its own AAC encoder's audio in an audio-only segment).
+    playlist_url = urljoin(url, streamed[-1]["url"])
+    with httpx.Client() as http:
+        playlist = http.get(playlist_url).text.splitlines()
+        segments = [http.get(urljoin(playlist_url, line)).content for line in playlist if line.endswith(".ts")]
+    durations = [float(line.removeprefix("#EXTINF:").rstrip(",")) for line in playlist if line.startswith("#EXTINF")]
+    decoded = [_decoded(data, tmp_path, f"segment{index}.ts") for index, data in enumerate(segments)]
+    assert [len(frames) for frames, _ in decoded][:2] == [25, STREAM_FRAMES - 25]
+    assert sum(len(frames) for frames, _ in decoded) == STREAM_FRAMES
+    assert durations[:2] == pytest.approx([1.0, (STREAM_FRAMES - 25) / 25], abs=1e-3)
+    assert all(audio_streams == 1 for _, audio_streams in decoded)
+    frames = np.stack([frame for frames, _ in decoded for frame in frames])
+    offline_path = Client(url, analytics_enabled=False, verbose=False).predict(
+        portrait, speech, "still", api_name="/generate"
+    )
+    with av.open(offline_path) as container:
+        offline = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    assert frames.shape == offline.shape == (STREAM_FRAMES, 256, 256, 3)
+    difference = np.abs(frames.astype(float) - offline.astype(float)).mean(axis=(1, 2, 3)) / 255
+    print(f"streamed vs offline: mean absolute difference per frame ≤ {difference.max() * 255:.2f}/255")
+    assert difference.max() <= CODEC_TOLERANCE
+
+
+def test_api_generate_stream_shows_bad_input_as_a_one_line_message(url, inputs):
+    client = Client(url, analytics_enabled=False, verbose=False)
+    with pytest.raises(AppError, match=r"^no speech: upload a recording or record one with the microphone$"):
+        client.predict(handle_file(inputs["portrait"]), None, api_name="/generate_stream")
 
 
 def test_api_shows_bad_input_as_the_cli_one_line_message(url, inputs):

@@ -10,6 +10,7 @@ tab's tests use 1.5 s (``T = 37``: one 1-s segment and the rest).
 import math
 import os
 import re
+import shutil
 import socket
 from pathlib import Path
 from urllib.parse import urljoin
@@ -38,6 +39,13 @@ STREAM_FRAMES = math.floor(25 * STREAM_SECONDS)
 #: streamed frames are those of the offline path, test_streaming.py; the rest is the two encodings).
 CODEC_TOLERANCE = 3 / 255
 CHROMIUM = Path("/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(
+    not CHROMIUM.is_file(), reason="needs Debian's chromium at /usr/bin/chromium (make system-deps)"
+)
+#: Gradio's streamed video output runs FFmpeg's command-line tools.
+needs_ffmpeg = pytest.mark.skipif(
+    not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe (make system-deps)"
+)
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -118,7 +126,7 @@ def test_examples_are_taken_from_the_folder_that_holds_both(inputs, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-@pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium at /usr/bin/chromium (make system-deps)")
+@needs_chromium
 def test_browser_uploads_both_files_generates_and_plays_a_video_as_long_as_the_speech(url, inputs, pipeline):
     os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
     from playwright.sync_api import sync_playwright
@@ -160,6 +168,7 @@ def _decoded(data: bytes, tmp_path: Path, name: str) -> tuple[list[np.ndarray], 
         return video, len(container.streams.audio)
 
 
+@needs_ffmpeg
 def test_api_generate_stream_yields_segments_that_play_the_offline_video(url, inputs, tmp_path):
     client = Client(url, analytics_enabled=False, verbose=False, download_files=False)
     portrait, speech = handle_file(inputs["portrait"]), handle_file(inputs["speech_long"])
@@ -200,6 +209,43 @@ def test_api_generate_stream_shows_bad_input_as_a_one_line_message(url, inputs):
     client = Client(url, analytics_enabled=False, verbose=False)
     with pytest.raises(AppError, match=r"^no speech: upload a recording or record one with the microphone$"):
         client.predict(handle_file(inputs["portrait"]), None, api_name="/generate_stream")
+
+
+def test_api_generate_stream_without_ffmpeg_is_a_one_line_message(url, inputs, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")  # the server runs in this process
+    client = Client(url, analytics_enabled=False, verbose=False)
+    message = r"^streaming needs FFmpeg's ffmpeg and ffprobe on PATH \(Debian/Ubuntu: apt-get install ffmpeg\)$"
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(inputs["portrait"]), handle_file(inputs["speech"]), api_name="/generate_stream")
+
+
+@needs_chromium
+@needs_ffmpeg
+def test_browser_streaming_tab_plays_the_segments_while_they_come(url, inputs):
+    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, "--autoplay-policy=no-user-gesture-required"]
+        )
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            page.get_by_role("tab", name="Streaming").click()
+            page.locator("#stream-portrait input[type=file]").set_input_files(inputs["portrait"])
+            page.locator("#stream-speech input[type=file]").set_input_files(inputs["speech"])
+            page.get_by_role("button", name="Stream").click()
+            video = page.locator("#stream video")
+            video.wait_for(timeout=120_000)
+            # Gradio's HLS player appends the segments to the <video>; it plays them as they come.
+            page.wait_for_function("() => document.querySelector('#stream video').currentTime > 0.3", timeout=60_000)
+            status = page.locator("#stream-status")
+            status.get_by_text("real-time factor").wait_for(timeout=60_000)
+            text = status.inner_text()
+        finally:
+            browser.close()
+    assert f"{FRAMES} frames; first frame" in text
 
 
 def test_api_shows_bad_input_as_the_cli_one_line_message(url, inputs):

@@ -1,15 +1,19 @@
 """``talkinghead-demo``: a web page (Gradio) that makes a talking-head video of a portrait and a speech recording.
 
-The page has one tab per way of generating; :func:`build_demo` lays them out and :func:`add_video_tab` adds the
+The page has one tab per way of generating; :func:`build_demo` lays them out. :func:`add_video_tab` adds the
 first: portrait (upload or webcam) + speech (upload or microphone) → an mp4, with the head-pose mode (generated
 with a seed, still, or from a pose file), the expression scale and full-frame paste-back of
 ``talkinghead-generate``, a progress bar over the rendered frames, and the bundled portrait and speech as examples
-(:mod:`talkinghead.pipeline.demo_examples`). Bad input is shown in the page as the one-line message
-``talkinghead-generate`` prints.
+(:mod:`talkinghead.pipeline.demo_examples`). :func:`add_streaming_tab` adds the second, with the same inputs: the
+video plays while it is made (:class:`StreamGenerator`, ``talkinghead-generate --stream``'s stream session), with
+the stream's lookahead and, at the end, its first-frame delay and real-time factor. Bad input is shown in the
+page as the one-line message ``talkinghead-generate`` prints.
 
-HTTP API: the tab's event is the endpoint ``/generate``; its first two inputs are the portrait image and the speech
-audio, the others have defaults, so ``gradio_client.Client(url).predict(handle_file(image), handle_file(speech),
-api_name="/generate")`` returns the path of the downloaded video.
+HTTP API: the tabs' events are the endpoints ``/generate`` and ``/generate_stream``; their first two inputs are
+the portrait image and the speech audio, the others have defaults, so ``gradio_client.Client(url).predict(
+handle_file(image), handle_file(speech), api_name="/generate")`` returns the path of the downloaded video, and
+``submit(..., api_name="/generate_stream")`` a job whose outputs are the stream's HLS playlist (growing) and the
+status text.
 
 Gradio's telemetry and version check are switched off (``GRADIO_ANALYTICS_ENABLED=False``); the server listens on
 127.0.0.1 unless ``--host`` says otherwise, and makes a public share link only with ``--share``.
@@ -45,6 +49,8 @@ POSE_MODES = (("generated (seeded)", "generated"), ("still", "still"), ("from a 
 #: writes a segment whenever this many frames (1 s) are ready.
 CHUNK_MS = 40.0
 SEGMENT_FRAMES = FPS
+#: What Gradio's streamed video output runs to join the segments (``gradio.components.video``).
+FFMPEG_TOOLS = ("ffmpeg", "ffprobe")
 
 
 class PortraitFolder:
@@ -181,6 +187,12 @@ class StreamGenerator:
         """Portrait path + speech path (+ options) → (segment path, status) as the video is made; bad input →
         ``gr.Error``."""
         params = generation_params(image, audio, pose_mode, seed, pose_file, expression_scale, full_frame)
+        missing = [name for name in FFMPEG_TOOLS if shutil.which(name) is None]
+        if missing:
+            raise gr.Error(
+                f"streaming needs FFmpeg's {' and '.join(missing)} on PATH (Debian/Ubuntu: apt-get install ffmpeg)",
+                print_exception=False,
+            )
         segments = self._segments.cleared()
         try:
             speech = load_audio(audio)

@@ -4,7 +4,7 @@ real headless browser (Debian's Chromium driven by Playwright), and bad input sh
 The checkpoints are the session fixture ``tiny_checkpoints`` (conftest): the ``*_tiny.yaml`` networks with random
 weights, stand-ins that check the demo's contracts (frame count, duration, errors), not the video's quality. The
 speech is :func:`tests.helpers.speech_like`, 0.7 s: ``T = ⌊25 · 0.7⌋ = 17`` frames, 0.68 s of video; the streaming
-tab's tests use 1.5 s (``T = 37``: one 1-s segment and the rest).
+tab's tests use 1.5 s (``T = 37``: one segment of 24 frames and the rest).
 """
 
 import math
@@ -25,6 +25,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from talkinghead.media import SEGMENT_FRAMES, write_segment
 from talkinghead.pipeline import TalkingHeadPipeline
 from talkinghead.pipeline.demo_examples import example_inputs
 from talkinghead.pipeline.web_demo import build_demo
@@ -168,6 +169,18 @@ def _decoded(data: bytes, tmp_path: Path, name: str) -> tuple[list[np.ndarray], 
         return video, len(container.streams.audio)
 
 
+def test_a_segment_of_whole_aac_frames_decodes_to_exactly_its_speech(tmp_path):
+    """A segment's speech decodes without the encoder's priming or end padding (PyAV honours the mp4 edit list):
+    Gradio decodes each segment's speech and re-encodes it as one track, so anything extra would add up."""
+    speech = np.zeros(SEGMENT_FRAMES * 640, np.float32)
+    speech[4000:] = 0.5 * np.sin(2 * np.pi * 440 * np.arange(len(speech) - 4000) / 16000)
+    write_segment(tmp_path / "segment.mp4", np.zeros((SEGMENT_FRAMES, 64, 64, 3), np.uint8), speech)
+    with av.open(str(tmp_path / "segment.mp4")) as container:
+        decoded = np.concatenate([frame.to_ndarray().reshape(-1) for frame in container.decode(audio=0)])
+    assert len(decoded) == len(speech) == 15 * 1024
+    assert np.argmax(np.abs(decoded) > 0.1) - 4000 in range(0, 8)  # the tone starts where it did (± AAC ringing)
+
+
 @needs_ffmpeg
 def test_api_generate_stream_yields_segments_that_play_the_offline_video(url, inputs, tmp_path):
     client = Client(url, analytics_enabled=False, verbose=False, download_files=False)
@@ -181,17 +194,18 @@ def test_api_generate_stream_yields_segments_that_play_the_offline_video(url, in
     pattern = r"(\d+) frames; first frame (\d+) ms after the first audio chunk; real-time factor ([0-9.]+)"
     match = re.fullmatch(pattern, outputs[-1][1].splitlines()[-1])
     assert match and int(match[1]) == STREAM_FRAMES and float(match[2]) > 0 and float(match[3]) > 0
-    # What the page's player fetches: the stream's playlist and its segments, as Gradio re-muxed them (the two
-    # yielded ones, then the rest of its own AAC encoder's audio in an audio-only segment).
+    # What the page's player fetches: the stream's playlist and its MPEG-TS segments, as Gradio re-muxed the two
+    # yielded mp4s (then the rest of its own AAC encoder's audio in an audio-only segment). The durations are the
+    # videos' own: had a segment's speech decoded longer than its frames, Gradio would move the video clock on.
     playlist_url = urljoin(url, streamed[-1]["url"])
     with httpx.Client() as http:
         playlist = http.get(playlist_url).text.splitlines()
         segments = [http.get(urljoin(playlist_url, line)).content for line in playlist if line.endswith(".ts")]
     durations = [float(line.removeprefix("#EXTINF:").rstrip(",")) for line in playlist if line.startswith("#EXTINF")]
     decoded = [_decoded(data, tmp_path, f"segment{index}.ts") for index, data in enumerate(segments)]
-    assert [len(frames) for frames, _ in decoded][:2] == [25, STREAM_FRAMES - 25]
+    assert [len(frames) for frames, _ in decoded][:2] == [SEGMENT_FRAMES, STREAM_FRAMES - SEGMENT_FRAMES] == [24, 13]
     assert sum(len(frames) for frames, _ in decoded) == STREAM_FRAMES
-    assert durations[:2] == pytest.approx([1.0, (STREAM_FRAMES - 25) / 25], abs=1e-3)
+    assert durations[:2] == pytest.approx([0.96, 0.52], abs=1e-3)
     assert all(audio_streams == 1 for _, audio_streams in decoded)
     frames = np.stack([frame for frames, _ in decoded for frame in frames])
     offline_path = Client(url, analytics_enabled=False, verbose=False).predict(

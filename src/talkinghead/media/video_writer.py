@@ -25,8 +25,7 @@ AAC_BITRATE = 128_000
 class VideoWriter:
     """``with VideoWriter(path, fps=25, audio=speech, sample_rate=16000) as out: out.write(frames)``.
 
-    ``video_options``: extra x264 options of a subclass (:class:`~talkinghead.media.FragmentedVideoWriter`);
-    ``container_format``: FFmpeg's name of the container (:func:`~talkinghead.media.write_segment`: MPEG-TS).
+    ``video_options``: extra x264 options of a subclass (:class:`~talkinghead.media.FragmentedVideoWriter`).
 
     Args:
         path: destination ``.mp4``; its folder must exist and be writable (checked on entry).
@@ -38,7 +37,6 @@ class VideoWriter:
     """
 
     video_options: dict[str, str] = {}
-    container_format = "mp4"
 
     def __init__(
         self,
@@ -66,7 +64,7 @@ class VideoWriter:
             raise video_error(self.path, "output folder does not exist")
         self._temp = temporary_path(self.path)
         try:
-            self._container = av.open(str(self._temp), mode="w", format=self.container_format)
+            self._container = av.open(str(self._temp), mode="w", format="mp4")
         except (OSError, av.FFmpegError) as error:
             raise video_error(self.path, f"output folder is not writable ({error})") from error
         if self.audio is not None:

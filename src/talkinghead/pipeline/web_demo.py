@@ -35,8 +35,8 @@ import numpy as np
 
 from talkinghead.audio.io import AudioError, load_audio
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
-from talkinghead.conventions import FPS, SAMPLE_RATE, VIDEO_SUFFIXES
-from talkinghead.media import VideoError, write_segment
+from talkinghead.conventions import SAMPLE_RATE, VIDEO_SUFFIXES
+from talkinghead.media import SEGMENT_FRAMES, VideoError, write_segment
 from talkinghead.pipeline.cli import DEFAULT_CHECKPOINTS
 from talkinghead.pipeline.demo_examples import ExampleInputsError, example_inputs
 from talkinghead.pipeline.inputs import GenerationInputError
@@ -45,10 +45,8 @@ from talkinghead.pipeline.streaming import FRAME_SAMPLES, Latency, StreamReport
 
 DEFAULT_EXAMPLES = "outputs/demo"
 POSE_MODES = (("generated (seeded)", "generated"), ("still", "still"), ("from a pose file", "file"))
-#: The streaming tab feeds the speech in chunks of this length (as ``talkinghead-generate --stream``) and
-#: writes a segment whenever this many frames (1 s) are ready.
+#: The streaming tab feeds the speech in chunks of this length (as ``talkinghead-generate --stream``).
 CHUNK_MS = 40.0
-SEGMENT_FRAMES = FPS
 #: What Gradio's streamed video output runs to join the segments (``gradio.components.video``).
 FFMPEG_TOOLS = ("ffmpeg", "ffprobe")
 
@@ -162,12 +160,13 @@ def lookahead_line(latency: Latency) -> str:
 
 class StreamGenerator:
     """The streaming tab's handler, a generator: the speech is pushed to a stream session in
-    :data:`CHUNK_MS` chunks as if it were live, and every :data:`SEGMENT_FRAMES` frames made (and the rest at the
-    end) are written as an MPEG-TS segment with their slice of the speech (:func:`~talkinghead.media.
-    write_segment`) and yielded; Gradio joins the segments into one stream (HLS) that the page plays as they come.
-    Each yield also gives the status text: the stream's lookahead, and at the end what ``talkinghead-generate
-    --stream`` prints (first-frame delay, real-time factor; processing excludes the time Gradio takes per
-    segment)."""
+    :data:`CHUNK_MS` chunks as if it were live (not paced: the file is there whole), and every
+    :data:`~talkinghead.media.SEGMENT_FRAMES` frames made (0.96 s; the rest at the end) are written as an mp4
+    segment with their slice of the speech (:func:`~talkinghead.media.write_segment`) and yielded. Gradio
+    re-muxes each into an MPEG-TS segment of one HLS stream (it needs FFmpeg's ``ffmpeg`` and ``ffprobe``) that
+    the page plays as they come. Each yield also gives the status text: the stream's lookahead, and at the end
+    what ``talkinghead-generate --stream`` prints (first-frame delay, real-time factor; processing excludes the
+    time Gradio takes per segment)."""
 
     def __init__(self, pipeline: TalkingHeadPipeline, portraits: PortraitFolder | None = None):
         self.pipeline = pipeline
@@ -219,7 +218,7 @@ class StreamGenerator:
                 frames, pending = pending[:SEGMENT_FRAMES], pending[SEGMENT_FRAMES:]
                 last = offset is None and not len(pending)  # its audio: the speech up to the end
                 audio = speech[written * FRAME_SAMPLES : None if last else (written + len(frames)) * FRAME_SAMPLES]
-                paths.append(segments / f"from_frame{written:06d}.ts")
+                paths.append(segments / f"from_frame{written:06d}.mp4")
                 write_segment(paths[-1], frames, audio)
                 written += len(frames)
             busy += time.perf_counter() - began

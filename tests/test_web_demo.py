@@ -4,7 +4,7 @@ real headless browser (Debian's Chromium driven by Playwright), and bad input sh
 The checkpoints are the session fixture ``tiny_checkpoints`` (conftest): the ``*_tiny.yaml`` networks with random
 weights, stand-ins that check the demo's contracts (frame count, duration, errors), not the video's quality. The
 speech is :func:`tests.helpers.speech_like`, 0.7 s: ``T = ⌊25 · 0.7⌋ = 17`` frames, 0.68 s of video; the streaming
-tab's tests use 1.5 s (``T = 37``: one segment of 24 frames and the rest).
+tab's tests use 1.2 s (``T = 30``: one segment of 24 frames and the rest).
 """
 
 import math
@@ -34,15 +34,12 @@ from tests.helpers import speech_like
 
 SECONDS = 0.7
 FRAMES = math.floor(25 * SECONDS)
-STREAM_SECONDS = 1.5
+STREAM_SECONDS = 1.2
 STREAM_FRAMES = math.floor(25 * STREAM_SECONDS)
 #: Mean absolute difference per frame between the streamed and the offline video, both H.264 at CRF 18 (the
 #: streamed frames are those of the offline path, test_streaming.py; the rest is the two encodings).
 CODEC_TOLERANCE = 3 / 255
 CHROMIUM = Path("/usr/bin/chromium")
-needs_chromium = pytest.mark.skipif(
-    not CHROMIUM.is_file(), reason="needs Debian's chromium at /usr/bin/chromium (make system-deps)"
-)
 #: Gradio's streamed video output runs FFmpeg's command-line tools.
 needs_ffmpeg = pytest.mark.skipif(
     not (shutil.which("ffmpeg") and shutil.which("ffprobe")), reason="needs ffmpeg and ffprobe (make system-deps)"
@@ -99,6 +96,23 @@ def url(pipeline, inputs) -> str:
     demo.close()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, launched once for the module's browser tests (autoplay allowed: the streaming
+    tab's player starts on its own)."""
+    if not CHROMIUM.is_file():
+        pytest.skip("needs Debian's chromium at /usr/bin/chromium (make system-deps)")
+    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, "--autoplay-policy=no-user-gesture-required"]
+        )
+        yield chromium
+        chromium.close()
+
+
 def _frames_and_seconds(path: Path) -> tuple[int, float]:
     """Decoded video frames and the video stream's duration (PyAV)."""
     with av.open(str(path)) as container:
@@ -127,27 +141,21 @@ def test_examples_are_taken_from_the_folder_that_holds_both(inputs, tmp_path):
     assert not (tmp_path / "cache").exists()
 
 
-@needs_chromium
-def test_browser_uploads_both_files_generates_and_plays_a_video_as_long_as_the_speech(url, inputs, pipeline):
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            page.locator("#portrait input[type=file]").set_input_files(inputs["portrait"])
-            page.locator("#speech input[type=file]").set_input_files(inputs["speech"])
-            page.get_by_role("button", name="Generate").click()
-            video = page.locator("#result video")
-            video.wait_for(timeout=120_000)
-            duration = video.evaluate(
-                """video => video.readyState >= 1 ? video.duration : new Promise(resolve =>
-                    video.addEventListener("loadedmetadata", () => resolve(video.duration), {once: true}))"""
-            )
-        finally:
-            browser.close()
+def test_browser_uploads_both_files_generates_and_plays_a_video_as_long_as_the_speech(url, inputs, pipeline, browser):
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        page.locator("#portrait input[type=file]").set_input_files(inputs["portrait"])
+        page.locator("#speech input[type=file]").set_input_files(inputs["speech"])
+        page.get_by_role("button", name="Generate").click()
+        video = page.locator("#result video")
+        video.wait_for(timeout=120_000)
+        duration = video.evaluate(
+            """video => video.readyState >= 1 ? video.duration : new Promise(resolve =>
+                video.addEventListener("loadedmetadata", () => resolve(video.duration), {once: true}))"""
+        )
+    finally:
+        page.close()
     assert abs(duration - SECONDS) < 0.1
     assert pipeline.reports == [(16, FRAMES), (FRAMES, FRAMES)]
 
@@ -203,9 +211,9 @@ def test_api_generate_stream_yields_segments_that_play_the_offline_video(url, in
         segments = [http.get(urljoin(playlist_url, line)).content for line in playlist if line.endswith(".ts")]
     durations = [float(line.removeprefix("#EXTINF:").rstrip(",")) for line in playlist if line.startswith("#EXTINF")]
     decoded = [_decoded(data, tmp_path, f"segment{index}.ts") for index, data in enumerate(segments)]
-    assert [len(frames) for frames, _ in decoded][:2] == [SEGMENT_FRAMES, STREAM_FRAMES - SEGMENT_FRAMES] == [24, 13]
+    assert [len(frames) for frames, _ in decoded][:2] == [SEGMENT_FRAMES, STREAM_FRAMES - SEGMENT_FRAMES] == [24, 6]
     assert sum(len(frames) for frames, _ in decoded) == STREAM_FRAMES
-    assert durations[:2] == pytest.approx([0.96, 0.52], abs=1e-3)
+    assert durations[:2] == pytest.approx([0.96, 0.24], abs=1e-3)
     assert all(audio_streams == 1 for _, audio_streams in decoded)
     frames = np.stack([frame for frames, _ in decoded for frame in frames])
     offline_path = Client(url, analytics_enabled=False, verbose=False).predict(
@@ -233,32 +241,23 @@ def test_api_generate_stream_without_ffmpeg_is_a_one_line_message(url, inputs, m
         client.predict(handle_file(inputs["portrait"]), handle_file(inputs["speech"]), api_name="/generate_stream")
 
 
-@needs_chromium
 @needs_ffmpeg
-def test_browser_streaming_tab_plays_the_segments_while_they_come(url, inputs):
-    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, "--autoplay-policy=no-user-gesture-required"]
-        )
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            page.get_by_role("tab", name="Streaming").click()
-            page.locator("#stream-portrait input[type=file]").set_input_files(inputs["portrait"])
-            page.locator("#stream-speech input[type=file]").set_input_files(inputs["speech"])
-            page.get_by_role("button", name="Stream").click()
-            video = page.locator("#stream video")
-            video.wait_for(timeout=120_000)
-            # Gradio's HLS player appends the segments to the <video>; it plays them as they come.
-            page.wait_for_function("() => document.querySelector('#stream video').currentTime > 0.3", timeout=60_000)
-            status = page.locator("#stream-status")
-            status.get_by_text("real-time factor").wait_for(timeout=60_000)
-            text = status.inner_text()
-        finally:
-            browser.close()
+def test_browser_streaming_tab_plays_the_segments_while_they_come(url, inputs, browser):
+    page = browser.new_page()
+    try:
+        page.goto(url)
+        page.get_by_role("tab", name="Streaming").click()
+        page.locator("#stream-portrait input[type=file]").set_input_files(inputs["portrait"])
+        page.locator("#stream-speech input[type=file]").set_input_files(inputs["speech"])
+        page.get_by_role("button", name="Stream").click()
+        page.locator("#stream video").wait_for(timeout=120_000)
+        # Gradio's HLS player appends the segments to the <video>, which plays them.
+        page.wait_for_function("() => document.querySelector('#stream video').currentTime > 0.3", timeout=60_000)
+        status = page.locator("#stream-status")
+        status.get_by_text("real-time factor").wait_for(timeout=60_000)
+        text = status.inner_text()
+    finally:
+        page.close()
     assert f"{FRAMES} frames; first frame" in text
 
 

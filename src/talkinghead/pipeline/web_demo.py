@@ -203,7 +203,7 @@ class StreamGenerator:
         lookahead = lookahead_line(session.latency)
         yield gr.skip(), lookahead
         chunk = round(CHUNK_MS * SAMPLE_RATE / 1000)
-        pending = np.zeros((0, 0, 0, 3), np.uint8)
+        pending: list[np.ndarray] = []  # frames made, not yet in a segment
         written, first_frame, busy = 0, None, 0.0
         start = time.perf_counter()
         for offset in [*range(0, len(speech), chunk), None]:
@@ -211,15 +211,13 @@ class StreamGenerator:
             batches = session.close() if offset is None else session.push(speech[offset : offset + chunk])
             if batches and first_frame is None:
                 first_frame = time.perf_counter() - start
-            if batches:
-                pending = np.concatenate([*([pending] if len(pending) else []), *batches])
+            pending += [frame for frames in batches for frame in frames]
             paths = []
-            while len(pending) >= SEGMENT_FRAMES or (offset is None and len(pending)):
-                frames, pending = pending[:SEGMENT_FRAMES], pending[SEGMENT_FRAMES:]
-                last = offset is None and not len(pending)  # its audio: the speech up to the end
-                audio = speech[written * FRAME_SAMPLES : None if last else (written + len(frames)) * FRAME_SAMPLES]
+            while len(pending) >= SEGMENT_FRAMES or (offset is None and pending):
+                frames, pending = np.stack(pending[:SEGMENT_FRAMES]), pending[SEGMENT_FRAMES:]
+                end = None if offset is None and not pending else (written + len(frames)) * FRAME_SAMPLES
                 paths.append(segments / f"from_frame{written:06d}.mp4")
-                write_segment(paths[-1], frames, audio)
+                write_segment(paths[-1], frames, speech[written * FRAME_SAMPLES : end])  # the last: all the rest
                 written += len(frames)
             busy += time.perf_counter() - began
             status = lookahead

@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # libgl1/libglib2.0-0: OpenCV (pulled in by MediaPipe) loads them at import;
 # espeak-ng: the speech synthesizer of the embedded corpus (libespeak-ng through ctypes);
 # chromium, chromium-driver: the headless browser the web demo's test drives (tests/test_web_demo.py).
-DEBIAN_PACKAGES := libgl1 libglib2.0-0 espeak-ng chromium chromium-driver
+DEBIAN_PACKAGES := libgl1 libglib2.0-0 espeak-ng chromium chromium-driver ffmpeg
 DEMO_DIR := outputs/demo
 
 .PHONY: venv system-deps test lint format demo clean

@@ -1,7 +1,18 @@
 """Video input and output through PyAV (bundled FFmpeg): streaming, bounded memory, atomic writes."""
 
 from talkinghead.media.fragmented_writer import FragmentedVideoWriter
+from talkinghead.media.segment_writer import SEGMENT_FRAMES, SegmentWriter, write_segment
 from talkinghead.media.video_reader import VideoError, VideoInfo, iter_video_frames, probe_video
 from talkinghead.media.video_writer import VideoWriter
 
-__all__ = ["FragmentedVideoWriter", "VideoError", "VideoInfo", "VideoWriter", "iter_video_frames", "probe_video"]
+__all__ = [
+    "SEGMENT_FRAMES",
+    "FragmentedVideoWriter",
+    "SegmentWriter",
+    "VideoError",
+    "VideoInfo",
+    "VideoWriter",
+    "iter_video_frames",
+    "probe_video",
+    "write_segment",
+]

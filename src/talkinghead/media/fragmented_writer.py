@@ -24,6 +24,8 @@ from talkinghead.media.video_reader import video_error
 from talkinghead.media.video_writer import AAC_BITRATE, VideoWriter
 
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+#: x264 without frame lookahead or B-frames: a frame is encoded when it is given.
+ZERO_LATENCY = {"tune": "zerolatency"}
 
 
 class FragmentedVideoWriter(VideoWriter):
@@ -49,7 +51,7 @@ class FragmentedVideoWriter(VideoWriter):
     ) -> None:
         super().__init__(path, fps, None, sample_rate, crf)
         self.with_audio = audio
-        self.video_options = {"tune": "zerolatency", "g": str(keyframe_interval)}
+        self.video_options = {**ZERO_LATENCY, "g": str(keyframe_interval)}
         self._held_audio: list[np.ndarray] = []
 
     def __enter__(self) -> "FragmentedVideoWriter":

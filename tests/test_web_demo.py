@@ -7,6 +7,7 @@ speech is :func:`tests.helpers.speech_like`, 0.7 s: ``T = ⌊25 · 0.7⌋ = 17``
 tab's tests use 1.2 s (``T = 30``: one segment of 24 frames and the rest).
 """
 
+import importlib.util
 import math
 import os
 import re
@@ -28,8 +29,8 @@ from PIL import Image
 from talkinghead.media import SEGMENT_FRAMES, write_segment
 from talkinghead.pipeline import TalkingHeadPipeline
 from talkinghead.pipeline.demo_examples import example_inputs
-from talkinghead.pipeline.web_demo import build_demo
 from talkinghead.pipeline.web_demo import main as demo_main
+from talkinghead.pipeline.web_page import build_demo
 from tests.helpers import speech_like
 
 SECONDS = 0.7
@@ -87,11 +88,17 @@ def pipeline(tiny_checkpoints) -> RecordingPipeline:
 @pytest.fixture(scope="module")
 def url(pipeline, inputs) -> str:
     """The page served on a free port of 127.0.0.1 for the module's tests, closed after them."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     demo = build_demo(pipeline, examples=(inputs["portrait"], inputs["speech"]))
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    for attempt in range(3):  # another process may take the free port between the probe and the launch
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        try:
+            demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+            break
+        except OSError:
+            if attempt == 2:
+                raise
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 
@@ -134,6 +141,16 @@ def test_missing_checkpoints_are_one_line_and_exit_2_before_serving(tmp_path, ca
     assert demo_main(["--checkpoints", str(tmp_path / "none"), "--port", "1"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("talkinghead-demo: error:") and "facial_motion.ckpt" in lines[0]
+
+
+def test_without_gradio_the_demo_is_one_line_naming_the_extra_and_exit_2(tiny_checkpoints, capsys, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else real_find_spec(name, *a)
+    )
+    assert demo_main(["--checkpoints", str(tiny_checkpoints)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines == ["talkinghead-demo: error: Gradio is not installed: pip install 'talkinghead[demo]'"]
 
 
 def test_examples_are_taken_from_the_folder_that_holds_both(inputs, tmp_path):

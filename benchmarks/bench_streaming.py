@@ -10,7 +10,8 @@ Columns:
 
 * ``lookahead``: the session's stated latency (:attr:`StreamSession.latency`, ms of audio a frame waits for);
 * ``first frame``: wall-clock ms from pushing the first chunk to getting the first frame, chunks pushed as fast
-  as they are processed (``--realtime``: at wall-clock pace, so the lookahead is included);
+  as they are processed (``--realtime``: as a live source delivers them, :func:`~talkinghead.pipeline.streaming.
+  live_chunks`, so the lookahead is included and a session that falls behind gets what arrived meanwhile at once);
 * ``real-time factor``: processing time / speech duration over the whole stream (< 1: faster than real time);
 * ``RSS``: the process's resident memory (``/proc/self/statm``) sampled after every chunk — the peak during the
   stream and its growth from the first second to the end (CUDA: ``torch.cuda.max_memory_allocated``).
@@ -26,6 +27,7 @@ GPU they are refused::
 
 import argparse
 import contextlib
+import itertools
 import os
 import sys
 import time
@@ -36,12 +38,15 @@ import torch
 from bench_pipeline import build
 from machine import describe_machine
 
+from talkinghead.conventions import SAMPLE_RATE
 from talkinghead.pipeline import GenerationParams
+from talkinghead.pipeline.streaming import FRAME_SAMPLES, live_chunks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' speech-like signal
 from tests.helpers import speech_like  # noqa: E402
 
-CHUNK = 640  # 40 ms at 16 kHz
+CHUNK_MS = 40.0
+CHUNK = FRAME_SAMPLES  # 40 ms at 16 kHz
 
 
 def rss_mib() -> float:
@@ -63,26 +68,24 @@ def run(size: str, pose: str, args: argparse.Namespace, prepared_cache: dict) ->
     autocast = torch.autocast(args.device, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
     warm = pipeline.open_stream(prepared, params)  # warm-up (and compilation): one second
     with autocast:
-        for start in range(0, 16000, CHUNK):
+        for start in range(0, SAMPLE_RATE, CHUNK):
             warm.push(speech[start : start + CHUNK])
         warm.close()
     session = pipeline.open_stream(prepared, params)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    rss, first, busy, frames = [], None, 0.0, 0
-    begin = time.perf_counter()
+    rss, first, first_push, busy, frames = [], None, None, 0.0, 0
     with autocast:
-        for start in [*range(0, len(speech), CHUNK), None]:
-            if args.realtime and start is not None:
-                time.sleep(max(0.0, begin + start / 16000 - time.perf_counter()))
+        for samples in itertools.chain(live_chunks(speech, CHUNK_MS, args.realtime), [None]):
             tick = time.perf_counter()
-            batches = session.close() if start is None else session.push(speech[start : start + CHUNK])
+            first_push = tick if first_push is None else first_push
+            batches = session.close() if samples is None else session.push(samples)
             if args.device == "cuda":
                 torch.cuda.synchronize()
             busy += time.perf_counter() - tick
             frames += sum(len(batch) for batch in batches)
             if batches and first is None:
-                first = time.perf_counter() - begin
+                first = time.perf_counter() - first_push
             rss.append(rss_mib())
     memory = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else max(rss)
     return {
@@ -100,14 +103,14 @@ def flatness(args: argparse.Namespace) -> None:
     pipeline = build("tiny", args.device)
     session = pipeline.open_stream(pipeline.prepare(skimage.data.astronaut()), GenerationParams(pose="generated"))
     speech = speech_like(8.0, seed=0)
-    total = int(args.minutes * 60 * 16000) // CHUNK
+    total = int(args.minutes * 60 * SAMPLE_RATE) // CHUNK
     samples, begin = [], time.perf_counter()
     print("| speech (s) | RSS (MiB) | wall (s) |\n|---:|---:|---:|")
     for index in range(total):
         start = (index * CHUNK) % (len(speech) - CHUNK)
         session.push(speech[start : start + CHUNK])
-        seconds = (index + 1) * CHUNK / 16000
-        if index % round(args.every * 16000 / CHUNK) == 0 or index == total - 1:
+        seconds = (index + 1) * CHUNK / SAMPLE_RATE
+        if index % round(args.every * SAMPLE_RATE / CHUNK) == 0 or index == total - 1:
             samples.append((seconds, rss_mib()))
             print(f"| {seconds:.0f} | {samples[-1][1]:.0f} | {time.perf_counter() - begin:.0f} |", flush=True)
     session.close()

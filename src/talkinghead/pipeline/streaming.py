@@ -31,6 +31,7 @@ memory buffers the conv radius and alignment window, the decoders' key/value cac
 pose decoder one window of codes and frames (:meth:`StreamSession.buffer_sizes`).
 """
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -469,6 +470,26 @@ class StreamReport:
         )
 
 
+def live_chunks(speech: np.ndarray, chunk_ms: float = 40.0, realtime: bool = False) -> Iterator[np.ndarray]:
+    """``speech`` as a live source delivers it, in ``chunk_ms`` chunks; resume the generator when the previous
+    chunk has been processed.
+
+    ``realtime``: a chunk becomes available when its last sample's wall-clock time has come (the generator sleeps
+    until then); when processing falls behind, every whole chunk available by then comes at once, as a live source
+    delivers what it buffered (stage 2 then renders the frames they complete in one batch). Otherwise chunks come
+    one at a time, as fast as they are processed."""
+    chunk = max(1, round(chunk_ms * SAMPLE_RATE / 1000))
+    start, offset = time.perf_counter(), 0
+    while offset < len(speech):
+        end = min(offset + chunk, len(speech))
+        if realtime:
+            time.sleep(max(0.0, start + end / SAMPLE_RATE - time.perf_counter()))
+            arrived = int((time.perf_counter() - start) * SAMPLE_RATE)
+            end = max(end, min(offset + (arrived - offset) // chunk * chunk, len(speech)))
+        yield speech[offset:end]
+        offset = end
+
+
 def stream_to_mp4(
     session: StreamSession,
     speech: np.ndarray,
@@ -476,31 +497,19 @@ def stream_to_mp4(
     chunk_ms: float = 40.0,
     realtime: bool = False,
 ) -> StreamReport:
-    """Feed ``speech`` to ``session`` in ``chunk_ms`` chunks as if it were live and write a fragmented mp4 that
-    plays while it is written (:class:`~talkinghead.media.FragmentedVideoWriter`: at ``out`` directly, deleted on
-    an error or interrupt); each chunk's audio is muxed when it is pushed.
-
-    ``realtime``: a chunk becomes available when its last sample's wall-clock time has come; when processing
-    falls behind, every chunk available by then is pushed at once, as a live source delivers what it buffered
-    (stage 2 then renders the frames they complete in one batch). Otherwise chunks are pushed one at a time as
-    fast as they are processed."""
-    chunk = max(1, round(chunk_ms * SAMPLE_RATE / 1000))
-    first_frame, first_push, busy, offset = None, None, 0.0, 0
+    """Feed ``speech`` to ``session`` as :func:`live_chunks` delivers it and write a fragmented mp4 that plays
+    while it is written (:class:`~talkinghead.media.FragmentedVideoWriter`: at ``out`` directly, deleted on an
+    error or interrupt); each chunk's audio is muxed when it is pushed."""
+    first_frame, first_push, busy = None, None, 0.0
     with FragmentedVideoWriter(out, FPS, audio=True, sample_rate=SAMPLE_RATE) as writer:
-        start = time.perf_counter()
-        while offset is not None:
-            end = min(offset + chunk, len(speech))
-            if realtime and offset < len(speech):
-                time.sleep(max(0.0, start + end / SAMPLE_RATE - time.perf_counter()))
-                arrived = int((time.perf_counter() - start) * SAMPLE_RATE)
-                end = max(end, min(offset + (arrived - offset) // chunk * chunk, len(speech)))
+        for samples in itertools.chain(live_chunks(speech, chunk_ms, realtime), [None]):
             began = time.perf_counter()
             first_push = began if first_push is None else first_push
-            if offset >= len(speech):
-                batches, offset = session.close(), None
+            if samples is None:
+                batches = session.close()
             else:
-                writer.write_audio(speech[offset:end])
-                batches, offset = session.push(speech[offset:end]), end
+                writer.write_audio(samples)
+                batches = session.push(samples)
             for frames in batches:
                 writer.write(frames)
             if batches and first_frame is None:

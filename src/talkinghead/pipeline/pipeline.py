@@ -291,11 +291,16 @@ class TalkingHeadPipeline:
         return image, reference, self.motion_vae.parse_reference(image, reference)
 
     def frames(
-        self, prepared: PreparedPortrait, motion: dict[str, torch.Tensor], batch_size: int
+        self,
+        prepared: PreparedPortrait,
+        motion: dict[str, torch.Tensor],
+        batch_size: int,
+        stage2_reference: tuple[torch.Tensor, dict, torch.Tensor] | None = None,
     ) -> Iterator[dict[str, torch.Tensor]]:
         """Stage 2, one batch of ``batch_size`` frames at a time: :meth:`MeshToVideo.synthesize`'s
-        outputs (``frame``, ``pt_driven``, …) for consecutive slices of ``motion``; the reference is parsed once."""
-        image, reference, outer = self.stage2_reference(prepared)
+        outputs (``frame``, ``pt_driven``, …) for consecutive slices of ``motion``; the reference is parsed once
+        (or given: :meth:`stage2_reference`'s result, kept by a stream across calls)."""
+        image, reference, outer = stage2_reference or self.stage2_reference(prepared)
         for start in range(0, len(motion["pose"]), batch_size):
             driven = {key: motion[key][start : start + batch_size] for key in ("beta", "pose", "lip_offsets")}
             yield self.motion_vae.synthesize(image, reference, driven, outer)

@@ -400,7 +400,7 @@ class StreamSession:
         self.batch_size = params.batch_size
         with torch.no_grad():  # the stages' start-up state (conditions, parsed reference) holds no graph
             self.motion = MotionStream(pipeline, prepared, params, audio_context)
-            self.image, self.reference, self.outer = pipeline.stage2_reference(prepared)
+            self.stage2 = pipeline.stage2_reference(prepared)
         self.paste = PasteBack(prepared.image, prepared.box, params.max_frame_side) if params.full_frame else None
         self.on_frame = on_frame
         self.frames_made = 0
@@ -427,9 +427,7 @@ class StreamSession:
         if not motion:
             return []
         batches = []
-        for start in range(0, len(motion["pose"]), self.batch_size):
-            driven = {key: value[start : start + self.batch_size] for key, value in motion.items()}
-            result = self.pipeline.motion_vae.synthesize(self.image, self.reference, driven, self.outer)
+        for result in self.pipeline.frames(self.prepared, motion, self.batch_size, self.stage2):
             frames = to_uint8(result["frame"])
             if self.paste is not None:
                 frames = np.stack([self.paste(frame) for frame in frames])

@@ -87,13 +87,6 @@ class FragmentedVideoWriter(VideoWriter):
             self._held_audio = []
         super().write(frames)
 
-    def _encode_audio(self, chunk: np.ndarray) -> None:
-        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-        frame.sample_rate = self.sample_rate
-        frame.pts = self._audio_written
-        self._container.mux(self._audio_stream.encode(frame))
-        self._audio_written += chunk.shape[1]
-
     def _write_audio(self, until: int | None) -> None:
         """The speech is muxed as it arrives (:meth:`write_audio`), not in step with the frames."""
 

@@ -101,12 +101,15 @@ class VideoWriter:
         end = len(self.audio) if until is None else min(until, len(self.audio))
         if end <= self._audio_written:
             return
-        chunk = self.audio[self._audio_written : end]
-        frame = av.AudioFrame.from_ndarray(chunk[None], format="flt", layout="mono")
+        self._encode_audio(self.audio[None, self._audio_written : end])
+
+    def _encode_audio(self, chunk: np.ndarray) -> None:
+        """Encode and mux (1, n) mono float32 samples following those already written."""
+        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
         frame.sample_rate = self.sample_rate
         frame.pts = self._audio_written
         self._container.mux(self._audio_stream.encode(frame))
-        self._audio_written = end
+        self._audio_written += chunk.shape[1]
 
     def __exit__(self, exc_type, exc, traceback) -> None:
         try:

@@ -41,6 +41,13 @@ from talkinghead.evaluation.weights import NOT_SUPPLIED
 from talkinghead.face.detection import NoFaceError
 from talkinghead.face.images import load_image_rgb
 from talkinghead.media import iter_video_frames, probe_video
+from talkinghead.metrics.articulation import (
+    head_motion,
+    inner_lip_opening,
+    lip_sync_r,
+    opening_agreement,
+    speech_envelope,
+)
 from talkinghead.metrics.pose import head_pose_diversity, seed_diversity
 
 SEED_PATTERN = re.compile(r"^(?P<name>.+?)[._-]seed(?P<seed>\d+)$")
@@ -140,6 +147,28 @@ def _sync(job: VideoJob, analysis: VideoAnalysis, networks: Networks) -> dict[st
     return {"lse_d": scores.lse_d, "lse_c": scores.lse_c, "av_offset": scores.offset}
 
 
+def _articulation(job: VideoJob, analysis: VideoAnalysis, reference: VideoAnalysis | None) -> dict[str, object]:
+    """Weight-free mouth and head measurements (:mod:`talkinghead.metrics.articulation`)."""
+    keys = ("mouth_open_std", "lip_sync_r", "head_motion", "mouth_r", "mouth_amplitude_ratio")
+    if not analysis.track.has_face:
+        return dict.fromkeys(keys, NO_FACE)
+    opening = inner_lip_opening(analysis.track.landmarks)
+    row: dict[str, object] = {
+        "mouth_open_std": float(np.std(opening)),
+        "head_motion": head_motion(analysis.track.landmarks),
+    }
+    try:
+        row["lip_sync_r"] = lip_sync_r(opening, speech_envelope(load_audio(job.path), len(opening)))
+    except AudioError as error:
+        row["lip_sync_r"] = f"n/a ({str(error).split(': ', 1)[-1]})"
+    if reference is None:
+        return row | dict.fromkeys(("mouth_r", "mouth_amplitude_ratio"), NO_REFERENCE_VIDEO)
+    if not reference.track.has_face:
+        return row | dict.fromkeys(("mouth_r", "mouth_amplitude_ratio"), NO_FACE)
+    agreement = opening_agreement(opening, inner_lip_opening(reference.track.landmarks))
+    return row | dict(zip(("mouth_r", "mouth_amplitude_ratio"), agreement, strict=True))
+
+
 def _csim(job: VideoJob, analysis: VideoAnalysis, reference: VideoAnalysis | None, networks: Networks) -> object:
     if networks.identity is None:
         return NOT_SUPPLIED
@@ -207,6 +236,7 @@ def evaluate(jobs: list[VideoJob], networks: Networks, progress: bool = True) ->
         else:
             row["hpd"] = NO_FACE
         row |= _against_reference(job, analysis, reference)
+        row |= _articulation(job, analysis, reference)
         rows.append(row)
     _seed_diversity(rows, poses)
     return rows, _fid(features, networks)

@@ -42,6 +42,11 @@ COLUMNS = (
     "psnr",
     "ssim",
     "lve",
+    "mouth_open_std",
+    "lip_sync_r",
+    "head_motion",
+    "mouth_r",
+    "mouth_amplitude_ratio",
 )
 METRICS = COLUMNS[COLUMNS.index("lse_d") :]
 
@@ -140,6 +145,11 @@ def markdown_tables(summaries: Sequence[Row], method: str = "talkinghead") -> st
         ("lve", "LVE (cm) ↓"),
         ("pose_diversity_deg", "Seed diversity (deg) ↑"),
         ("pose_diversity_cm", "Seed diversity (cm) ↑"),
+        ("mouth_open_std", "Mouth opening std"),
+        ("lip_sync_r", "Lip-sync r (envelope)"),
+        ("head_motion", "Head motion"),
+        ("mouth_r", "Mouth r vs real ↑"),
+        ("mouth_amplitude_ratio", "Mouth amplitude ratio (→1)"),
     )
     extra = [
         "| Setting | Frames | " + " | ".join(title for _, title in extra_columns) + " |",

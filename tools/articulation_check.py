@@ -1,0 +1,156 @@
+"""Measure how a set of checkpoints articulates on real people, with weight-free metrics only.
+
+Two settings, both judged from the outside by MediaPipe FaceMesh (:mod:`talkinghead.metrics.articulation`):
+
+* **same identity**: for each real clip (a video with its speech, or a same-stem ``.wav``/``.flac`` beside
+  it), its first ``--seconds`` at 25 fps become ``real/NAME.mp4``, frame 0 the portrait and its speech the input;
+  the video generated with ``--pose still`` is compared with the real one (mouth-opening r and amplitude ratio,
+  LMD), so only the mouth is judged;
+* **unseen portraits**: every ``--portraits`` image × every ``--speech`` recording (cut to ``--seconds``), one
+  video per ``--seeds`` seed with generated head pose: mouth-opening spread, lip-sync r against the speech,
+  head motion, frames without a face.
+
+The real clips are measured too (their opening spread, lip-sync r and head motion), the yardstick for the
+second setting. Writes ``OUT/report.csv`` (every video, ``talkinghead-evaluate``'s columns) and prints a
+markdown summary, also saved as ``OUT/summary.md``; nothing is written outside ``OUT``.
+
+    python tools/articulation_check.py --checkpoints outputs/demo/checkpoints --clips real/*.mp4 \\
+        --portraits photos/*.png --speech speech/*.wav --out outputs/articulation
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile
+from PIL import Image
+
+from talkinghead.audio.io import AudioError, load_audio
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
+from talkinghead.conventions import FPS, SAMPLE_RATE
+from talkinghead.evaluation.evaluate import Networks, collect_jobs, evaluate
+from talkinghead.evaluation.report import CROSS, SAME, csv_text, write_text_atomic
+from talkinghead.media import VideoWriter, iter_video_frames
+from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
+
+SIDECAR_AUDIO = (".wav", ".flac")
+
+
+def clip_speech(video: Path) -> np.ndarray:
+    """The clip's speech: its own audio track, else a same-stem sidecar file."""
+    try:
+        return load_audio(video)
+    except AudioError:
+        for suffix in SIDECAR_AUDIO:
+            if video.with_suffix(suffix).is_file():
+                return load_audio(video.with_suffix(suffix))
+        raise
+
+
+def cut_clip(video: Path, seconds: float, out: Path) -> tuple[Path, Path]:
+    """``out/real/NAME.mp4`` (first ``seconds`` at 25 fps with its speech) and ``out/portraits/NAME.png``."""
+    speech = clip_speech(video)[: int(seconds * SAMPLE_RATE)]
+    frames = []
+    for frame in iter_video_frames(video, fps=FPS):
+        frames.append(frame)
+        if len(frames) >= int(seconds * FPS):
+            break
+    real, portrait = out / "real" / f"{video.stem}.mp4", out / "portraits" / f"{video.stem}.png"
+    for path in (real, portrait):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with VideoWriter(real, FPS, speech, SAMPLE_RATE) as writer:
+        writer.write(np.stack(frames))
+    Image.fromarray(frames[0]).save(portrait)
+    return real, portrait
+
+
+def cut_speech(path: Path, seconds: float, out: Path) -> Path:
+    target = out / "speech" / f"{path.stem}.wav"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(target, load_audio(path)[: int(seconds * SAMPLE_RATE)], SAMPLE_RATE)
+    return target
+
+
+def _values(rows: list[dict], key: str) -> list[float]:
+    return [float(row[key]) for row in rows if isinstance(row.get(key), (int, float))]
+
+
+def _stat(rows: list[dict], key: str) -> str:
+    values = _values(rows, key)
+    if not values:
+        return "n/a"
+    return f"{np.mean(values):.3f} (min {np.min(values):.3f}, max {np.max(values):.3f})"
+
+
+def summary(real_rows: list[dict], same_rows: list[dict], cross_rows: list[dict]) -> str:
+    lines = ["| measurement | real clips | same identity (pose still) | unseen portraits (generated pose) |"]
+    lines.append("|---|---|---|---|")
+    for key, title in (
+        ("mouth_r", "mouth-opening r vs the real video"),
+        ("mouth_amplitude_ratio", "amplitude ratio vs the real video"),
+        ("landmark_distance", "LMD (px, 256² crop)"),
+        ("mouth_open_std", "mouth-opening std"),
+        ("lip_sync_r", "lip-sync r vs speech envelope"),
+        ("head_motion", "head motion"),
+        ("frames_without_face", "frames without a face"),
+    ):
+        cells = [_stat(rows, key) for rows in (real_rows, same_rows, cross_rows)]
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    videos = f"{len(real_rows)} real clips, {len(same_rows)} same-identity and {len(cross_rows)} unseen-portrait videos"
+    return "\n".join(lines) + f"\n\n{videos}\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoints", required=True, help="what talkinghead-generate --checkpoints takes")
+    parser.add_argument("--clips", nargs="*", default=[], type=Path, help="real talking-head videos")
+    parser.add_argument("--portraits", nargs="*", default=[], type=Path, help="portraits the clips do not show")
+    parser.add_argument("--speech", nargs="*", default=[], type=Path, help="real speech for the portraits")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of every clip and recording used")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="pose seeds per unseen portrait")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    add_common_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(verbosity(args))
+    progress = verbosity(args) >= 0
+    for path in [*args.clips, *args.portraits, *args.speech]:
+        if not path.is_file():
+            print(f"error: {str(path)!r}: no such file", file=sys.stderr)
+            return 2
+    pipeline = TalkingHeadPipeline.load(args.checkpoints)
+    for folder in ("same", "cross"):
+        (args.out / folder).mkdir(parents=True, exist_ok=True)
+    for clip in args.clips:
+        real, portrait = cut_clip(clip, args.seconds, args.out)
+        pipeline.generate(portrait, real, args.out / "same" / real.name, GenerationParams(pose="still"), progress)
+    speech = [cut_speech(path, args.seconds, args.out) for path in args.speech]
+    for portrait in args.portraits:
+        for recording in speech:
+            for seed in args.seeds:
+                out = args.out / "cross" / f"{portrait.stem}__{recording.stem}_seed{seed}.mp4"
+                pipeline.generate(portrait, recording, out, GenerationParams(seed=seed), progress)
+    networks = Networks()
+    real_rows = evaluate(collect_jobs([str(args.out / "real")]), networks, progress)[0] if args.clips else []
+    same_rows = (
+        evaluate(collect_jobs([str(args.out / "same")], str(args.out / "real")), networks, progress)[0]
+        if args.clips
+        else []
+    )
+    cross_rows = evaluate(collect_jobs([str(args.out / "cross")]), networks, progress)[0] if speech else []
+    rows = [row | {"setting": "real"} for row in real_rows] + same_rows + cross_rows
+    write_text_atomic(args.out / "report.csv", csv_text(rows))
+    text = summary(
+        real_rows, [r for r in same_rows if r["setting"] == SAME], [r for r in cross_rows if r["setting"] == CROSS]
+    )
+    write_text_atomic(args.out / "summary.md", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -41,6 +41,9 @@ class FacialMotionModule(StageModule):
         blendshape_weight, mesh_weight, lip_weight: the weights of Eq. 11 (see module docstring).
         teacher_forcing_ratio: probability that a training frame's decoder input is the ground truth rather
             than the model's own (detached) prediction (scheduled sampling; 1 = plain teacher forcing).
+        speech_augmentation: the arguments of :class:`~talkinghead.audio.augmentation.SpeechAugmentation`
+            (random level, noise, band limits and reverberation of the training speech), ``{}`` for its
+            defaults; ``None`` (the default, the paper's setting) trains on the speech as recorded.
         lr, weight_decay, warmup_steps: AdamW, with the learning rate ramped up linearly over the first
             ``warmup_steps`` optimizer steps of the run (0 = none).
 
@@ -60,6 +63,7 @@ class FacialMotionModule(StageModule):
         mesh_weight: float = 1.0,
         lip_weight: float = 1.0,
         teacher_forcing_ratio: float = 1.0,
+        speech_augmentation: dict | None = None,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
@@ -67,6 +71,7 @@ class FacialMotionModule(StageModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = AudioToMotion(audio_encoder, audio_encoder_args, face_model, network)
+        self.use_speech_augmentation(speech_augmentation)
         # checkpoints rebuild the audio encoder from its stored configuration, never from the hub
         self.hparams["audio_encoder_args"] = self.model.audio_encoder.portable_args(audio_encoder_args or {})
         face = self.model.face
@@ -86,7 +91,8 @@ class FacialMotionModule(StageModule):
         """Eq. 11 on a teacher-forced pass; returns ``(loss, {"train/…": …})``."""
         beta, offsets, alpha = batch["beta"], batch["lip_offsets"], batch["alpha"]
         beta_lip, beta_other = split_blendshapes(beta)
-        features = self.model.audio_encoder(batch["audio"], beta.shape[1])
+        audio = self.training_speech(batch["audio"])
+        features = self.model.audio_encoder(audio, beta.shape[1])
         targets = {"beta_lip": beta_lip, "beta_other": beta_other, "lip_offsets": offsets}
         ratio = self.hparams.teacher_forcing_ratio if self.training else 1.0
         out = self.model.net(features, alpha, targets, teacher_forcing_ratio=ratio)

@@ -69,6 +69,9 @@ class PoseMapperModule(StageModule):
         pose_weight, latent_weight: weights of the two terms of Eq. 13.
         code_weight: weight of the code cross-entropy (module docstring; 0 = Eq. 13 only).
         num_eval_seeds, sample_temperature, sample_top_k: sampling for the HPD / diversity / jerk metrics.
+        speech_augmentation: the arguments of :class:`~talkinghead.audio.augmentation.SpeechAugmentation`
+            (random level, noise, band limits and reverberation of the training speech), ``{}`` for its
+            defaults; ``None`` (the default, the paper's setting) trains on the speech as recorded.
         lr, weight_decay, warmup_steps: AdamW, with the learning rate ramped up linearly over the first
             ``warmup_steps`` optimizer steps of the run (0 = none).
 
@@ -91,6 +94,7 @@ class PoseMapperModule(StageModule):
         num_eval_seeds: int = 3,
         sample_temperature: float = 1.0,
         sample_top_k: int | None = None,
+        speech_augmentation: dict | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
@@ -118,6 +122,7 @@ class PoseMapperModule(StageModule):
             load_strict(self.model.vqvae, vqvae_state, f"PoseVQVAE checkpoint {vqvae_checkpoint}")
         names = METRICS + (DIVERSITY_METRICS if num_eval_seeds > 1 else ())
         self.metrics = self.split_metrics(lambda: {name: MeanMetric() for name in names})
+        self.use_speech_augmentation(speech_augmentation)
 
     def forward(
         self,
@@ -139,7 +144,8 @@ class PoseMapperModule(StageModule):
         target = target_pose(pose, mapper.absolute_pose)
         with torch.no_grad():
             codes, indices = vqvae.quantizer.quantize(vqvae.encode(target))  # Z_q = q(E(P_r)), (B, N, d)
-        features = self.model.audio_encoder(batch["audio"], pose.shape[1])
+        audio = self.training_speech(batch["audio"])
+        features = self.model.audio_encoder(audio, pose.shape[1])
         z_hat = mapper(features, batch["alpha"], pose[:, 0], codes)
         quantized, _ = vqvae.quantizer.quantize(z_hat)
         decoded = vqvae.decode(z_hat + (quantized - z_hat).detach(), pose.shape[1])

@@ -6,6 +6,8 @@ import lightning
 import torch
 from torchmetrics import Metric
 
+from talkinghead.audio.augmentation import SpeechAugmentation
+
 EVAL_SPLITS = ("val", "test")
 
 
@@ -34,6 +36,7 @@ class StageModule(lightning.LightningModule):
     MONITOR: tuple[str, str] | None = None
 
     metrics: torch.nn.ModuleDict
+    augment: SpeechAugmentation | None = None
 
     @staticmethod
     def split_metrics(make: Callable[[], dict[str, Metric]]) -> torch.nn.ModuleDict:
@@ -42,6 +45,15 @@ class StageModule(lightning.LightningModule):
 
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
+
+    def use_speech_augmentation(self, arguments: dict | None) -> None:
+        """Train on speech under random recording conditions (:class:`SpeechAugmentation` of ``arguments``);
+        ``None`` keeps the speech as recorded."""
+        self.augment = None if arguments is None else SpeechAugmentation(**arguments)
+
+    def training_speech(self, audio: torch.Tensor) -> torch.Tensor:
+        """The batch's speech as the networks hear it: augmented while training, unchanged otherwise."""
+        return self.augment(audio) if self.training and self.augment is not None else audio
 
     def _evaluate(self, batch: dict, split: str) -> None:
         raise NotImplementedError

@@ -45,8 +45,8 @@ class AVSyncConfig:
             shifts its audio with ``fix``). 2 frames (80 ms) is about what viewers tolerate.
         min_envelope_r: the envelope estimate is trusted only when its r reaches this (0.5: the synthetic
             clips reach 0.56–0.75, real clips with a weak envelope fall below and are kept as they are).
-        min_syncnet_confidence: the SyncNet estimate is trusted only from this LSE-C on (3.0; real in-sync
-            talking heads score 6–8, silence and non-speech below 2).
+        min_syncnet_confidence: the SyncNet estimate is trusted only from this LSE-C on (3.0, well below the
+            6.9–7.8 of real videos in Wav2Lip's Table 1; lower values mean no clear distance minimum).
         fix: shift the audio of an out-of-sync clip instead of rejecting it.
         enabled: estimate at all (``False``: no estimate, no meta.json fields).
     """

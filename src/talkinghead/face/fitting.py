@@ -165,6 +165,16 @@ def mediapipe_landmarks_for(model: MorphableModel, landmarks: torch.Tensor) -> t
     raise ValueError(f"no MediaPipe correspondence for a model with {count} landmarks (468 or 68 supported)")
 
 
+def mediapipe_ids_for(model: MorphableModel) -> tuple[int, ...]:
+    """The MediaPipe landmark index of each column :func:`mediapipe_landmarks_for` returns (same rules)."""
+    count = model.landmark_ids.numel()
+    if count == 468:
+        return tuple(range(468))
+    if count == 68:
+        return MEDIAPIPE_IBUG68
+    raise ValueError(f"no MediaPipe correspondence for a model with {count} landmarks (468 or 68 supported)")
+
+
 def rigid_weights(model: MorphableModel, scale: float = 0.1) -> torch.Tensor:
     """Procrustes weight of each landmark (N,): ``1 / (1 + (m / scale)²)``, m = the largest displacement (cm)
     any single blendshape gives the landmark's vertex at weight 1.

@@ -15,7 +15,8 @@ A clip (paper §4.1) stores the 256² crops, the matching 16-kHz audio span, the
 crop pixels and the closed-form fit of :func:`talkinghead.face.fitting.fit_sequence` (α shared, β and pose
 per frame, O_lip) with the crop camera; ``meta.json`` adds the source video, frame range, the crop box
 (constant per clip; ``crop_track`` repeats it per frame, the transform that pastes results back), source
-size, fit residuals, the A/V offset and how well the fitted mouth follows the tracked one (:func:`mouth_fit`).
+size, fit residuals, the A/V offset and how well the fitted mouth follows the tracked one
+(:func:`talkinghead.face.mouth.mouth_fit`).
 
 Bad input never raises: an unreadable, audio-less or mismatched video, or a failure inside it, becomes a
 :class:`~talkinghead.data.preprocess.tracking.Rejection` and the clips finished before it are kept.
@@ -40,10 +41,9 @@ from talkinghead.data.preprocess.writer import VideoWork
 from talkinghead.face import PerspectiveCamera, load_morphable_model
 from talkinghead.face.clip_crop import clip_crop_box, to_crop
 from talkinghead.face.crop import crop_image
-from talkinghead.face.fitting import MEDIAPIPE_IBUG68, SequenceFit, SequenceFitConfig
+from talkinghead.face.fitting import SequenceFitConfig
 from talkinghead.face.morphable_model import MorphableModel
-from talkinghead.face.mouth import FACE_HEIGHT_PAIR, INNER_LIP_PAIR, pearson
-from talkinghead.face.pose import apply_pose
+from talkinghead.face.mouth import mouth_fit
 from talkinghead.face.video_fit import VIDEO_FIT, fit_tracked_clip
 from talkinghead.media import VideoError, iter_video_frames, probe_video
 from talkinghead.models.syncnet import load_syncnet
@@ -113,38 +113,6 @@ def align_audio(audio: np.ndarray, delay: float) -> np.ndarray:
     if shift > 0:
         return np.concatenate((np.zeros(shift, np.float32), audio))
     return audio[-shift:]
-
-
-def mouth_fit(
-    model: MorphableModel, fit: SequenceFit, camera: PerspectiveCamera, observed: np.ndarray, tracked: np.ndarray
-) -> dict:
-    """How well the fitted mesh reproduces the tracked inner-lip opening (``meta.json`` fields).
-
-    The opening is the distance of FaceMesh 13 and 14 (inner lip middles), of the fitted mesh projected
-    with the crop camera and of the tracked landmarks, each over the tracked face height (10 to 152):
-    ``mouth_fit_r`` is their Pearson r over the clip (with O_lip, as the clip's mesh is),
-    ``mouth_fit_r_without_lips`` the same with β alone, ``mouth_fit_std`` the fitted and tracked
-    openings' standard deviations. ``observed`` (T, K, 2) are the tracked landmarks of the model's
-    landmark ids, ``tracked`` (T, 478, 2+) all of them, in crop pixels.
-    """
-    columns = list(range(model.landmark_ids.numel())) if model.landmark_ids.numel() == 468 else MEDIAPIPE_IBUG68
-    upper, lower = (list(columns).index(i) for i in INNER_LIP_PAIR)
-    top, chin = FACE_HEIGHT_PAIR
-    height = np.linalg.norm(tracked[:, top, :2] - tracked[:, chin, :2], axis=-1)
-
-    def opening(points: np.ndarray) -> np.ndarray:
-        return np.linalg.norm(points[:, upper] - points[:, lower], axis=-1) / height
-
-    def projected(lip_offsets: torch.Tensor | None) -> np.ndarray:
-        vertices = model.vertices(fit.alpha[None], fit.beta, lip_offsets)[:, model.landmark_ids]
-        return camera.project(apply_pose(vertices, fit.pose))[..., :2].numpy()
-
-    fitted, truth = opening(projected(fit.lip_offsets)), opening(observed)
-    return {
-        "mouth_fit_r": round(pearson(fitted, truth), 4),
-        "mouth_fit_r_without_lips": round(pearson(opening(projected(None)), truth), 4),
-        "mouth_fit_std": [round(float(fitted.std()), 5), round(float(truth.std()), 5)],
-    }
 
 
 def _problem(error: Exception, kind: str, path: Path) -> str:

@@ -23,9 +23,9 @@ import torch
 from machine import describe_machine
 
 from talkinghead.data.preprocess import PreprocessSettings, preprocess_videos
-from talkinghead.data.preprocess.crop import crop_track, to_crop
 from talkinghead.data.preprocess.tracking import FaceTracker, TrackingConfig
 from talkinghead.face import PerspectiveCamera, builtin_identity_std, builtin_morphable_model
+from talkinghead.face.clip_crop import clip_crop_box, to_crop
 from talkinghead.face.crop import crop_box, crop_image
 from talkinghead.face.detection import detect_face_landmarks
 from talkinghead.face.fitting import fit_sequence, mediapipe_landmarks_for
@@ -63,7 +63,7 @@ def stage_rates(path: Path) -> dict[str, float]:
     landmarks = np.stack([tracker.observe(frame).landmarks for frame in frames])
     track = len(frames) / (time.perf_counter() - start)
     model, camera = builtin_morphable_model(), PerspectiveCamera()
-    points = mediapipe_landmarks_for(model, torch.from_numpy(to_crop(landmarks, crop_track(landmarks))))
+    points = mediapipe_landmarks_for(model, torch.from_numpy(to_crop(landmarks, clip_crop_box(landmarks))))
     fit_sequence(model, points[:10, :, :2], camera, alpha_std=builtin_identity_std())  # warm-up
     start = time.perf_counter()
     fit_sequence(model, points[..., :2], camera, depth=points[..., 2], alpha_std=builtin_identity_std())

@@ -20,7 +20,7 @@ import torch
 
 from talkinghead.audio.encoders import MelEncoder
 from talkinghead.audio.io import load_audio, resample
-from talkinghead.evaluation.syncnet import syncnet_mfcc
+from talkinghead.models.syncnet import syncnet_mfcc
 
 GOLDENS = Path(__file__).parent / "data" / "audio_goldens.npz"
 SOURCE = Path(__file__).resolve().parents[1] / "src" / "talkinghead"

@@ -19,10 +19,10 @@ import torch
 import torchvision
 
 from talkinghead.evaluation.cli import main
-from talkinghead.evaluation.syncnet import SyncNet
 from talkinghead.face.crop import crop_box, crop_image
 from talkinghead.face.detection import detect_face_landmarks
 from talkinghead.media import VideoWriter
+from talkinghead.models.syncnet import SyncNet
 
 FRAMES = 16
 NA = "n/a (weights not supplied)"

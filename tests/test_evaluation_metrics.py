@@ -13,7 +13,9 @@ import torch
 
 from talkinghead.evaluation.fid import feature_statistics, fid_from_features, frechet_distance, load_inception
 from talkinghead.evaluation.identity import csim, identity_embeddings, load_identity_network
-from talkinghead.evaluation.syncnet import (
+from talkinghead.metrics import mouth_landmark_distance, psnr, ssim
+from talkinghead.metrics.pose import head_pose_diversity
+from talkinghead.models.syncnet import (
     SyncNet,
     _mel_filterbank,
     load_syncnet,
@@ -22,9 +24,7 @@ from talkinghead.evaluation.syncnet import (
     sync_scores,
     syncnet_mfcc,
 )
-from talkinghead.evaluation.weights import WeightsError
-from talkinghead.metrics import mouth_landmark_distance, psnr, ssim
-from talkinghead.metrics.pose import head_pose_diversity
+from talkinghead.models.weights import WeightsError
 
 
 def test_offset_search_recovers_a_known_shift_and_matches_a_direct_loop():

@@ -16,7 +16,7 @@ import torchvision
 from torchmetrics.image.fid import NoTrainInceptionV3
 
 from talkinghead.evaluation.fid import fid_from_features, frechet_distance, load_inception
-from talkinghead.evaluation.weights import WeightsError
+from talkinghead.models.weights import WeightsError
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,11 @@ from talkinghead.atomic import write_png_atomic
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.data.export import export_clip
 from talkinghead.data.preprocess import PreprocessSettings, preprocess_videos
+from talkinghead.data.preprocess.av_sync import AVSyncConfig
 from talkinghead.data.preprocess.writer import REJECTED_CSV
 from talkinghead.data.shards import CorruptShardError, iter_clips, load_index, verify_shards
 from talkinghead.data.synthetic.synth import SynthConfig, build_corpus
+from talkinghead.models.syncnet import load_syncnet
 
 CONTACT_SHEET = "contact_sheet.png"
 
@@ -40,9 +42,29 @@ def _synth(args: argparse.Namespace) -> int:
 def _preprocess(args: argparse.Namespace) -> int:
     if args.model != "builtin" and not Path(args.model).is_file():
         raise ValueError(f"--model: {args.model} is not a file (FaceVerse .npy) nor 'builtin'")
+    if args.syncnet_weights is not None and not Path(args.syncnet_weights).is_file():
+        raise ValueError(f"--syncnet-weights: {args.syncnet_weights} is not a file")
+    if args.max_av_offset < 0:
+        raise ValueError(f"--max-av-offset must be ≥ 0 frames, got {args.max_av_offset}")
+    if args.syncnet_weights is not None:
+        load_syncnet(args.syncnet_weights)  # a bad file is one error line before any video is touched
+    defaults = AVSyncConfig()
+    confidence = args.min_av_confidence
+    av_sync = AVSyncConfig(
+        max_offset=args.max_av_offset,
+        min_envelope_r=defaults.min_envelope_r if confidence is None else confidence,
+        min_syncnet_confidence=defaults.min_syncnet_confidence if confidence is None else confidence,
+        fix=args.fix_av_offset,
+        enabled=not args.no_av_check,
+    )
     source = args.source or Path(args.videos).stem or "video"
     settings = PreprocessSettings(
-        source=source, model=args.model, videos_per_shard=args.videos_per_shard, seed=args.seed
+        source=source,
+        model=args.model,
+        av_sync=av_sync,
+        syncnet_weights=None if args.syncnet_weights is None else str(args.syncnet_weights),
+        videos_per_shard=args.videos_per_shard,
+        seed=args.seed,
     )
     result = preprocess_videos(
         args.videos,
@@ -87,6 +109,30 @@ def contact_sheet(root: Path, clips: int = 6, frames: int = 5) -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
+def preprocessing_checks(metas: list[dict], min_mouth_r: float = 0.9) -> str:
+    """Summary lines of the preprocessing's per-clip checks (mouth fit, A/V offset); empty for other corpora."""
+    lines = []
+    mouth = {m["clip_id"]: m["mouth_fit_r"] for m in metas if "mouth_fit_r" in m}
+    if mouth:
+        values = np.array(list(mouth.values()))
+        low = sorted(clip for clip, r in mouth.items() if r < min_mouth_r)
+        lines.append(
+            f"  mouth fit r: mean {values.mean():.3f}, min {values.min():.3f}; "
+            f"{len(low)} of {len(values)} clips below {min_mouth_r}" + (f" ({', '.join(low[:5])}…)" if low else "")
+        )
+    offsets = [m for m in metas if "av_offset_frames" in m]
+    if offsets:
+        methods = sorted({m["av_offset_method"] for m in offsets})
+        frames = np.array([m["av_offset_frames"] for m in offsets])
+        confidence = np.array([m["av_offset_confidence"] for m in offsets])
+        shifted = sum(bool(m.get("av_offset_shifted")) for m in offsets)
+        lines.append(
+            f"  A/V offset ({'/'.join(methods)}): |offset| ≤ 1 frame in {int((np.abs(frames) <= 1).sum())} of "
+            f"{len(frames)} clips, median confidence {np.median(confidence):.2f}, {shifted} shifted"
+        )
+    return "\n".join(lines)
+
+
 def _inspect(args: argparse.Namespace) -> int:
     root = Path(args.root)
     index = load_index(root)
@@ -105,6 +151,9 @@ def _inspect(args: argparse.Namespace) -> int:
         value = getattr(first, name)
         if value is not None:
             print(f"  {name:11s} {str(value.dtype):8s} {tuple(value.shape)}  ({first.clip_id})")
+    checks = preprocessing_checks([clip.meta for clip in iter_clips(root, fields=(), skip_bad=args.skip_bad)])
+    if checks:
+        print(checks)
     sheet = contact_sheet(root)
     out = Path(args.sheet) if args.sheet else root / CONTACT_SHEET
     write_png_atomic(torch.from_numpy(sheet).permute(2, 0, 1).float() / 255, out)
@@ -137,6 +186,25 @@ def build_parser() -> argparse.ArgumentParser:
         default=PreprocessSettings.videos_per_shard,
         help="videos per shard (default %(default)s)",
     )
+    pre.add_argument(
+        "--syncnet-weights",
+        type=Path,
+        help="SyncNet syncnet_v2.model: estimate A/V offsets with SyncNet (default: speech envelope vs lips)",
+    )
+    pre.add_argument(
+        "--max-av-offset",
+        type=int,
+        default=AVSyncConfig.max_offset,
+        help="reject (or shift) clips whose trusted A/V offset exceeds this many frames (default %(default)s)",
+    )
+    pre.add_argument(
+        "--min-av-confidence",
+        type=float,
+        help=f"trust an offset estimate from this confidence on (default: r {AVSyncConfig.min_envelope_r} for the "
+        f"envelope, LSE-C {AVSyncConfig.min_syncnet_confidence} for SyncNet)",
+    )
+    pre.add_argument("--fix-av-offset", action="store_true", help="shift out-of-sync clips' audio instead of rejecting")
+    pre.add_argument("--no-av-check", action="store_true", help="skip the A/V offset estimate")
     pre.add_argument("--model", default="builtin", help="'builtin' or a FaceVerse .npy file (default builtin)")
     pre.add_argument("--source", help="meta.json source name (default: the --videos folder/list name)")
     pre.add_argument("--seed", type=int, default=0, help="identity-split seed (default 0)")

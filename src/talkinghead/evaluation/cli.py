@@ -18,9 +18,9 @@ from talkinghead.evaluation.evaluate import Networks, check_videos, collect_jobs
 from talkinghead.evaluation.fid import WEIGHTS_FILE, load_inception
 from talkinghead.evaluation.identity import load_identity_network
 from talkinghead.evaluation.report import csv_text, markdown_tables, summary_rows, write_text_atomic
-from talkinghead.evaluation.syncnet import load_syncnet
-from talkinghead.evaluation.weights import WeightsError
 from talkinghead.media import VideoError
+from talkinghead.models.syncnet import load_syncnet
+from talkinghead.models.weights import WeightsError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,7 +28,6 @@ from talkinghead.conventions import FPS, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from talkinghead.evaluation.fid import InceptionFeatures, fid_from_features
 from talkinghead.evaluation.identity import csim
 from talkinghead.evaluation.report import CROSS, SAME, SET_LEVEL, Row
-from talkinghead.evaluation.syncnet import SyncNetwork, crop_boxes, crop_face, sync_scores, syncnet_mfcc
 from talkinghead.evaluation.video_metrics import (
     VideoAnalysis,
     analyse_video,
@@ -37,7 +36,6 @@ from talkinghead.evaluation.video_metrics import (
     mouth_distance,
     reference_identity,
 )
-from talkinghead.evaluation.weights import NOT_SUPPLIED
 from talkinghead.face.detection import NoFaceError
 from talkinghead.face.images import load_image_rgb
 from talkinghead.media import iter_video_frames, probe_video
@@ -49,6 +47,8 @@ from talkinghead.metrics.articulation import (
     speech_envelope,
 )
 from talkinghead.metrics.pose import head_pose_diversity, seed_diversity
+from talkinghead.models.syncnet import SyncNetwork, crop_boxes, crop_face, sync_scores, syncnet_mfcc
+from talkinghead.models.weights import NOT_SUPPLIED
 
 SEED_PATTERN = re.compile(r"^(?P<name>.+?)[._-]seed(?P<seed>\d+)$")
 NO_FACE = "n/a (no face found)"

@@ -29,7 +29,7 @@ import torchvision
 from torch import nn
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-from talkinghead.evaluation.weights import check_fits, load_state_dict_file, weights_error
+from talkinghead.models.weights import check_fits, load_state_dict_file, weights_error
 
 FEATURES = 2048
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid's release file of the FID Inception weights

@@ -27,8 +27,8 @@ import numpy as np
 import skimage.transform
 import torch
 
-from talkinghead.evaluation.weights import checked_file, weights_error
 from talkinghead.face.regions import face_regions
+from talkinghead.models.weights import checked_file, weights_error
 
 FACE_SIZE = 112
 # insightface's 112 × 112 template: image-left eye, image-right eye, nose tip, image-left and -right mouth corner.

@@ -29,7 +29,12 @@ def video_error(path: str | os.PathLike, problem: str) -> VideoError:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the container says about its first video stream (``duration`` in seconds, 0 when unknown)."""
+    """What the container says about its first video stream (``duration`` in seconds, 0 when unknown).
+
+    ``audio_delay``: seconds from the first video frame to the first decoded sample of the first audio
+    stream (the streams' ``start_time × time_base`` difference; 0 without audio or start times). Decoded
+    audio sample 0 plays at ``audio_delay``, so it lines up with video frame ``audio_delay × fps``.
+    """
 
     width: int
     height: int
@@ -38,6 +43,13 @@ class VideoInfo:
     num_frames: int
     rotation: int
     has_audio: bool
+    audio_delay: float = 0.0
+
+
+def _start_seconds(stream) -> float | None:
+    if stream.start_time is None or stream.time_base is None:
+        return None
+    return float(stream.start_time * stream.time_base)
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -73,6 +85,11 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             raise video_error(path, f"not decodable ({error.strerror or error})") from error
         if first is not None:
             rotation = int(round(first.rotation)) % 360
+        delay = 0.0
+        if container.streams.audio:
+            video_start, audio_start = _start_seconds(stream), _start_seconds(container.streams.audio[0])
+            if video_start is not None and audio_start is not None:
+                delay = audio_start - video_start
         return VideoInfo(
             width=stream.codec_context.width,
             height=stream.codec_context.height,
@@ -81,6 +98,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             num_frames=int(stream.frames or round(duration * float(rate))),
             rotation=rotation,
             has_audio=bool(container.streams.audio),
+            audio_delay=delay,
         )
 
 

@@ -4,7 +4,9 @@ Inference networks, one per stage, which the training modules wrap and the pipel
 :class:`AudioToMotion` (stage 1a), :class:`HeadPoseGenerator` (stage 1b, frozen pose codebook inside) and
 :class:`MeshToVideo` (stage 2). Their parts: the facial-motion generator and its attention pieces, the pose
 VQ-VAE and mapper, the motion-VAE and frame generator, shared blocks (:mod:`talkinghead.models.blocks`). Training
-only: the discriminator and perceptual networks inside :class:`MeshToVideoLoss`.
+only: the discriminator and perceptual networks inside :class:`MeshToVideoLoss`. Third-party scorers shared by
+the evaluation and the preprocessing: SyncNet (:mod:`talkinghead.models.syncnet`), loaded with
+:mod:`talkinghead.models.weights`.
 """
 
 from talkinghead.models.audio_to_motion import AudioToMotion

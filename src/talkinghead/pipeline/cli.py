@@ -49,7 +49,8 @@ def parser() -> argparse.ArgumentParser:
         default="generated",
         help="head pose: 'generated' (sampled by the pose mapper), "
         "'still' (the portrait's pose), or a file: .npy/.csv of (T, 6) poses (pitch, yaw, roll in "
-        "radians, tx, ty, tz in cm) or a video whose head motion is copied",
+        "radians, tx, ty, tz in cm) or a video whose head motion is copied (tracked and fitted as "
+        "talkinghead-data preprocess does)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the head-pose sampling (same seed, same video)")
     p.add_argument("--temperature", type=float, default=1.0, help="pose sampling temperature (0 = nearest code)")

@@ -12,9 +12,9 @@ names the file and the problem, so ``talkinghead-generate`` can print it and exi
   networks a blur they never saw in training.
 * Pose files (``--pose FILE``): ``.npy`` or ``.csv`` (comma-separated, optional header line) of shape (T, 6)
   — pitch, yaw, roll in radians, tx, ty, tz in cm, the corpus convention (:mod:`talkinghead.face.pose`) —
-  or a video (:data:`VIDEO_SUFFIXES`) whose head poses are estimated per frame (FaceMesh landmarks in a
-  fixed crop around the first frame's face + the closed-form clip fit of the preprocessing tool,
-  :func:`talkinghead.face.fitting.fit_sequence`).
+  or a video (:data:`VIDEO_SUFFIXES`) whose head poses are estimated per frame as the preprocessing tool
+  does: FaceMesh tracking in video mode (the largest face), one fixed crop box for the whole video and the
+  closed-form clip fit smoothed over σ = 1 frame (:func:`talkinghead.face.video_fit.fit_tracked_clip`).
   Only the motion is used: the sequence is made relative to its first row and added to the portrait's pose
   (as the mapper's P⁰ + P_r, Eq. 8); a sequence shorter than the speech is played forwards and backwards
   (ping-pong) so it never jumps.
@@ -27,11 +27,10 @@ import torch
 
 from talkinghead.conventions import FPS, MIN_FACE_SIZE, POSE_DIM, VIDEO_SUFFIXES
 from talkinghead.face.camera import PerspectiveCamera
-from talkinghead.face.crop import crop_box, crop_image
-from talkinghead.face.detection import detect_faces
-from talkinghead.face.fitting import fit_sequence
+from talkinghead.face.detection import FaceMeshDetector, detect_faces
 from talkinghead.face.images import load_image_rgb
 from talkinghead.face.morphable_model import MorphableModel
+from talkinghead.face.video_fit import fit_tracked_clip
 from talkinghead.media import VideoError, iter_video_frames
 
 
@@ -124,23 +123,23 @@ def _is_numeric_row(line: str) -> bool:
 
 
 def _poses_from_video(path: Path, model: MorphableModel, camera: PerspectiveCamera) -> np.ndarray:
-    """Per-frame head poses of a talking-head video: fixed crop around the first face, landmark fit."""
-    landmarks, box = [], None
+    """Per-frame head poses of a talking-head video (module docstring)."""
+    landmarks = []
+    tracker = FaceMeshDetector(video=True, max_faces=2, refine=True)  # the largest is used
     try:
         for frame in iter_video_frames(path, fps=FPS):
-            if box is None:
-                face, _ = choose_face(frame, None, str(path))
-                box = crop_box(face, frame.shape[:2])
-            faces = detect_faces(crop_image(frame, box))
+            faces = tracker.faces(frame)
             if not faces:
-                raise GenerationInputError(f"pose video {str(path)!r}: the face is lost at frame {len(landmarks)}")
+                where = "no face found" if not landmarks else f"the face is lost at frame {len(landmarks)}"
+                raise GenerationInputError(f"pose video {str(path)!r}: {where}")
             landmarks.append(faces[0])
     except VideoError as error:
         raise GenerationInputError(str(error)) from None
+    finally:
+        tracker.close()
     if not landmarks:
         raise GenerationInputError(f"pose video {str(path)!r}: no frames")
-    points = torch.from_numpy(np.stack(landmarks))
-    return fit_sequence(model, points[..., :2], camera, depth=points[..., 2]).pose.double().numpy()
+    return fit_tracked_clip(model, np.stack(landmarks), camera).fit.pose.double().numpy()
 
 
 def follow(relative: torch.Tensor, num_frames: int) -> torch.Tensor:

@@ -10,6 +10,8 @@
   grey thumbnails above :attr:`TrackingConfig.cut_threshold`) or a *large jump* (the face centre moves
   more than :attr:`TrackingConfig.max_jump` of the face size in one frame, i.e. the track switched) lies
   between them;
+* a segment in which the face travels too far for one fixed crop box is split
+  (:func:`~talkinghead.data.preprocess.crop.split_for_fixed_box`, :attr:`TrackingConfig.max_box_growth`);
 * segments shorter than :attr:`TrackingConfig.min_frames` are rejected; longer than
   :attr:`TrackingConfig.max_frames` are split into equal parts.
 
@@ -23,6 +25,7 @@ import cv2
 import numpy as np
 
 from talkinghead.conventions import MIN_FACE_SIZE
+from talkinghead.data.preprocess.crop import split_for_fixed_box
 from talkinghead.face.detection import FaceMeshDetector
 
 NO_FACE = "no face"
@@ -45,6 +48,7 @@ class TrackingConfig:
     second_face_ratio: float = 0.5
     cut_threshold: float = 0.12
     max_jump: float = 0.25
+    max_box_growth: float = 1.25
     min_frames: int = 25
     max_frames: int = 750
     detection_confidence: float = 0.5
@@ -156,6 +160,12 @@ class Segmenter:
         self._landmarks = []
         if not landmarks:
             return
+        stacked = np.stack(landmarks)
+        for first, last in split_for_fixed_box(stacked, self.config.max_box_growth):
+            yield from self._clips(start + first, stacked[first:last])
+
+    def _clips(self, start: int, landmarks: np.ndarray) -> Iterator[Segment]:
+        """One fixed-box span: rejected when too short, else split into equal parts of at most max_frames."""
         if len(landmarks) < self.config.min_frames:
             self.rejections.append(
                 Rejection(
@@ -166,7 +176,7 @@ class Segmenter:
         parts = -(-len(landmarks) // self.config.max_frames)
         bounds = np.linspace(0, len(landmarks), parts + 1).round().astype(int)
         for first, last in zip(bounds[:-1], bounds[1:], strict=True):
-            yield Segment(start + int(first), np.stack(landmarks[first:last]))
+            yield Segment(start + int(first), landmarks[first:last])
 
     def push(self, observation: Observation) -> Iterator[Segment]:
         """Add the next frame; yields the segment it closes, if any."""

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from talkinghead.conventions import SAMPLE_RATE
-from talkinghead.evaluation.weights import load_state_dict_file, load_strict
+from talkinghead.models.weights import load_state_dict_file, load_strict
 
 MFCC_PER_FRAME = 4  # 100 Hz MFCC / 25 fps video
 WINDOW = 5  # video frames per SyncNet window (20 MFCC columns)

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from talkinghead.audio import espeak
+from talkinghead.audio.envelope import speech_energy
 from talkinghead.audio.speech_synthesis import PhonemeEvent, synthesize
 from talkinghead.data.synthetic.motion_synthesis import (
     POSE_LIMITS,
     blink_curves,
     brow_curves,
     head_pose_trajectory,
-    speech_energy,
 )
 from talkinghead.data.synthetic.visemes import PHONEME_VISEMES, VISEMES, lip_offset_targets, viseme_curves, visemes_of
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES

@@ -36,6 +36,17 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / norm) if norm > 1e-12 else 0.0
 
 
+def lagged_correlations(opening: np.ndarray, level: np.ndarray, max_lag: int) -> np.ndarray:
+    """(2·max_lag + 1,) Pearson r of ``opening[v]`` with ``level[v − o]`` for o = −max_lag … max_lag (overlaps)."""
+    values = []
+    for lag in range(-max_lag, max_lag + 1):
+        if lag >= 0:
+            values.append(pearson(opening[lag:], level[: len(level) - lag]))
+        else:
+            values.append(pearson(opening[:lag], level[-lag:]))
+    return np.array(values)
+
+
 def mouth_fit(
     model: MorphableModel, fit: SequenceFit, camera: PerspectiveCamera, observed: np.ndarray, tracked: np.ndarray
 ) -> dict:

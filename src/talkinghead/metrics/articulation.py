@@ -4,7 +4,8 @@ They judge a talking head from the outside, the same way for a generated and a r
 compared and no network weights are needed:
 
 * **mouth opening** per frame: the distance of the inner-lip landmarks 13–14 over the face height 10–152
-  (image-plane distances, so the value does not depend on the face's size in the frame);
+  (image-plane distances, so the value does not depend on the face's size in the frame;
+  :func:`talkinghead.face.mouth.inner_lip_opening`);
 * **lip-sync r**: the best Pearson r, over lags within ±2 frames, between the mouth opening and the speech's
   RMS envelope in 40-ms hops (one hop per frame at 25 fps). Real speakers score only 0.13–0.43 here: a mouth
   also shapes sounds it does not open for, so a higher value is not better beyond that range;
@@ -17,52 +18,28 @@ compared and no network weights are needed:
 
 import numpy as np
 
+from talkinghead.audio.envelope import speech_energy
 from talkinghead.conventions import FPS, SAMPLE_RATE
+from talkinghead.face.mouth import inner_lip_opening, lagged_correlations, pearson
 
-UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
-FOREHEAD, CHIN = 10, 152
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
 NOSE_TIP = 1
 LIP_SYNC_MAX_LAG = 2  # frames
 
 
-def inner_lip_opening(landmarks: np.ndarray) -> np.ndarray:
-    """(T, ≥468, ≥2) FaceMesh landmarks → (T,) inner-lip opening over face height."""
-    points = np.asarray(landmarks, dtype=np.float64)[..., :2]
-    lips = np.linalg.norm(points[:, UPPER_INNER_LIP] - points[:, LOWER_INNER_LIP], axis=-1)
-    height = np.linalg.norm(points[:, FOREHEAD] - points[:, CHIN], axis=-1)
-    return lips / height
+__all__ = ["head_motion", "inner_lip_opening", "lip_sync_r", "opening_agreement", "speech_envelope"]
 
 
-def speech_envelope(audio: np.ndarray, num_frames: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """(N,) mono speech → (num_frames,) RMS of each frame's hop (``sample_rate / FPS`` samples; zero past the end)."""
-    hop = sample_rate // FPS
-    samples = np.zeros(num_frames * hop)
-    usable = np.asarray(audio, dtype=np.float64)[: len(samples)]
-    samples[: len(usable)] = usable
-    return np.sqrt((samples.reshape(num_frames, hop) ** 2).mean(axis=1))
-
-
-def pearson_r(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two equally long series; 0 when either is constant."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    a, b = a - a.mean(), b - b.mean()
-    norm = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / norm) if norm > 0 else 0.0
-
-
-def lagged_pearson_r(a: np.ndarray, b: np.ndarray, lag: int) -> float:
-    """r between ``a[t + lag]`` and ``b[t]`` over the frames both have."""
-    if lag >= 0:
-        return pearson_r(a[lag:], b[: len(b) - lag] if lag else b)
-    return pearson_r(a[:lag], b[-lag:])
+def speech_envelope(audio: np.ndarray, num_frames: int) -> np.ndarray:
+    """(num_frames,) RMS of each 40-ms frame of 16-kHz speech (:func:`talkinghead.audio.envelope.speech_energy`)."""
+    return speech_energy(audio, SAMPLE_RATE, num_frames, FPS).astype(np.float64)
 
 
 def lip_sync_r(opening: np.ndarray, envelope: np.ndarray, max_lag: int = LIP_SYNC_MAX_LAG) -> float:
     """Best r between the opening and the speech envelope over lags within ±``max_lag`` frames (module docstring)."""
     length = min(len(opening), len(envelope))
     opening, envelope = opening[:length], envelope[:length]
-    return max(lagged_pearson_r(opening, envelope, lag) for lag in range(-max_lag, max_lag + 1))
+    return float(lagged_correlations(opening, envelope, max_lag).max())
 
 
 def head_motion(landmarks: np.ndarray) -> float:
@@ -82,4 +59,4 @@ def opening_agreement(generated: np.ndarray, real: np.ndarray) -> tuple[float, f
     length = min(len(generated), len(real))
     generated, real = generated[:length], real[:length]
     spread = float(np.std(real))
-    return pearson_r(generated, real), float(np.std(generated)) / spread if spread > 0 else float("nan")
+    return pearson(generated, real), float(np.std(generated)) / spread if spread > 0 else float("nan")

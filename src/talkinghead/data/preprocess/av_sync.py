@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from talkinghead.audio.envelope import speech_energy
 from talkinghead.conventions import FPS, SAMPLE_RATE
-from talkinghead.data.synthetic.motion_synthesis import speech_energy
-from talkinghead.face.mouth import inner_lip_opening, pearson
+from talkinghead.face.mouth import inner_lip_opening, lagged_correlations
 from talkinghead.models.syncnet import SyncNetwork, crop_boxes, crop_face, sync_scores, syncnet_mfcc
 
 ENVELOPE_MAX_LAG = 6  # frames searched each way: 240 ms, under one syllable period (≈ 200–250 ms)
@@ -82,17 +82,6 @@ def speech_level_db(audio: np.ndarray, num_frames: int) -> np.ndarray:
     level = speech_energy(audio, SAMPLE_RATE, num_frames, FPS).astype(np.float64)
     floor = max(float(level.max()), 1e-12) * 10.0 ** (-ENVELOPE_FLOOR_DB / 20.0)
     return 20.0 * np.log10(np.maximum(level, floor))
-
-
-def lagged_correlations(opening: np.ndarray, level: np.ndarray, max_lag: int) -> np.ndarray:
-    """(2·max_lag + 1,) Pearson r of ``opening[v]`` with ``level[v − o]`` for o = −max_lag … max_lag (overlaps)."""
-    values = []
-    for lag in range(-max_lag, max_lag + 1):
-        if lag >= 0:
-            values.append(pearson(opening[lag:], level[: len(level) - lag]))
-        else:
-            values.append(pearson(opening[:lag], level[-lag:]))
-    return np.array(values)
 
 
 def envelope_offset(landmarks: np.ndarray, audio: np.ndarray, max_lag: int = ENVELOPE_MAX_LAG) -> AVOffset:

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
+from talkinghead.audio.envelope import speech_energy
 from talkinghead.audio.speech_synthesis import PhonemeEvent
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
 
@@ -92,20 +93,6 @@ def brow_curves(
     for name in ("browOuterUpLeft", "browOuterUpRight"):
         curves[:, ARKIT_BLENDSHAPES.index(name)] = outer
     return curves
-
-
-def speech_energy(audio: np.ndarray, sample_rate: int, num_frames: int, fps: float) -> np.ndarray:
-    """Frame-aligned RMS ``(num_frames,)`` float32: frame t covers samples [t·sr/fps, (t+1)·sr/fps).
-
-    Samples past the end of ``audio`` count as silence.
-    """
-    bounds = np.floor(np.arange(num_frames + 1) * (sample_rate / fps) + 1e-6).astype(np.int64)
-    squares = np.zeros(bounds[-1] + 1)
-    used = min(len(audio), bounds[-1])
-    squares[1 : used + 1] = np.cumsum(np.asarray(audio[:used], dtype=np.float64) ** 2)
-    squares[used + 1 :] = squares[used]
-    lengths = np.maximum(np.diff(bounds), 1)
-    return np.sqrt((squares[bounds[1:]] - squares[bounds[:-1]]) / lengths).astype(np.float32)
 
 
 def head_pose_trajectory(

@@ -113,6 +113,14 @@ def test_weight_free_metrics_and_not_supplied_cells(videos, capsys):
     assert float(clip["landmark_distance"]) < 1.0  # same mouth, a brightness change only (crop pixels)
     assert float(clip["lve"]) < 0.1  # cm
     assert float(clip["hpd"]) > 0.1  # the head rolls by ±6°
+    # articulation columns: the mouth never moves (opening spread ≈ landmark noise); the rolling head's eye-line
+    # roll alone has the standard deviation of the ±6° sine, and head motion adds the eye and nose positions
+    roll_std = float(np.std(np.radians(6.0 * np.sin(np.arange(FRAMES) / 3.0))))
+    assert float(clip["mouth_open_std"]) < 0.003
+    assert roll_std < float(clip["head_motion"]) < roll_std + 0.15
+    assert -1.0 <= float(clip["lip_sync_r"]) <= 1.0
+    assert -1.0 <= float(clip["mouth_r"]) <= 1.0 and float(clip["mouth_amplitude_ratio"]) > 0
+    assert seed1["mouth_r"] == seed1["mouth_amplitude_ratio"] == "n/a (no reference video)"
     # the seeds differ by a constant 8° roll: mean pairwise angle distance ≈ 8°
     assert float(seed1["pose_diversity_deg"]) == pytest.approx(8.0, abs=1.0)
     assert seed1["pose_diversity_deg"] == seed2["pose_diversity_deg"]

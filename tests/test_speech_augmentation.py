@@ -66,3 +66,19 @@ def test_reverb_adds_a_decaying_tail_without_moving_the_speech_in_time():
     assert 10 * torch.log10(early / late).item() == pytest.approx(40.0, abs=8.0)
     direct_to_reverberant = 10 * torch.log10(click.pow(2).sum() / (wet - click).pow(2).sum()).item()
     assert direct_to_reverberant == pytest.approx(5.0, abs=1e-3)
+
+
+def test_a_stage_module_augments_its_training_speech_only_while_training():
+    from talkinghead.lightning.facial_motion import FacialMotionModule
+
+    speech = 0.1 * torch.randn(2, RATE)
+    plain = FacialMotionModule(network={"d_model": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 16})
+    augmented = FacialMotionModule(
+        network={"d_model": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 16},
+        speech_augmentation={"probability": 1.0, "gain_db": (-12.0, -12.0), "p_noise": 0, "p_band": 0, "p_reverb": 0},
+    )
+    assert torch.equal(plain.train().training_speech(speech), speech)
+    quieter = augmented.train().training_speech(speech)
+    change = level_db(quieter) - level_db(speech)
+    assert torch.allclose(change, torch.full_like(change, -12.0), atol=1e-3)
+    assert torch.equal(augmented.eval().training_speech(speech), speech)

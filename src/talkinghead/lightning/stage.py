@@ -36,7 +36,10 @@ class StageModule(lightning.LightningModule):
     MONITOR: tuple[str, str] | None = None
 
     metrics: torch.nn.ModuleDict
-    augment: SpeechAugmentation | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.augment: SpeechAugmentation | None = None
 
     @staticmethod
     def split_metrics(make: Callable[[], dict[str, Metric]]) -> torch.nn.ModuleDict:

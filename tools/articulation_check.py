@@ -31,10 +31,8 @@ from talkinghead.cli_conventions import add_common_arguments, configure_logging,
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.evaluation.evaluate import Networks, collect_jobs, evaluate
 from talkinghead.evaluation.report import CROSS, SAME, csv_text, write_text_atomic
-from talkinghead.media import VideoWriter, iter_video_frames
+from talkinghead.media import VideoWriter, iter_video_frames, sidecar_audio
 from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
-
-SIDECAR_AUDIO = (".wav", ".flac")
 
 
 def clip_speech(video: Path) -> np.ndarray:
@@ -42,10 +40,10 @@ def clip_speech(video: Path) -> np.ndarray:
     try:
         return load_audio(video)
     except AudioError:
-        for suffix in SIDECAR_AUDIO:
-            if video.with_suffix(suffix).is_file():
-                return load_audio(video.with_suffix(suffix))
-        raise
+        sidecar = sidecar_audio(video)
+        if sidecar is None:
+            raise
+        return load_audio(sidecar)
 
 
 def cut_clip(video: Path, seconds: float, out: Path) -> tuple[Path, Path]:

@@ -2,7 +2,7 @@
 
 from talkinghead.media.fragmented_writer import FragmentedVideoWriter
 from talkinghead.media.segment_writer import SEGMENT_FRAMES, SegmentWriter, write_segment
-from talkinghead.media.video_reader import VideoError, VideoInfo, iter_video_frames, probe_video
+from talkinghead.media.video_reader import VideoError, VideoInfo, iter_video_frames, probe_video, sidecar_audio
 from talkinghead.media.video_writer import VideoWriter
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "VideoWriter",
     "iter_video_frames",
     "probe_video",
+    "sidecar_audio",
     "write_segment",
 ]

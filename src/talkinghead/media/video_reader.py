@@ -133,3 +133,15 @@ def iter_video_frames(path: str | os.PathLike, fps: float | None = None) -> Iter
         while current is not None and emitted / fps <= time + 1e-6:
             yield current
             emitted += 1
+
+
+SIDECAR_AUDIO = (".wav", ".flac")
+
+
+def sidecar_audio(path: Path) -> Path | None:
+    """The same-stem ``.wav`` / ``.flac`` beside a video (how some public corpora ship their sound), if any."""
+    for suffix in SIDECAR_AUDIO:
+        candidate = path.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return None

@@ -45,10 +45,8 @@ from talkinghead.face.fitting import SequenceFitConfig
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.mouth import mouth_fit
 from talkinghead.face.video_fit import VIDEO_FIT, fit_tracked_clip
-from talkinghead.media import VideoError, iter_video_frames, probe_video
+from talkinghead.media import VideoError, iter_video_frames, probe_video, sidecar_audio
 from talkinghead.models.syncnet import load_syncnet
-
-SIDECAR_AUDIO = (".wav", ".flac")
 
 
 @dataclass(frozen=True)
@@ -96,15 +94,6 @@ def _model(source: str) -> MorphableModel:
 @lru_cache(maxsize=1)
 def _syncnet(path: str):
     return load_syncnet(path)
-
-
-def sidecar_audio(path: Path) -> Path | None:
-    """The same-stem ``.wav`` / ``.flac`` beside a video (how some public corpora ship their sound), if any."""
-    for suffix in SIDECAR_AUDIO:
-        candidate = path.with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
-    return None
 
 
 def align_audio(audio: np.ndarray, delay: float) -> np.ndarray:

@@ -115,9 +115,7 @@ def test_labiodental_tucks_the_lower_lip_and_rounding_protrudes():
     assert offsets[at_u, :, 2].min() > 0.05  # lips protrude
     left, right = int(np.argmin(lips[:, 0])), int(np.argmax(lips[:, 0]))
     assert offsets[at_u, left, 0] > 0.1 and offsets[at_u, right, 0] < -0.1  # corners move inwards
-    for silent in (offsets[0], offsets[-1]):  # rest in silence: the lips only move towards each other
-        assert np.abs(silent[:, [0, 2]]).max() < 0.01
-        assert (silent[upper, 1] <= 1e-6).all() and (silent[lower, 1] >= -1e-6).all()
+    assert np.abs(offsets[0]).max() < 0.01 and np.abs(offsets[-1]).max() < 0.01  # rest in silence
 
 
 def test_the_seal_closes_the_built_in_face_on_bilabials_and_open_vowels_open_it():
@@ -127,16 +125,16 @@ def test_the_seal_closes_the_built_in_face_on_bilabials_and_open_vowels_open_it(
     from talkinghead.metrics.articulation import inner_lip_opening
 
     model, camera = builtin_morphable_model(), PerspectiveCamera()
-    spoken = _timeline(("_", 0.4), ("m", 0.3), ("_", 0.1), ("a", 0.3), ("_", 0.4))
+    spoken = _timeline(("_", 0.4), ("m", 0.3), ("_", 0.1), ("a", 0.3), ("_", 0.2), ("s", 0.2), ("_", 0.2))
     num_frames = 38
     beta = viseme_curves(spoken, num_frames, FPS)
     offsets = lip_offset_targets(spoken, model.vertices()[model.lip_ids].numpy(), num_frames, FPS)
     vertices = model.vertices(None, torch.from_numpy(beta), torch.from_numpy(offsets))
     opening = inner_lip_opening(camera.project(apply_pose(vertices, torch.zeros(num_frames, 6)))[..., :2].numpy())
     neutral = inner_lip_opening(camera.project(apply_pose(model.vertices()[None], torch.zeros(1, 6)))[..., :2].numpy())
-    at_m, at_a = int(0.55 * FPS), int(0.95 * FPS)
-    assert neutral[0] > 0.03  # the built-in face's neutral lips are parted ...
-    assert opening[at_m] < 0.012 and opening[:5].max() < 0.01  # ... a held /m/ and a pause nearly close them
+    at_m, at_a, at_s = int(0.55 * FPS), int(0.95 * FPS), int(1.4 * FPS)
+    assert neutral[0] > 0.03 and opening[:5].min() > 0.03  # the neutral lips, and so a pause's, are parted ...
+    assert opening[at_m] < 0.012 and opening[at_s] < neutral[0] - 0.003  # ... /m/ nearly closes them, /s/ partly
     assert opening[at_a] > 0.1  # an open vowel opens them over a tenth of the face height
 
 

@@ -18,15 +18,17 @@ and their spread grows with their length, so the mouth rests in long pauses and 
 Curves are sampled at frame centres ``(k + 0.5) / fps``.
 
 Magnitudes: ``jawOpen`` peaks at 0.9 on open vowels (a, A:), 0.6-0.7 on mid vowels, 0.2-0.3 on close ones;
-bilabials close the lips with ``mouthClose`` and ``mouthPress`` (the blendshapes already close them, so no
-seal), and pauses rest with the lips nearly closed (seal 0.8). Calibrated against real talking-head clips
-measured with MediaPipe FaceMesh (inner-lip opening, landmarks 13–14 over face height 10–152): real speakers'
-opening varies with a standard deviation of 0.02–0.03 over a sentence; these targets give 0.024 on espeak-ng
-sentences at 130–200 words per minute.
+bilabials close the lips with ``mouthClose`` and ``mouthPress``; teeth-close consonants (s z, t d n l, k g,
+tS dZ) and /f v/ partly seal the lips; pauses rest on the built-in face's neutral, slightly parted mouth.
+Calibrated against real talking-head clips measured with MediaPipe FaceMesh (inner-lip opening, landmarks 13–14
+over face height 10–152): real speakers' opening varies with a standard deviation of 0.02–0.03 over a sentence;
+these targets give 0.023 on espeak-ng sentences at 130–200 words per minute. Sealing the pauses as well (0.8)
+gives 0.024, but then the weight-free A/V-offset estimate (:mod:`talkinghead.data.preprocess.av_sync`) no longer
+finds known shifts of the corpus' clips, so pauses stay unsealed.
 
 Lip offsets (:func:`lip_offset_targets`) add what the blendshapes miss: on /f v/ the lower lip moves back and
 up under the upper teeth, on rounded sounds (w, u:, oU, O:) the lips protrude and the mouth corners move in,
-in pauses the lips seal; at most 0.3 cm.
+on teeth-close consonants the lips partly seal; at most 0.3 cm.
 """
 
 from collections.abc import Sequence
@@ -55,7 +57,7 @@ def _both(name: str, value: float) -> dict[str, float]:
 
 VISEMES: dict[str, Viseme] = {
     # silence: the neutral face
-    "rest": Viseme({}, alpha=1.0, tau=0.08, seal=0.8),
+    "rest": Viseme({}, alpha=1.0, tau=0.08),
     # p b m: lips closed and pressed
     "PP": Viseme(
         {
@@ -232,9 +234,9 @@ def lip_offset_targets(
     corners' mean height. Three offset fields are blended in time with the same dominance model as the
     blendshapes: the labiodental tuck (lower lip back and up, strongest at the middle), rounding (lips
     forward, corners towards the middle) and the seal (upper and lower lip each move half the rest gap
-    between the inner lips towards the other, so at full seal the lips touch: the closure of /p b m/ and of
-    pauses, which the built-in face's slightly parted neutral mouth lacks). Every offset is at most 0.3 cm
-    long.
+    between the inner lips towards the other, so at full seal the lips touch: the near-closure of
+    teeth-close consonants, which the built-in face's slightly parted neutral mouth lacks). Every offset is
+    at most 0.3 cm long.
     """
     blended = _blend(phonemes, num_frames, fps)
     fields = _offset_fields(np.asarray(lip_rest, dtype=np.float64))

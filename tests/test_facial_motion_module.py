@@ -56,6 +56,31 @@ def test_every_trainable_parameter_gets_a_gradient(batch):
     assert set(logs) == {"train/loss", "train/blendshape_l1", "train/mesh_cm"}
 
 
+def test_velocity_term_charges_a_still_prediction_the_targets_motion():
+    """Exact cases of ‖Δβ − Δβ̂‖₁ + ‖ΔM − ΔM̂‖: zero for the target itself and for the target shifted by a
+    constant; a still prediction pays the target's mean |Δβ| plus its mean weighted vertex speed."""
+    module = FacialMotionModule(network=SMALL_NETWORK, velocity_weight=1.0)
+    torch.manual_seed(0)
+    beta = torch.rand(2, 6, 52)
+    mesh = torch.randn(2, 6, module.vertex_weight.numel(), 3)
+    assert module.velocity_loss(beta, beta, mesh, mesh).item() == 0.0
+    assert module.velocity_loss(beta + 0.3, beta, mesh + 1.0, mesh).item() == pytest.approx(0.0, abs=1e-6)
+    still_beta, still_mesh = beta[:, :1].expand_as(beta), mesh[:, :1].expand_as(mesh)
+    expected = beta.diff(dim=1).abs().mean() + (mesh.diff(dim=1).norm(dim=-1) * module.vertex_weight).mean()
+    assert module.velocity_loss(still_beta, beta, still_mesh, mesh).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_velocity_weight_adds_the_term_to_the_loss(batch):
+    torch.manual_seed(0)
+    plain = FacialMotionModule(network=SMALL_NETWORK).eval()
+    torch.manual_seed(0)
+    with_velocity = FacialMotionModule(network=SMALL_NETWORK, velocity_weight=2.0).eval()
+    loss, logs = plain.loss(batch)
+    loss_velocity, logs_velocity = with_velocity.loss(batch)
+    assert "train/velocity" not in logs and logs_velocity["train/velocity"].item() > 0
+    assert loss_velocity.item() == pytest.approx(loss.item() + 2.0 * logs_velocity["train/velocity"].item(), rel=1e-5)
+
+
 def test_checkpoint_round_trip_gives_identical_outputs(batch, tmp_path):
     module = FacialMotionModule(network=SMALL_NETWORK).eval()
     trainer = lightning.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False)

@@ -3,7 +3,13 @@
 Loss (Eq. 11): ``L = λ_bs‖β − β̂‖₁ + λ_mesh‖M − M̂_nr‖`` with ``M̂_nr = S̄ + αU_id + β̂U_exp + Ô_lip``
 from the morphable model (Eq. 4; the reference pose P_ref is the same rigid motion on both sides and
 is left out). ‖β − β̂‖₁ is the mean absolute blendshape error; the mesh term is the mean per-vertex
-Euclidean distance (cm), with the lip vertices weighted ``1 + lip_weight``. Training is teacher-forced;
+Euclidean distance (cm), with the lip vertices weighted ``1 + lip_weight``.
+
+Optionally (``velocity_weight`` > 0, not in the paper; 0 = Eq. 11 alone) a velocity term adds the same two
+distances between the frame-to-frame differences: ``λ_vel(‖Δβ − Δβ̂‖₁ + ‖ΔM − ΔM̂_nr‖)``. Eq. 11 alone is
+minimised, where the speech leaves the motion uncertain, by the average motion, which barely moves; the velocity
+term charges a still prediction the whole motion of the target, so the mouth keeps its amplitude and timing.
+Training is teacher-forced;
 validation and test run the autoregressive, cached generation of the inference network
 (:class:`~talkinghead.models.audio_to_motion.AudioToMotion`) and report:
 
@@ -39,6 +45,8 @@ class FacialMotionModule(StageModule):
         audio_encoder, audio_encoder_args, face_model, network: the arguments of :class:`AudioToMotion`
             (``"mel"`` or ``"wav2vec2"`` features, the morphable model, the generator's sizes and ablation flags).
         blendshape_weight, mesh_weight, lip_weight: the weights of Eq. 11 (see module docstring).
+        velocity_weight: weight of the velocity term on the frame-to-frame differences (module docstring;
+            0, the default, is the paper's Eq. 11 alone).
         teacher_forcing_ratio: probability that a training frame's decoder input is the ground truth rather
             than the model's own (detached) prediction (scheduled sampling; 1 = plain teacher forcing).
         speech_augmentation: the arguments of :class:`~talkinghead.audio.augmentation.SpeechAugmentation`
@@ -62,6 +70,7 @@ class FacialMotionModule(StageModule):
         blendshape_weight: float = 1.0,
         mesh_weight: float = 1.0,
         lip_weight: float = 1.0,
+        velocity_weight: float = 0.0,
         teacher_forcing_ratio: float = 1.0,
         speech_augmentation: dict | None = None,
         lr: float = 1e-4,
@@ -99,10 +108,24 @@ class FacialMotionModule(StageModule):
         beta_hat = merge_blendshapes(out["beta_lip"], out["beta_other"])
         blendshape = (beta_hat - beta).abs().mean()
         meshes = self.model.meshes
-        distance = (meshes(alpha, beta_hat, out["lip_offsets"]) - meshes(alpha, beta, offsets)).norm(dim=-1)
-        mesh = (distance * self.vertex_weight).mean()
+        mesh_hat, mesh_true = meshes(alpha, beta_hat, out["lip_offsets"]), meshes(alpha, beta, offsets)
+        mesh = ((mesh_hat - mesh_true).norm(dim=-1) * self.vertex_weight).mean()
         loss = self.hparams.blendshape_weight * blendshape + self.hparams.mesh_weight * mesh
-        return loss, {"train/loss": loss, "train/blendshape_l1": blendshape, "train/mesh_cm": mesh}
+        logged = {"train/blendshape_l1": blendshape, "train/mesh_cm": mesh}
+        if self.hparams.velocity_weight > 0:
+            velocity = self.velocity_loss(beta_hat, beta, mesh_hat, mesh_true)
+            loss = loss + self.hparams.velocity_weight * velocity
+            logged["train/velocity"] = velocity
+        return loss, {"train/loss": loss, **logged}
+
+    def velocity_loss(
+        self, beta_hat: torch.Tensor, beta: torch.Tensor, mesh_hat: torch.Tensor, mesh: torch.Tensor
+    ) -> torch.Tensor:
+        """``‖Δβ − Δβ̂‖₁ + ‖ΔM − ΔM̂‖`` over consecutive frames: β (B, T, 52), meshes (B, T, V, 3); the mesh
+        differences weighted per vertex as Eq. 11's mesh term."""
+        blendshape = (beta_hat.diff(dim=1) - beta.diff(dim=1)).abs().mean()
+        mesh_error = (mesh_hat.diff(dim=1) - mesh.diff(dim=1)).norm(dim=-1)
+        return blendshape + (mesh_error * self.vertex_weight).mean()
 
     def _evaluate(self, batch: dict, split: str) -> None:
         beta, offsets, alpha = batch["beta"], batch["lip_offsets"], batch["alpha"]

@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from talkinghead.audio.io import AudioError, load_audio
+from talkinghead.audio.level import CORPUS_LEVEL_DB
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.conventions import FPS
 from talkinghead.media import VideoError
@@ -66,6 +67,15 @@ def parser() -> argparse.ArgumentParser:
         default=1.0,
         help="scale of the predicted expression (blendshapes and lip offsets); 1 = as predicted",
     )
+    p.add_argument(
+        "--speech-level",
+        type=float,
+        default=CORPUS_LEVEL_DB,
+        metavar="DBFS",
+        help=f"active-speech level the motion networks hear, set by a causal gain control (default "
+        f"{CORPUS_LEVEL_DB:g}, the embedded corpus' level); the video keeps the speech as given",
+    )
+    p.add_argument("--keep-speech-level", action="store_true", help="feed the recording's own gain to stage 1")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the networks run")
     p.add_argument("--batch-size", type=int, default=16, help="frames per stage-2 batch (bounds memory)")
     p.add_argument(
@@ -96,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         temperature=args.temperature,
         top_k=args.top_k or None,
         expression_scale=args.expression_scale,
+        speech_level_db=None if args.keep_speech_level else args.speech_level,
         batch_size=args.batch_size,
         full_frame=args.full_frame,
         face_index=args.face_index,

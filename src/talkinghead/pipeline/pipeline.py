@@ -5,7 +5,9 @@ Steps of :meth:`TalkingHeadPipeline.generate`:
 1. portrait: load (any image mode), choose the face (:mod:`talkinghead.pipeline.inputs`), crop it to 256² with
    the corpus / preprocessing convention (:func:`talkinghead.face.crop.crop_box`) and fit α, β_ref, P_ref
    (:func:`talkinghead.face.portrait.fit_portrait`);
-2. speech → 16 kHz mono (:func:`talkinghead.audio.load_audio`), ``T = ⌊25 · seconds⌋`` frames;
+2. speech → 16 kHz mono (:func:`talkinghead.audio.load_audio`), ``T = ⌊25 · seconds⌋`` frames; what the
+   stage-1 networks hear is brought to ``speech_level_db`` by a causal gain control
+   (:mod:`talkinghead.audio.level`; the video keeps the speech as given);
 3. facial motion β̂, Ô_lip (stage 1, autoregressive with a key/value cache, Eq. 2–3), scaled by
    ``expression_scale`` (β clamped to [0, 1]);
 4. head pose: the mapper's sampled codes decoded by the frozen codebook decoder, ``P⁰ + P̂_r`` with
@@ -34,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from talkinghead.audio.io import load_audio, num_video_frames
+from talkinghead.audio.level import CORPUS_LEVEL_DB, normalize_level
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.crop import crop_box, crop_image
@@ -75,6 +78,9 @@ class GenerationParams:
         temperature, top_k: the mapper's sampling over code distances (temperature 0 = nearest code; the
             defaults, 1 and all codes, sample the distribution the mapper's code cross-entropy calibrates).
         expression_scale: multiplies β̂ (clamped to [0, 1]) and the lip offsets; 1 = as predicted.
+        speech_level_db: the active-speech level (dBFS) stage 1 hears, reached by a causal gain control
+            (:mod:`talkinghead.audio.level`); the default is the embedded corpus' level, None leaves the
+            recording's own gain.
         batch_size: frames per stage-2 batch (memory ∝ batch size, not video length).
         full_frame: paste the 256² face back into the portrait (frames at most ``max_frame_side`` wide/high).
         face_index: which face when the image has several (0 = largest, the default).
@@ -86,6 +92,7 @@ class GenerationParams:
     temperature: float = 1.0
     top_k: int | None = None
     expression_scale: float = 1.0
+    speech_level_db: float | None = CORPUS_LEVEL_DB
     batch_size: int = 16
     full_frame: bool = False
     max_frame_side: int = 1280
@@ -258,6 +265,8 @@ class TalkingHeadPipeline:
     ) -> dict[str, torch.Tensor]:
         """Stage 1: β (T, 52), lip offsets (T, L, 3) and absolute poses (T, 6) for ``T = ⌊25 · seconds⌋``."""
         num_frames = num_video_frames(len(audio), FPS, SAMPLE_RATE)
+        if params.speech_level_db is not None:
+            audio = normalize_level(audio, params.speech_level_db)
         speech = torch.from_numpy(audio)[None].to(self.device)
         alpha = prepared.portrait.alpha[None].to(self.device)
         reference_pose = prepared.portrait.pose[None].to(self.device)

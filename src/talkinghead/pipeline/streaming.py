@@ -6,6 +6,8 @@ can finish, and :meth:`StreamSession.close` (end of speech) flushes the rest. Th
 :meth:`TalkingHeadPipeline.generate`'s, ``T = ⌊25 · seconds⌋`` frames, because each stage waits for exactly the
 context its offline counterpart uses:
 
+* the speech level (:mod:`talkinghead.audio.level`): a causal gain control per 40-ms frame, the same
+  computation offline, so it holds a frame's samples only until the frame is whole;
 * audio features (:mod:`talkinghead.audio.encoders`): the encoder runs on a sliding window with its
   ``stream_context`` (left, right) frames around the new frames; the log-mel features are exact with one frame
   (40 ms) each side. wav2vec 2.0 sees the whole utterance offline (attention and normalisation), so streaming
@@ -44,6 +46,7 @@ import torch
 
 from talkinghead.audio.encoders import AudioEncoder
 from talkinghead.audio.io import num_video_frames
+from talkinghead.audio.level import LevelNormalizer
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.image_tensors import to_uint8
 from talkinghead.media import FragmentedVideoWriter
@@ -313,6 +316,7 @@ class MotionStream:
         alpha = portrait.alpha[None].to(device)
         reference_pose = portrait.pose[None].to(device)
         self.audio = SampleBuffer()
+        self.level = None if params.speech_level_db is None else LevelNormalizer(params.speech_level_db)
         self.face = FacialMotionStream(pipeline.facial_motion, alpha, params.expression_scale, audio_context, device)
         if params.pose == "generated":
             self.pose = GeneratedPoseStream(pipeline.pose_mapper, alpha, reference_pose, params, audio_context, device)
@@ -335,13 +339,16 @@ class MotionStream:
         """Append samples; → the frames that became final (``beta``, ``lip_offsets``, ``pose``; maybe none)."""
         if self.closed:
             raise RuntimeError("the stream is closed")
-        self.audio.append(np.ascontiguousarray(samples, dtype=np.float32).reshape(-1))
+        samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+        self.audio.append(samples if self.level is None else self.level.process(samples))
         return self._update(None)
 
     @torch.no_grad()
     def close(self) -> dict[str, torch.Tensor]:
         """End of speech: the remaining frames of ``T = ⌊25 · seconds⌋`` (none for less than one frame of speech)."""
         self.closed = True
+        if self.level is not None:
+            self.audio.append(self.level.flush())
         final = num_video_frames(self.audio.received)
         return self._update(final) if final > 0 else {}
 

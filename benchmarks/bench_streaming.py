@@ -38,9 +38,9 @@ import torch
 from bench_pipeline import build
 from machine import describe_machine
 
-from talkinghead.conventions import SAMPLE_RATE
+from talkinghead.conventions import FRAME_SAMPLES, SAMPLE_RATE
 from talkinghead.pipeline import GenerationParams
-from talkinghead.pipeline.streaming import FRAME_SAMPLES, live_chunks
+from talkinghead.pipeline.streaming import live_chunks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' speech-like signal
 from tests.helpers import speech_like  # noqa: E402

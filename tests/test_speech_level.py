@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from talkinghead.audio.level import FRAME_SAMPLES, LevelNormalizer, normalize_level
-from talkinghead.conventions import SAMPLE_RATE
+from talkinghead.audio.level import LevelNormalizer, normalize_level
+from talkinghead.conventions import FRAME_SAMPLES, SAMPLE_RATE
 
 
 def tone(seconds: float, level_db: float, frequency: float = 220.0) -> np.ndarray:

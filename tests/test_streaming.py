@@ -19,12 +19,13 @@ import torch
 from PIL import Image
 
 from talkinghead.audio.io import num_video_frames
+from talkinghead.conventions import FRAME_SAMPLES
 from talkinghead.image_tensors import to_uint8
 from talkinghead.media import iter_video_frames, probe_video
 from talkinghead.models import AudioToMotion
 from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline, streaming
 from talkinghead.pipeline.cli import main as generate_main
-from talkinghead.pipeline.streaming import FRAME_SAMPLES, MotionStream, stream_to_mp4
+from talkinghead.pipeline.streaming import MotionStream, stream_to_mp4
 from tests.helpers import save_wav2vec2_standin, speech_like, tiny_init_args
 
 SECONDS = 3.3  # 82 frames: more than one pose-decoder window (48 frames), so its cross-faded windows are streamed

@@ -9,6 +9,7 @@ they never saw in training.
 
 FPS = 25
 SAMPLE_RATE = 16_000
+FRAME_SAMPLES = SAMPLE_RATE // FPS  # audio samples of one video frame (640)
 POSE_DIM = 6
 CROP_SIZE = 256
 MIN_FACE_SIZE = 64

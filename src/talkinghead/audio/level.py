@@ -26,12 +26,10 @@ from collections import deque
 
 import numpy as np
 
-from talkinghead.conventions import FPS, SAMPLE_RATE
+from talkinghead.conventions import FRAME_SAMPLES
 
 CORPUS_LEVEL_DB = -21.0
 """Active-speech level of the embedded corpus' espeak-ng speech (dBFS RMS; measured −20.2 … −22.7 per clip)."""
-
-FRAME_SAMPLES = SAMPLE_RATE // FPS
 
 
 class LevelNormalizer:
@@ -69,17 +67,13 @@ class LevelNormalizer:
         self.gain_db = 0.0
         self.pending = np.zeros(0, np.float32)
 
-    def _gain_ramp(self, frame: np.ndarray) -> np.ndarray:
-        """Update the estimate with one whole frame; → its gains (linear) ramped from the previous frame's."""
-        level = 10.0 * np.log10(max(float(np.mean(np.square(frame, dtype=np.float64))), 1e-20))
-        self.recent_db.append(level)
-        if level > self.gate_db and level > max(self.recent_db) - self.relative_gate_db:
+    def _gain_db(self, level_db: float) -> float:
+        """Update the estimate with one whole frame's level; → the frame's gain (dB)."""
+        self.recent_db.append(level_db)
+        if level_db > self.gate_db and level_db > max(self.recent_db) - self.relative_gate_db:
             self.weight = min(self.weight + 1.0, float(self.memory_frames))
-            self.level_db += (level - self.level_db) / self.weight
-        previous = self.gain_db
-        self.gain_db = float(np.clip(self.target_db - self.level_db, -self.max_gain_db, self.max_gain_db))
-        ramp = previous + (self.gain_db - previous) * (np.arange(1, len(frame) + 1) / len(frame))
-        return 10.0 ** (ramp / 20.0)
+            self.level_db += (level_db - self.level_db) / self.weight
+        return float(np.clip(self.target_db - self.level_db, -self.max_gain_db, self.max_gain_db))
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Append samples; → the normalised samples of every frame completed so far (whole frames, maybe none)."""
@@ -87,8 +81,13 @@ class LevelNormalizer:
         whole = len(self.pending) // FRAME_SAMPLES * FRAME_SAMPLES
         frames = self.pending[:whole].reshape(-1, FRAME_SAMPLES)
         self.pending = self.pending[whole:]
-        out = [frame * self._gain_ramp(frame) for frame in frames]
-        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+        power = np.mean(np.square(frames, dtype=np.float64), axis=1)
+        levels = 10.0 * np.log10(np.maximum(power, 1e-20))
+        gains = np.array([self.gain_db, *(self._gain_db(float(level)) for level in levels)])
+        self.gain_db = float(gains[-1])
+        ramp = np.arange(1, FRAME_SAMPLES + 1) / FRAME_SAMPLES  # each frame ramps from the previous frame's gain
+        ramps_db = gains[:-1, None] + (gains[1:] - gains[:-1])[:, None] * ramp
+        return (frames * 10.0 ** (ramps_db / 20.0)).reshape(-1).astype(np.float32)
 
     def flush(self) -> np.ndarray:
         """The samples of the last, partial frame at the last frame's gain."""

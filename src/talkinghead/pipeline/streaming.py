@@ -47,7 +47,7 @@ import torch
 from talkinghead.audio.encoders import AudioEncoder
 from talkinghead.audio.io import num_video_frames
 from talkinghead.audio.level import LevelNormalizer
-from talkinghead.conventions import FPS, SAMPLE_RATE
+from talkinghead.conventions import FPS, FRAME_SAMPLES, SAMPLE_RATE
 from talkinghead.image_tensors import to_uint8
 from talkinghead.media import FragmentedVideoWriter
 from talkinghead.models.audio_to_motion import AudioToMotion
@@ -61,8 +61,6 @@ from talkinghead.pipeline.paste_back import PasteBack
 if TYPE_CHECKING:
     from talkinghead.pipeline.pipeline import GenerationParams, PreparedPortrait, TalkingHeadPipeline
 
-#: Samples of one video frame (640 at 16 kHz and 25 fps).
-FRAME_SAMPLES = SAMPLE_RATE // FPS
 FRAME_MS = 1000 / FPS
 
 

@@ -33,11 +33,11 @@ import gradio as gr
 import numpy as np
 
 from talkinghead.audio.io import AudioError, load_audio
-from talkinghead.conventions import SAMPLE_RATE, VIDEO_SUFFIXES
+from talkinghead.conventions import FRAME_SAMPLES, SAMPLE_RATE, VIDEO_SUFFIXES
 from talkinghead.media import SEGMENT_FRAMES, VideoError, write_segment
 from talkinghead.pipeline.inputs import GenerationInputError
 from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline
-from talkinghead.pipeline.streaming import FRAME_SAMPLES, Latency, StreamReport
+from talkinghead.pipeline.streaming import Latency, StreamReport
 
 POSE_MODES = (("generated (seeded)", "generated"), ("still", "still"), ("from a pose file", "file"))
 #: The streaming tab feeds the speech in chunks of this length (as ``talkinghead-generate --stream``).

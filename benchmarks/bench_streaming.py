@@ -16,6 +16,12 @@ Columns:
 * ``RSS``: the process's resident memory (``/proc/self/statm``) sampled after every chunk — the peak during the
   stream and its growth from the first second to the end (CUDA: ``torch.cuda.max_memory_allocated``).
 
+A second table splits the stream's processing time per stage — stage 1 (audio features + facial motion), the
+generated head pose (pose mapper + VQ-VAE decoder), stage 2 (input rendering + motion-VAE + generator) — per frame,
+next to the stage's FLOPs per frame (:mod:`flops`: convolutions and matrix products) and the floor they set on
+this machine: FLOPs / the measured float32 matmul peak (:func:`flops.measured_peak_gflops`, same thread count).
+``× floor`` = time / floor (1 = the stage runs at the matmul peak), ``of peak`` its inverse.
+
 ``--minutes M``: a memory-flatness run instead (tiny, generated pose): M minutes of speech (the signal repeated)
 pushed as fast as possible, RSS printed every ``--every`` seconds of speech and at the start/middle/end.
 
@@ -36,6 +42,7 @@ from pathlib import Path
 import skimage.data
 import torch
 from bench_pipeline import build
+from flops import measured_peak_gflops, pose_mapper_flops_per_frame, stage1_flops_per_frame, stage2_flops_per_frame
 from machine import describe_machine
 
 from talkinghead.conventions import FRAME_SAMPLES, SAMPLE_RATE
@@ -72,6 +79,10 @@ def run(size: str, pose: str, args: argparse.Namespace, prepared_cache: dict) ->
             warm.push(speech[start : start + CHUNK])
         warm.close()
     session = pipeline.open_stream(prepared, params)
+    stages = {"stage 1": 0.0, "head pose": 0.0, "stage 2": 0.0}
+    timed(session.motion.face, "update", stages, "stage 1", args.device)
+    timed(session.motion.pose, "update", stages, "head pose", args.device)
+    timed(session, "_render", stages, "stage 2", args.device)
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     rss, first, first_push, busy, frames = [], None, None, 0.0, 0
@@ -95,6 +106,44 @@ def run(size: str, pose: str, args: argparse.Namespace, prepared_cache: dict) ->
         "memory": memory,
         "growth": rss[-1] - rss[min(25, len(rss) - 1)],
         "frames": frames,
+        "stages": {name: seconds / frames for name, seconds in stages.items()},
+    }
+
+
+def timed(owner: object, name: str, totals: dict[str, float], stage: str, device: str) -> None:
+    """Wrap the bound method ``owner.name`` so that its wall-clock time adds to ``totals[stage]``."""
+    method = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        result = method(*args, **kwargs)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        totals[stage] += time.perf_counter() - start
+        return result
+
+    setattr(owner, name, wrapper)
+
+
+def stage_flops(size: str, device: str, prepared) -> dict[str, float]:
+    """FLOPs per frame of each stage of a config (random weights; the astronaut portrait)."""
+    pipeline = build(size, device)
+    portrait = prepared.portrait
+    alpha, pose = portrait.alpha[None].to(device), portrait.pose[None].to(device)
+    reference = pipeline.stage2_reference(prepared)
+    generator = torch.Generator().manual_seed(0)
+    count = 4
+    driven = {
+        "beta": torch.rand(count, 52, generator=generator).to(device) * 0.3,
+        "pose": pose.expand(count, -1),
+        "lip_offsets": torch.zeros(count, *reference.reference["lip_offsets"].shape[1:], device=device),
+    }
+    return {
+        "stage 1": stage1_flops_per_frame(pipeline.facial_motion, alpha),
+        "head pose": pose_mapper_flops_per_frame(pipeline.pose_mapper, alpha, pose),
+        "stage 2": stage2_flops_per_frame(
+            pipeline.motion_vae, reference.image, reference.reference, driven, reference.outer
+        ),
     }
 
 
@@ -147,14 +196,31 @@ def main() -> None:
     print(f"| config | pose | lookahead ms | first frame ms | real-time factor | {memory} | RSS growth MiB |")
     print("|---|---|---:|---:|---:|---:|---:|")
     prepared: dict = {}
+    rows = {}
     for size in args.configs:
         for pose in args.poses:
-            row = run(size, pose, args, prepared)
+            row = rows[size, pose] = run(size, pose, args, prepared)
             print(
                 f"| {size} | {pose} | {row['lookahead']:.0f} | {row['first']:.0f} | {row['rtf']:.2f} | "
                 f"{row['memory']:.0f} | {row['growth']:+.0f} |",
                 flush=True,
             )
+    peak = measured_peak_gflops(device=args.device)
+    print(f"\nper stage, per frame of the streams above; float32 matmul peak {peak:.1f} GFLOP/s")
+    print("| config | pose | stage | GFLOP/frame | ms/frame | floor ms/frame | × floor | of peak |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for size in args.configs:
+        flops = stage_flops(size, args.device, prepared[size])
+        for pose in args.poses:
+            for stage, seconds in rows[size, pose]["stages"].items():
+                if stage == "head pose" and pose != "generated":
+                    continue
+                floor = flops[stage] / (peak * 1e9)
+                print(
+                    f"| {size} | {pose} | {stage} | {flops[stage] / 1e9:.3f} | {1000 * seconds:.1f} | "
+                    f"{1000 * floor:.2f} | {seconds / floor:.1f} | {floor / seconds:.1%} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

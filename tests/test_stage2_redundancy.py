@@ -1,6 +1,7 @@
 """Stage 2 does each piece of work once: the results equal the straightforward computation they replace.
 
-* a reference driving a batch is rendered once (:meth:`MeshToVideo.synthesize`), not once per frame;
+* a reference driving a batch is rendered once (:meth:`MeshToVideo.synthesize`), not once per frame, and a
+  prepared reference (:meth:`MeshToVideo.prepare_reference`, a stream's portrait) not again in later calls;
 * the prior flow is rendered only for a network that uses it;
 * a reference shared by training pairs is parsed and rendered once (:func:`distinct_references`);
 * the discriminator runs once on the real frames of a training step.
@@ -102,6 +103,31 @@ def test_batched_synthesis_equals_the_per_pair_rendering_and_per_frame_synthesis
     for i in range(count):
         alone = network.synthesize(image, reference, {k: v[i : i + 1] for k, v in driven.items()}, outer)
         torch.testing.assert_close(alone["frame"][0], out["frame"][i], atol=ATOL, rtol=0)
+
+
+def test_a_prepared_reference_is_parsed_and_rasterized_once_for_every_later_call():
+    """``prepare_reference`` + ``drive`` over 3 calls parses the portrait once and rasterizes only the driven
+    meshes (3 + 2 + 1 of them, not 3 more references), and each call's frames equal ``synthesize``'s exactly."""
+    network = _network(flow_prior=True)
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    reference = {"alpha": torch.randn(1, network.inputs.model.num_identity) * 0.3, **_faces(1, seed=2)}
+    calls = [_faces(count, seed=10 + count) for count in (3, 2, 1)]
+    _CountingParser.parsed = 0
+    prepared = network.prepare_reference(image, reference)
+    rasterizer = network.inputs._renderer(image.device).rasterizer
+    meshes = []
+    original = rasterizer.rasterize
+    rasterizer.rasterize = lambda screen, *args, **kwargs: meshes.append(screen.shape[0]) or original(
+        screen, *args, **kwargs
+    )
+    try:
+        driven_frames = [network.drive(prepared, driven)["frame"] for driven in calls]
+    finally:
+        del rasterizer.rasterize
+    assert _CountingParser.parsed == 1
+    assert meshes == [3, 2, 1]
+    for driven, frames in zip(calls, driven_frames, strict=True):
+        assert torch.equal(frames, network.synthesize(image, reference, driven)["frame"])
 
 
 def test_flows_are_rendered_only_when_asked_and_the_rest_is_unchanged():

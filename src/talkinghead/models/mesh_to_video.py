@@ -12,6 +12,8 @@ interior, the mesh's fitting error — instead of discovering the whole correspo
 needs far more steps than a few CPU minutes give. ``flow_prior=False`` is the paper.
 """
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch import nn
@@ -20,9 +22,21 @@ from talkinghead.face import PerspectiveCamera, load_morphable_model
 from talkinghead.models.frame_generator import FrameGenerator
 from talkinghead.models.motion_vae import DualBranchMotionVAE
 from talkinghead.render.face_parser import make_face_parser
-from talkinghead.render.motion_inputs import MotionInputRenderer
+from talkinghead.render.motion_inputs import MotionInputRenderer, ReferenceRendering
 
 FACE_KEYS = ("beta", "pose", "lip_offsets")
+
+
+@dataclass
+class PreparedReference:
+    """A reference image (1, 3, H, W), its parameters, parsed outer labels and input rendering, on the network's
+    device: what :meth:`MeshToVideo.synthesize` needs of a portrait, made once by
+    :meth:`MeshToVideo.prepare_reference`."""
+
+    image: torch.Tensor
+    reference: dict[str, torch.Tensor]
+    outer: torch.Tensor
+    rendered: ReferenceRendering
 
 
 def _to(face: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -78,6 +92,21 @@ class MeshToVideo(nn.Module):
         return self.parser.parse(reference_image.to(self.device), points)
 
     @torch.no_grad()
+    def prepare_reference(
+        self, reference_image: torch.Tensor, reference: dict[str, torch.Tensor], outer: torch.Tensor | None = None
+    ) -> PreparedReference:
+        """One reference image (1, 3, H, W) in [0, 1] and its parameters (:meth:`synthesize`) parsed and rendered
+        once, for any number of :meth:`synthesize` calls; ``outer`` as there."""
+        image = reference_image.to(self.device)
+        reference = _to(reference, self.device)
+        if outer is None:
+            outer = self.parse_reference(image, reference)
+        outer = outer.to(self.device)
+        faces = {key: reference[key] for key in FACE_KEYS}
+        rendered = self.inputs.render_reference(reference["alpha"], faces, outer)
+        return PreparedReference(image, reference, outer, rendered)
+
+    @torch.no_grad()
     def render_inputs(
         self,
         reference_image: torch.Tensor,
@@ -87,16 +116,17 @@ class MeshToVideo(nn.Module):
         outer: torch.Tensor | None = None,
         pairs: torch.Tensor | None = None,
         mesh_flow: bool = True,
+        rendered: ReferenceRendering | None = None,
     ) -> dict[str, torch.Tensor]:
         """The motion-VAE inputs of B pairs (:meth:`MotionInputRenderer.forward`) from R distinct references:
         ``reference_image`` (R, 3, H, W), ``alpha`` and ``reference`` of R faces, ``driven`` of B faces and
         ``pairs`` (B,) the reference of each (None: R = B, pair i is reference i); parses the references when
-        ``outer`` is None. ``flow_mesh`` is rendered when ``mesh_flow`` (the training loss's), ``flow_prior``
-        when the network uses it."""
+        ``outer`` is None and renders them unless ``rendered`` is given. ``flow_mesh`` is rendered when
+        ``mesh_flow`` (the training loss's), ``flow_prior`` when the network uses it."""
         if outer is None:
             outer = self.parse_reference(reference_image, {"alpha": alpha, **reference})
         flows = (("flow_mesh",) if mesh_flow else ()) + (("flow_prior",) if self.flow_prior else ())
-        return self.inputs(alpha, reference, driven, outer, pairs, flows)
+        return self.inputs(alpha, reference, driven, outer, pairs, flows, rendered)
 
     def forward(self, reference_image: torch.Tensor, inputs: dict[str, torch.Tensor], sample: bool) -> dict:
         """Motion-VAE + generator on rendered inputs: ``frame``, ``warped``, ``occlusion`` (B, ·, H, W), ``flow``
@@ -123,30 +153,33 @@ class MeshToVideo(nn.Module):
         ``driven``: ``beta`` (B, 52), ``pose`` (B, 6) absolute, in the corpus camera convention,
         ``lip_offsets`` (B, L, 3); ``outer``: :meth:`parse_reference`'s labels (computed when None).
         Returns ``frame``, ``pt_driven``, ``warped`` (B, 3, H, W) and ``occlusion`` (B, 1, H, W), using the
-        VAE mean and eval-mode networks on the module's device.
+        VAE mean and eval-mode networks on the module's device. A portrait driven over many calls is
+        prepared once instead: :meth:`prepare_reference`, then :meth:`drive`.
         """
-        count = driven["beta"].shape[0]
-        image = reference_image.to(self.device)
-        reference = _to(reference, self.device)
-        if outer is None:
-            outer = self.parse_reference(image, reference)
+        return self.drive(self.prepare_reference(reference_image, reference, outer), driven)
 
+    @torch.no_grad()
+    def drive(self, prepared: PreparedReference, driven: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`synthesize` for a reference :meth:`prepare_reference` has parsed and rendered."""
+        count = driven["beta"].shape[0]
         was_training = self.training
         self.eval()
         try:
             inputs = self.render_inputs(
-                image,
-                reference["alpha"],
-                {k: reference[k] for k in FACE_KEYS},
+                prepared.image,
+                prepared.reference["alpha"],
+                {k: prepared.reference[k] for k in FACE_KEYS},
                 _to(driven, self.device),
-                outer.to(self.device),
+                prepared.outer,
                 pairs=torch.zeros(count, dtype=torch.long, device=self.device),
                 mesh_flow=False,
+                rendered=prepared.rendered,
             )
-            out = self(image.expand(count, *image.shape[1:]), inputs, sample=False)
+            out = self(prepared.image.expand(count, *prepared.image.shape[1:]), inputs, sample=False)
         finally:
             self.train(was_training)
-        pt_driven = F.interpolate(inputs["pt_driven"], size=image.shape[-2:], mode="bilinear", align_corners=False)
+        size = prepared.image.shape[-2:]
+        pt_driven = F.interpolate(inputs["pt_driven"], size=size, mode="bilinear", align_corners=False)
         return {
             "frame": out["frame"].clamp(0, 1),
             "pt_driven": pt_driven,

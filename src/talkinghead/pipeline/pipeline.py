@@ -48,7 +48,7 @@ from talkinghead.models.audio_to_motion import AudioToMotion
 from talkinghead.models.checkpoints import load_network
 from talkinghead.models.export import ExportError, export_files, is_export, is_hub_id, load_export, locate_export
 from talkinghead.models.head_pose import HeadPoseGenerator
-from talkinghead.models.mesh_to_video import MeshToVideo
+from talkinghead.models.mesh_to_video import MeshToVideo, PreparedReference
 from talkinghead.pipeline.inputs import (
     GenerationInputError,
     choose_face,
@@ -286,8 +286,9 @@ class TalkingHeadPipeline:
             poses = reference_pose + follow(relative, num_frames)
         return {"beta": beta, "lip_offsets": lip_offsets, "pose": poses}
 
-    def stage2_reference(self, prepared: PreparedPortrait) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        """The portrait as stage 2 takes it: image (1, 3, H, W), reference parameters, parsed outer region."""
+    def stage2_reference(self, prepared: PreparedPortrait) -> PreparedReference:
+        """The portrait as stage 2 takes it: image, reference parameters, parsed outer region and the reference's
+        input rendering (:meth:`MeshToVideo.prepare_reference`), made once per portrait."""
         portrait = prepared.portrait
         reference = {
             "alpha": portrait.alpha[None],
@@ -296,23 +297,22 @@ class TalkingHeadPipeline:
             "lip_offsets": torch.zeros(1, self.face.num_lip_vertices, 3),
         }
         reference = {key: value.to(self.device) for key, value in reference.items()}
-        image = portrait.image_tensor()[None].to(self.device)
-        return image, reference, self.motion_vae.parse_reference(image, reference)
+        return self.motion_vae.prepare_reference(portrait.image_tensor()[None], reference)
 
     def frames(
         self,
         prepared: PreparedPortrait,
         motion: dict[str, torch.Tensor],
         batch_size: int,
-        stage2_reference: tuple[torch.Tensor, dict, torch.Tensor] | None = None,
+        stage2_reference: PreparedReference | None = None,
     ) -> Iterator[dict[str, torch.Tensor]]:
         """Stage 2, one batch of ``batch_size`` frames at a time: :meth:`MeshToVideo.synthesize`'s
-        outputs (``frame``, ``pt_driven``, …) for consecutive slices of ``motion``; the reference is parsed once
-        (or given: :meth:`stage2_reference`'s result, kept by a stream across calls)."""
-        image, reference, outer = stage2_reference or self.stage2_reference(prepared)
+        outputs (``frame``, ``pt_driven``, …) for consecutive slices of ``motion``; the reference is parsed and
+        rendered once (or given: :meth:`stage2_reference`'s result, kept by a stream across calls)."""
+        reference = stage2_reference or self.stage2_reference(prepared)
         for start in range(0, len(motion["pose"]), batch_size):
             driven = {key: motion[key][start : start + batch_size] for key in ("beta", "pose", "lip_offsets")}
-            yield self.motion_vae.synthesize(image, reference, driven, outer)
+            yield self.motion_vae.drive(reference, driven)
 
     def generate(
         self,

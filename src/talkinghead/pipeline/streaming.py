@@ -21,8 +21,10 @@ context its offline counterpart uses:
   VQ-VAE decoder emits a frame once no later code can change it
   (:class:`~talkinghead.models.pose_vqvae.StreamingPoseDecoder`: about one decoder window, ``max_context``
   frames, of delay). ``pose="still"`` and pose files add no delay;
-* stage 2 (:meth:`~talkinghead.models.mesh_to_video.MeshToVideo.synthesize`): the ready frames in batches of at
-  most ``batch_size`` (networks with GroupNorm: a frame does not depend on its batch).
+* stage 2 (:meth:`~talkinghead.models.mesh_to_video.MeshToVideo.drive`): the ready frames in batches of at
+  most ``batch_size`` (networks with GroupNorm: a frame does not depend on its batch); the portrait is parsed
+  and its reference mesh rendered once per session (:meth:`~talkinghead.models.mesh_to_video.MeshToVideo.
+  prepare_reference`).
 
 :attr:`StreamSession.latency` states the lookahead each stage adds, in ms. At the ends of the utterance the
 networks see zero padding offline; the streaming path reproduces it at :meth:`~StreamSession.close`, which is why

@@ -17,6 +17,8 @@ carry sub-pixel position); the heatmaps are drawn at ``motion_size`` directly. B
 exactly what the image camera (``image_size``, ``focal``, ``distance``) sees.
 """
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch import nn
@@ -58,6 +60,25 @@ def colorize(labels: torch.Tensor) -> torch.Tensor:
     """Soft labels (B, 3, H, W) over (background, head, torso) → PT_out (B, 3, H, W) in :data:`OUTER_COLORS`."""
     colors = torch.tensor(OUTER_COLORS, device=labels.device, dtype=labels.dtype)  # (class, rgb)
     return torch.einsum("bkhw,kc->bchw", labels, colors)
+
+
+@dataclass
+class ReferenceRendering:
+    """R reference faces rendered for :meth:`MotionInputRenderer.forward`.
+
+    Attributes:
+        shape: (R, N, 3) unposed meshes (Eq. 4 before the pose).
+        screen: (R, N, 2) posed vertices projected at ``render_size`` (pixels).
+        labels: (R, 3, S, S) outer labels resized to ``render_size``.
+        pt: (R, 3, s, s) PT_ref at ``motion_size``.
+        heatmaps: (R, L, s, s) lip Gaussian maps G_ref.
+    """
+
+    shape: torch.Tensor
+    screen: torch.Tensor
+    labels: torch.Tensor
+    pt: torch.Tensor
+    heatmaps: torch.Tensor
 
 
 class MotionInputRenderer(nn.Module):
@@ -108,6 +129,27 @@ class MotionInputRenderer(nn.Module):
         vertices = apply_pose(self.unposed(alpha, face), face["pose"])
         return self.image_camera.project(vertices)[..., :2]
 
+    def render_reference(
+        self, alpha: torch.Tensor, reference: dict[str, torch.Tensor], outer: torch.Tensor
+    ) -> ReferenceRendering:
+        """What :meth:`forward` needs of R references (arguments as there), rendered once however many driven
+        faces and calls pair with them: a stream or a long clip renders its one portrait once."""
+        size = self.render_size
+        shape = self.unposed(alpha, reference)
+        vertices = apply_pose(shape, reference["pose"])
+        renderer = self._renderer(alpha.device)
+        screen = renderer.camera.project(vertices)
+        raster = renderer.rasterizer.rasterize(screen, renderer.triangles, (size, size))
+        colors = renderer.colors.expand(alpha.shape[0], -1, -1)
+        pt_in = renderer.rasterizer.interpolate(colors, raster, renderer.triangles)
+        labels = F.interpolate(
+            outer.to(pt_in.dtype), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+        )
+        pt = F.avg_pool2d(compose_projection_texture(pt_in, raster.mask, colorize(labels)), size // self.motion_size)
+        lips = self.motion_camera.project(vertices[:, self.model.lip_ids])
+        heatmaps = lip_heatmaps(lips[..., :2], (self.motion_size, self.motion_size), self.heatmap_sigma)
+        return ReferenceRendering(shape, screen[..., :2], labels, pt, heatmaps)
+
     def forward(
         self,
         alpha: torch.Tensor,
@@ -116,11 +158,13 @@ class MotionInputRenderer(nn.Module):
         outer: torch.Tensor,
         pairs: torch.Tensor | None = None,
         flows: tuple[str, ...] = FLOWS,
+        rendered: ReferenceRendering | None = None,
     ) -> dict[str, torch.Tensor]:
         """Render the inputs of B (reference, driven) pairs from R distinct references.
 
         Each reference is rasterized, labelled and turned into lip heatmaps once, however many driven faces
-        it pairs with (the pipeline drives one portrait with a batch of faces).
+        it pairs with (the pipeline drives one portrait with a batch of faces), or not at all when
+        ``rendered`` (:meth:`render_reference` of the same references) is given.
 
         Args:
             alpha: (R, K) identity of each reference.
@@ -132,6 +176,7 @@ class MotionInputRenderer(nn.Module):
                 reference i (R = B).
             flows: which of :data:`FLOWS` to return (the flows cost a smooth extension and two more
                 interpolated channels, and inference needs them only as the prior).
+            rendered: the references already rendered (computed here when None).
 
         Returns ``pt_reference``, ``pt_driven`` (B, 3, s, s), ``lip_reference``, ``lip_driven`` (B, L, s, s),
         ``mask_driven`` (B, 1, s, s) the driven inner-face coverage M_d and, as asked in ``flows``:
@@ -158,52 +203,43 @@ class MotionInputRenderer(nn.Module):
                 return x.expand(batch, *x.shape[1:])
             return x.index_select(0, pairs.to(x.device))
 
-        reference_shape = self.unposed(alpha, reference)
-        reference_vertices = apply_pose(reference_shape, reference["pose"])
+        ref = rendered if rendered is not None else self.render_reference(alpha, reference, outer)
         driven_vertices = apply_pose(self.unposed(per_pair(alpha), driven), driven["pose"])
         renderer = self._renderer(alpha.device)
         project = renderer.camera.project
-        screen = project(torch.cat((reference_vertices, driven_vertices)))
+        screen = project(driven_vertices)
         raster = renderer.rasterizer.rasterize(screen, renderer.triangles, (size, size))
-        # Per vertex: NCC colour (Eq. 9) and, for the driven meshes, the vertex' normalized position on its
-        # reference mesh's projection; interpolated over the raster, the latter is the mesh correspondence.
-        attributes = renderer.colors.expand(refs + batch, -1, -1)
+        # Per vertex: NCC colour (Eq. 9) and, for the flows, the vertex' normalized position on its reference
+        # mesh's projection; interpolated over the raster, the latter is the mesh correspondence.
+        attributes = renderer.colors.expand(batch, -1, -1)
         if flows:
-            positions = 2.0 * screen[:refs, :, :2] / size - 1.0
-            attributes = torch.cat((attributes, torch.cat((positions, per_pair(positions)))), dim=-1)
+            attributes = torch.cat((attributes, per_pair(2.0 * ref.screen / size - 1.0)), dim=-1)
         interpolated = renderer.rasterizer.interpolate(attributes, raster, renderer.triangles)
-        pt_in, mask = interpolated[:, :3], raster.mask
-        labels = F.interpolate(
-            outer.to(pt_in.dtype), size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )
-        pair_labels = per_pair(labels)
-        moved = apply_pose(per_pair(reference_shape), driven["pose"])
-        theta = head_motion_theta(per_pair(screen[:refs, :, :2]), project(moved)[..., :2], size)
+        pair_labels = per_pair(ref.labels)
+        moved = apply_pose(per_pair(ref.shape), driven["pose"])
+        theta = head_motion_theta(per_pair(ref.screen), project(moved)[..., :2], size)
         grid = F.affine_grid(theta, [batch, 1, size, size], align_corners=False)
         head = F.grid_sample(pair_labels[:, 1:2], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         rest = pair_labels[:, ::2] * (1.0 - head) / pair_labels[:, ::2].sum(1, keepdim=True).clamp_min(1e-6)
         driven_labels = torch.cat((rest[:, :1], head, rest[:, 1:]), dim=1)
-        pt = compose_projection_texture(pt_in, mask, colorize(torch.cat((labels, driven_labels))))
+        pt = compose_projection_texture(interpolated[:, :3], raster.mask, colorize(driven_labels))
         pool = size // self.motion_size
-        pt, mask = F.avg_pool2d(pt, pool), F.avg_pool2d(mask, pool)
-        mask_driven = mask[refs:]
-        lips = self.motion_camera.project(torch.cat((reference_vertices, driven_vertices))[:, self.model.lip_ids])
-        heatmaps = lip_heatmaps(lips[..., :2], (self.motion_size, self.motion_size), self.heatmap_sigma)
+        pt_driven, mask_driven = F.avg_pool2d(pt, pool), F.avg_pool2d(raster.mask, pool)
+        lips = self.motion_camera.project(driven_vertices[:, self.model.lip_ids])
         out = {
-            "pt_reference": per_pair(pt[:refs]),
-            "pt_driven": pt[refs:],
-            "lip_reference": per_pair(heatmaps[:refs]),
-            "lip_driven": heatmaps[refs:],
+            "pt_reference": per_pair(ref.pt),
+            "pt_driven": pt_driven,
+            "lip_reference": per_pair(ref.heatmaps),
+            "lip_driven": lip_heatmaps(lips[..., :2], (self.motion_size, self.motion_size), self.heatmap_sigma),
             "mask_driven": mask_driven,
         }
         if flows:
             centres = identity_grid(size, size, alpha.device, alpha.dtype).permute(0, 3, 1, 2)
-            covered = raster.mask[refs:]
-            flow_mesh = (interpolated[refs:, 3:] - centres) * covered
+            flow_mesh = (interpolated[:, 3:] - centres) * raster.mask
             if "flow_mesh" in flows:
                 out["flow_mesh"] = F.avg_pool2d(flow_mesh, pool) / mask_driven.clamp_min(1e-6)
             if "flow_prior" in flows:
                 scale = size / 256.0
-                flow_prior = extend_flow(flow_mesh, covered, PRIOR_SMOOTHING * scale, PRIOR_REACH * scale)
+                flow_prior = extend_flow(flow_mesh, raster.mask, PRIOR_SMOOTHING * scale, PRIOR_REACH * scale)
                 out["flow_prior"] = F.avg_pool2d(flow_prior, pool)
         return out

@@ -102,6 +102,27 @@ def test_frames_leave_as_soon_as_their_lookahead_has_arrived(pipeline, prepared)
             assert stream.latency.head_pose == 2240
 
 
+@pytest.mark.parametrize("stream_batch", [1, 3])
+def test_stage2_renders_the_first_frame_at_once_then_batches_of_stream_batch(pipeline, prepared, stream_batch):
+    """Still pose, 40-ms chunks (one frame ready per chunk after the lookahead): the first frame leaves alone, the
+    next ones in batches of exactly ``stream_batch``, the rest at ``close``; no frame is later than the stated
+    lookahead, which counts the batch's wait, and the statement is tight."""
+    audio = speech_like(1.2, seed=6)  # 30 frames
+    session = pipeline.open_stream(prepared, GenerationParams(pose="still", stream_batch=stream_batch))
+    lookahead = round(session.latency.total * 25 / 1000)
+    assert session.latency.stage2_batch == 40 * (stream_batch - 1)
+    assert lookahead == 4 + stream_batch - 1  # 160 ms of stage-1 lookahead, then the batch
+    sizes, late = [], []
+    for chunk in chunks(audio, FRAME_SAMPLES):
+        batches = session.push(chunk)
+        sizes += [len(batch) for batch in batches]
+        late.append(session.motion.audio.received // FRAME_SAMPLES - session.frames_made)
+    sizes += [len(batch) for batch in session.close()]
+    assert session.frames_made == sum(sizes) == 30
+    assert sizes[0] == 1 and set(sizes[1:-1]) <= {stream_batch}
+    assert max(late) == lookahead
+
+
 def test_buffers_stay_bounded_on_an_endless_stream(pipeline, prepared):
     audio = speech_like(9.6, seed=4)  # 240 frames: 5 decoder windows of the facial motion, 10 pose hops
     stream = MotionStream(pipeline, prepared, GenerationParams(pose="generated"))
@@ -153,6 +174,21 @@ def test_cli_stream_writes_a_fragmented_mp4_matching_the_offline_video(tiny_chec
     difference = np.abs(streamed.astype(float) - offline.astype(float)).mean(axis=(1, 2, 3)) / 255
     assert difference.max() <= FRAME_TOLERANCE
     assert sorted(path.name for path in Path(tmp_path).glob("*.mp4")) == ["offline.mp4", "streamed.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--stream-batch", "2"], "--stream-batch needs --stream"), (["--stream", "--stream-batch", "0"], "≥ 1")],
+)
+def test_cli_stream_batch_mistakes_are_one_line_and_write_nothing(tiny_checkpoints, tmp_path, capsys, flags, message):
+    Image.fromarray(skimage.data.astronaut()).save(tmp_path / "portrait.png")
+    sf.write(tmp_path / "speech.wav", speech_like(0.4, seed=7), 16000)
+    argv = ["--image", str(tmp_path / "portrait.png"), "--audio", str(tmp_path / "speech.wav"), "--quiet"]
+    argv += ["--checkpoints", str(tiny_checkpoints), "--out", str(tmp_path / "out.mp4"), *flags]
+    assert generate_main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("talkinghead-generate: error:") and message in lines[0]
+    assert not (tmp_path / "out.mp4").exists()
 
 
 class FakeClock:

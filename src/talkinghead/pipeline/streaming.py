@@ -35,6 +35,7 @@ memory buffers the conv radius and alignment window, the decoders' key/value cac
 pose decoder one window of codes and frames (:meth:`StreamSession.buffer_sizes`).
 """
 
+import dataclasses
 import itertools
 import math
 import time
@@ -292,12 +293,14 @@ class FixedPoseStream:
 @dataclass
 class Latency:
     """Lookahead in ms: how much later than its own audio a frame can be made, per stage and in all (the
-    slowest path). Processing time and the chunk size come on top."""
+    slowest path). Processing time and the chunk size come on top. ``stage2_batch``: how long a ready frame may
+    wait for the next ones of its stage-2 batch (:class:`StreamSession`'s ``stream_batch``)."""
 
     audio_features: float
     facial_motion: float
     head_pose: float
     total: float
+    stage2_batch: float = 0.0
 
 
 class MotionStream:
@@ -411,11 +414,21 @@ class StreamSession:
         self.paste = PasteBack(prepared.image, prepared.box, params.max_frame_side) if params.full_frame else None
         self.on_frame = on_frame
         self.frames_made = 0
+        if params.stream_batch < 1:
+            raise GenerationInputError(f"stream batch must be ≥ 1, got {params.stream_batch}")
+        self.stream_batch = min(params.stream_batch, params.batch_size)
+        self.held: dict[str, torch.Tensor] = {}
 
     @property
     def latency(self) -> Latency:
-        """The lookahead each stage adds (ms); see :class:`Latency`."""
-        return self.motion.latency
+        """The lookahead each stage adds (ms); see :class:`Latency`. Frames that become ready one by one (a still or
+        file-driven pose) wait for up to ``stream_batch − 1`` more; generated poses arrive in bursts of a decoder
+        hop, which fill a batch at once."""
+        motion = self.motion.latency
+        if motion.head_pose > 0:
+            return motion
+        waiting = (self.stream_batch - 1) * FRAME_MS
+        return dataclasses.replace(motion, total=motion.total + waiting, stage2_batch=waiting)
 
     def buffer_sizes(self) -> dict[str, int]:
         return self.motion.buffer_sizes()
@@ -423,12 +436,25 @@ class StreamSession:
     @torch.no_grad()
     def push(self, samples: np.ndarray) -> list[np.ndarray]:
         """16-kHz mono float32 samples, any length → the frame batches that their arrival completed."""
-        return self._render(self.motion.push(samples))
+        return self._render(self._batch(self.motion.push(samples), final=False))
 
     @torch.no_grad()
     def close(self) -> list[np.ndarray]:
         """End of speech → the remaining frame batches."""
-        return self._render(self.motion.close())
+        return self._render(self._batch(self.motion.close(), final=True))
+
+    def _batch(self, motion: dict[str, torch.Tensor], final: bool) -> dict[str, torch.Tensor]:
+        """The ready frames to render now: all of them once ``stream_batch`` are ready, the first frame of the
+        stream at once, the rest at the end; fewer wait in ``held``. Stage 2 costs several times less per frame
+        in a batch of two than alone on a CPU (docs/PERFORMANCE.md)."""
+        if self.held:
+            motion = {key: torch.cat((self.held[key], motion[key])) for key in self.held} if motion else self.held
+        ready = len(motion["pose"]) if motion else 0
+        if ready >= self.stream_batch or final or (ready and self.frames_made == 0):
+            self.held = {}
+            return motion
+        self.held = motion
+        return {}
 
     def _render(self, motion: dict[str, torch.Tensor]) -> list[np.ndarray]:
         if not motion:

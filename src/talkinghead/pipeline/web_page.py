@@ -149,7 +149,8 @@ def lookahead_line(latency: Latency) -> str:
     """:attr:`StreamSession.latency` in one line."""
     return (
         f"lookahead {latency.total:.0f} ms (audio features {latency.audio_features:.0f} ms, "
-        f"facial motion {latency.facial_motion:.0f} ms, head pose {latency.head_pose:.0f} ms)"
+        f"facial motion {latency.facial_motion:.0f} ms, head pose {latency.head_pose:.0f} ms, "
+        f"stage-2 batch {latency.stage2_batch:.0f} ms)"
     )
 
 

@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from kornia.filters import gaussian_blur2d
 
 from talkinghead.face import PerspectiveCamera, builtin_morphable_model
 from talkinghead.face.pose import apply_pose
 from talkinghead.render import FaceParser, MediaPipeFaceParser, MotionInputRenderer, make_face_parser
 from talkinghead.render.face_parser import outer_labels
+from talkinghead.render.flow_extension import gaussian_blur, gaussian_kernel_size
 from talkinghead.render.motion_inputs import OUTER_COLORS, head_motion_theta
 from talkinghead.render.warp import warp
 
@@ -163,3 +165,15 @@ def test_prior_flow_warps_corpus_references_onto_their_driven_frames(tiny_corpus
         return float(-10 * torch.log10((image - batch["driven_frame"]).square().mean()))
 
     assert psnr(warped) >= psnr(batch["reference_frame"]) + 5.0, (psnr(warped), psnr(batch["reference_frame"]))
+
+
+@pytest.mark.parametrize("border_type", ["constant", "replicate"])
+def test_the_cached_kernel_blur_equals_kornias_gaussian_blur(border_type):
+    """The flow extension's blur (kernel built once, two depthwise convolutions) gives kornia's
+    ``gaussian_blur2d`` exactly, for the sizes and σ the 3-D prior uses (at 128² and 256² render sizes)."""
+    generator = torch.Generator().manual_seed(0)
+    for shape, sigma in (((3, 2, 32, 32), 1.5), ((2, 1, 32, 32), 8.0), ((2, 1, 128, 128), 1.5), ((2, 2, 64, 64), 3.0)):
+        image = torch.rand(shape, generator=generator)
+        size = gaussian_kernel_size(sigma)
+        expected = gaussian_blur2d(image, size, (sigma, sigma), border_type=border_type)
+        assert torch.equal(gaussian_blur(image, size[0], sigma, border_type), expected)

@@ -54,7 +54,12 @@ def matrix_to_pose(rotation: torch.Tensor, translation: torch.Tensor) -> torch.T
 
 def apply_pose(vertices: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
     """Rigidly move vertices (..., N, 3) by poses (..., 6): ``x' = R x + t`` (the ⊗ of Eq. 4, 8)."""
-    rotation, translation = pose_to_matrix(pose)
+    return apply_rigid(vertices, *pose_to_matrix(pose))
+
+
+def apply_rigid(vertices: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor) -> torch.Tensor:
+    """:func:`apply_pose` with the pose already turned into (R (..., 3, 3), t (..., 3)) by :func:`pose_to_matrix`
+    (for several meshes moved by the same poses)."""
     return vertices @ rotation.transpose(-1, -2) + translation.unsqueeze(-2)
 
 

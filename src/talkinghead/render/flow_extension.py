@@ -7,9 +7,11 @@ background stays put. Used by the embedded corpus' frame renderer (:mod:`talking
 and by the motion-VAE's 3-D prior flow (:class:`~talkinghead.render.motion_inputs.MotionInputRenderer`).
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
-from kornia.filters import gaussian_blur2d
+from kornia.filters import get_gaussian_kernel1d
 
 
 def push_pull(values: torch.Tensor, weight: torch.Tensor, min_size: int = 4) -> torch.Tensor:
@@ -35,6 +37,24 @@ def gaussian_kernel_size(sigma: float) -> tuple[int, int]:
     return size, size
 
 
+@functools.lru_cache(maxsize=32)
+def _gaussian_kernel(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """kornia's normalised 1-D Gaussian (1, size), made once per (size, σ, dtype, device)."""
+    return get_gaussian_kernel1d(size, torch.tensor([[sigma]], dtype=dtype, device=device))
+
+
+def gaussian_blur(image: torch.Tensor, size: int, sigma: float, border_type: str) -> torch.Tensor:
+    """:func:`kornia.filters.gaussian_blur2d` (``size``² kernel, σ in both directions, ``border_type``
+    ``"constant"`` or ``"replicate"``) as two depthwise convolutions with kornia's kernel built once: rendering a
+    batch of motion-VAE inputs blurs three times, and kornia's kernel construction and checks were half of the
+    small operations of such a call."""
+    channels, radius = image.shape[1], size // 2
+    kernel = _gaussian_kernel(size, float(sigma), image.dtype, image.device)
+    padded = F.pad(image, (radius, radius, radius, radius), mode=border_type)
+    rows = F.conv2d(padded, kernel.view(1, 1, 1, size).expand(channels, 1, 1, size), groups=channels)
+    return F.conv2d(rows, kernel.view(1, 1, size, 1).expand(channels, 1, size, 1), groups=channels)
+
+
 def extend_flow(flow: torch.Tensor, covered: torch.Tensor, smoothing: float, reach: float) -> torch.Tensor:
     """Keep ``flow`` (B, 2, H, W) where ``covered`` (B, 1, H, W) is 1, extend it smoothly outside.
 
@@ -47,10 +67,10 @@ def extend_flow(flow: torch.Tensor, covered: torch.Tensor, smoothing: float, rea
     small = F.avg_pool2d(filled, factor)
     small_mask = F.avg_pool2d(covered, factor)
     sigma, reach = smoothing / factor, reach / factor
-    small = gaussian_blur2d(small, gaussian_kernel_size(sigma), (sigma, sigma), border_type="replicate")
-    falloff = gaussian_blur2d(small_mask, gaussian_kernel_size(reach), (reach, reach), border_type="constant")
+    small = gaussian_blur(small, gaussian_kernel_size(sigma)[0], sigma, border_type="replicate")
+    falloff = gaussian_blur(small_mask, gaussian_kernel_size(reach)[0], reach, border_type="constant")
     exterior = small * (2.0 * falloff).clamp(max=1.0)
     exterior = F.interpolate(exterior, size=flow.shape[-2:], mode="bilinear", align_corners=False)
-    inner = gaussian_blur2d(covered, (7, 7), (1.5, 1.5), border_type="constant")
+    inner = gaussian_blur(covered, 7, 1.5, border_type="constant")
     keep = (2.0 * inner - 1.0).clamp(0.0, 1.0) * covered
     return keep * flow + (1.0 - keep) * exterior

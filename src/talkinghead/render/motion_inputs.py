@@ -25,7 +25,7 @@ from torch import nn
 
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.morphable_model import MorphableModel
-from talkinghead.face.pose import apply_pose
+from talkinghead.face.pose import apply_pose, apply_rigid, pose_to_matrix
 from talkinghead.render.base import Rasterizer
 from talkinghead.render.factory import make_rasterizer
 from talkinghead.render.flow_extension import extend_flow
@@ -204,7 +204,8 @@ class MotionInputRenderer(nn.Module):
             return x.index_select(0, pairs.to(x.device))
 
         ref = rendered if rendered is not None else self.render_reference(alpha, reference, outer)
-        driven_vertices = apply_pose(self.unposed(per_pair(alpha), driven), driven["pose"])
+        rigid = pose_to_matrix(driven["pose"])
+        driven_vertices = apply_rigid(self.unposed(per_pair(alpha), driven), *rigid)
         renderer = self._renderer(alpha.device)
         project = renderer.camera.project
         screen = project(driven_vertices)
@@ -216,7 +217,7 @@ class MotionInputRenderer(nn.Module):
             attributes = torch.cat((attributes, per_pair(2.0 * ref.screen / size - 1.0)), dim=-1)
         interpolated = renderer.rasterizer.interpolate(attributes, raster, renderer.triangles)
         pair_labels = per_pair(ref.labels)
-        moved = apply_pose(per_pair(ref.shape), driven["pose"])
+        moved = apply_rigid(per_pair(ref.shape), *rigid)
         theta = head_motion_theta(per_pair(ref.screen), project(moved)[..., :2], size)
         grid = F.affine_grid(theta, [batch, 1, size, size], align_corners=False)
         head = F.grid_sample(pair_labels[:, 1:2], grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -96,7 +96,7 @@ class MeshToVideo(nn.Module):
         self, reference_image: torch.Tensor, reference: dict[str, torch.Tensor], outer: torch.Tensor | None = None
     ) -> PreparedReference:
         """One reference image (1, 3, H, W) in [0, 1] and its parameters (:meth:`synthesize`) parsed and rendered
-        once, for any number of :meth:`synthesize` calls; ``outer`` as there."""
+        once, for any number of :meth:`drive` calls; ``outer`` as in :meth:`synthesize`."""
         image = reference_image.to(self.device)
         reference = _to(reference, self.device)
         if outer is None:

@@ -175,5 +175,5 @@ def test_the_cached_kernel_blur_equals_kornias_gaussian_blur(border_type):
     for shape, sigma in (((3, 2, 32, 32), 1.5), ((2, 1, 32, 32), 8.0), ((2, 1, 128, 128), 1.5), ((2, 2, 64, 64), 3.0)):
         image = torch.rand(shape, generator=generator)
         size = gaussian_kernel_size(sigma)
-        expected = gaussian_blur2d(image, size, (sigma, sigma), border_type=border_type)
-        assert torch.equal(gaussian_blur(image, size[0], sigma, border_type), expected)
+        expected = gaussian_blur2d(image, (size, size), (sigma, sigma), border_type=border_type)
+        assert torch.equal(gaussian_blur(image, size, sigma, border_type), expected)

@@ -250,12 +250,6 @@ class CausalDecoder(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(d_model, num_heads, ff_dim, dropout) for _ in range(num_layers))
         self.norm = nn.LayerNorm(d_model)
         self.register_buffer("slopes", alibi_slopes(num_heads), persistent=False)
-        # A step's query attends to its own frame and the cached ones before it, contiguous: its mask is the
-        # last columns of the full window's last row, computed once (``step`` would rebuild it every frame).
-        if max_context is not None:
-            last = torch.tensor([max_context - 1])
-            full = biased_causal_mask(last, torch.arange(max_context), self.slopes, period, max_context)
-            self.register_buffer("step_mask", full, persistent=False)
 
     def memory_kv(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per-layer cross-attention K/V of the memory (B, T_a, D)."""
@@ -298,10 +292,7 @@ class CausalDecoder(nn.Module):
         """
         query = torch.tensor([position], device=x.device)
         keys = query if cache.positions is None else torch.cat((cache.positions, query))
-        if self.max_context is not None and cache.max_context == self.max_context:
-            self_mask = self.step_mask[:, :, self.max_context - keys.numel() :]
-        else:
-            self_mask = self.self_mask(query, keys, cache.max_context)
+        self_mask = self.self_mask(query, keys, cache.max_context)
         w_past, w_future = self.audio_window
         lo, hi = max(0, position - w_past) - memory_start, position + w_future + 1 - memory_start
         x = self.positional(x, query)

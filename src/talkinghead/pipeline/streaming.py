@@ -445,8 +445,8 @@ class StreamSession:
 
     def _batch(self, motion: dict[str, torch.Tensor], final: bool) -> dict[str, torch.Tensor]:
         """The ready frames to render now: all of them once ``stream_batch`` are ready, the first frame of the
-        stream at once, the rest at the end; fewer wait in ``held``. Stage 2 costs several times less per frame
-        in a batch of two than alone on a CPU (docs/PERFORMANCE.md)."""
+        stream at once, the rest at the end; fewer wait in ``held``. On a CPU, stage 2 costs about 1.5× less per
+        frame in a batch of two than alone (docs/PERFORMANCE.md)."""
         if self.held:
             motion = {key: torch.cat((self.held[key], motion[key])) for key in self.held} if motion else self.held
         ready = len(motion["pose"]) if motion else 0

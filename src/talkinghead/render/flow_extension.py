@@ -31,10 +31,9 @@ def push_pull(values: torch.Tensor, weight: torch.Tensor, min_size: int = 4) -> 
     return weight * values + (1.0 - weight) * upsampled
 
 
-def gaussian_kernel_size(sigma: float) -> tuple[int, int]:
+def gaussian_kernel_size(sigma: float) -> int:
     """An odd kernel size covering ±3σ."""
-    size = 2 * int(3.0 * sigma + 0.5) + 1
-    return size, size
+    return 2 * int(3.0 * sigma + 0.5) + 1
 
 
 @functools.lru_cache(maxsize=32)
@@ -67,8 +66,8 @@ def extend_flow(flow: torch.Tensor, covered: torch.Tensor, smoothing: float, rea
     small = F.avg_pool2d(filled, factor)
     small_mask = F.avg_pool2d(covered, factor)
     sigma, reach = smoothing / factor, reach / factor
-    small = gaussian_blur(small, gaussian_kernel_size(sigma)[0], sigma, border_type="replicate")
-    falloff = gaussian_blur(small_mask, gaussian_kernel_size(reach)[0], reach, border_type="constant")
+    small = gaussian_blur(small, gaussian_kernel_size(sigma), sigma, border_type="replicate")
+    falloff = gaussian_blur(small_mask, gaussian_kernel_size(reach), reach, border_type="constant")
     exterior = small * (2.0 * falloff).clamp(max=1.0)
     exterior = F.interpolate(exterior, size=flow.shape[-2:], mode="bilinear", align_corners=False)
     inner = gaussian_blur(covered, 7, 1.5, border_type="constant")

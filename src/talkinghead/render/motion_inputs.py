@@ -129,6 +129,11 @@ class MotionInputRenderer(nn.Module):
         vertices = apply_pose(self.unposed(alpha, face), face["pose"])
         return self.image_camera.project(vertices)[..., :2]
 
+    def _lip_heatmaps(self, vertices: torch.Tensor) -> torch.Tensor:
+        """Posed meshes (B, N, 3) → Gaussian maps (B, L, s, s) of their lip vertices at ``motion_size``."""
+        lips = self.motion_camera.project(vertices[:, self.model.lip_ids])
+        return lip_heatmaps(lips[..., :2], (self.motion_size, self.motion_size), self.heatmap_sigma)
+
     def render_reference(
         self, alpha: torch.Tensor, reference: dict[str, torch.Tensor], outer: torch.Tensor
     ) -> ReferenceRendering:
@@ -146,9 +151,7 @@ class MotionInputRenderer(nn.Module):
             outer.to(pt_in.dtype), size=(size, size), mode="bilinear", align_corners=False, antialias=True
         )
         pt = F.avg_pool2d(compose_projection_texture(pt_in, raster.mask, colorize(labels)), size // self.motion_size)
-        lips = self.motion_camera.project(vertices[:, self.model.lip_ids])
-        heatmaps = lip_heatmaps(lips[..., :2], (self.motion_size, self.motion_size), self.heatmap_sigma)
-        return ReferenceRendering(shape, screen[..., :2], labels, pt, heatmaps)
+        return ReferenceRendering(shape, screen[..., :2], labels, pt, self._lip_heatmaps(vertices))
 
     def forward(
         self,
@@ -226,12 +229,11 @@ class MotionInputRenderer(nn.Module):
         pt = compose_projection_texture(interpolated[:, :3], raster.mask, colorize(driven_labels))
         pool = size // self.motion_size
         pt_driven, mask_driven = F.avg_pool2d(pt, pool), F.avg_pool2d(raster.mask, pool)
-        lips = self.motion_camera.project(driven_vertices[:, self.model.lip_ids])
         out = {
             "pt_reference": per_pair(ref.pt),
             "pt_driven": pt_driven,
             "lip_reference": per_pair(ref.heatmaps),
-            "lip_driven": lip_heatmaps(lips[..., :2], (self.motion_size, self.motion_size), self.heatmap_sigma),
+            "lip_driven": self._lip_heatmaps(driven_vertices),
             "mask_driven": mask_driven,
         }
         if flows:

@@ -27,13 +27,51 @@ def test_quantize_indices_codes_round_trip():
     quantizer = VectorQuantizer(num_codes=16, code_dim=8)
     z = torch.randn(3, 5, 8)
     z_q, indices = quantizer.quantize(z)
-    assert indices.shape == (3, 5) and indices.dtype == torch.long
+    assert indices.shape == (3, 5, 1) and indices.dtype == torch.long
     assert torch.equal(quantizer.codes(indices), z_q)
     # z_q is the nearest entry (Eq. 5), and the forward pass quantises to the same codes.
-    brute = torch.cdist(z.reshape(-1, 8), quantizer.codebook).argmin(-1).reshape(3, 5)
+    brute = torch.cdist(z.reshape(-1, 8), quantizer.codebook).argmin(-1).reshape(3, 5, 1)
     assert torch.equal(indices, brute)
     out = quantizer.eval()(z)
     assert torch.equal(out["indices"], indices) and torch.allclose(out["z_q"], z_q, atol=1e-6)
+
+
+def test_product_codes_quantize_each_part_with_its_own_codebook():
+    """G = 3 groups of 4 values: each part's nearest entry among its own 16 rows; codes() concatenates them."""
+    quantizer = VectorQuantizer(num_codes=16, code_dim=12, num_groups=3)
+    assert quantizer.codebook.shape == (48, 4)
+    z = torch.randn(3, 5, 12)
+    z_q, indices = quantizer.quantize(z)
+    assert indices.shape == (3, 5, 3) and int(indices.max()) < 16
+    for g in range(3):
+        rows = quantizer.codebook[16 * g : 16 * (g + 1)]
+        brute = torch.cdist(z[..., 4 * g : 4 * (g + 1)].reshape(-1, 4), rows).argmin(-1).reshape(3, 5)
+        assert torch.equal(indices[..., g], brute)
+        assert torch.equal(z_q[..., 4 * g : 4 * (g + 1)], rows[indices[..., g]])
+    expected = (z[0, 0, 4:8] - quantizer.codebook[16:32]).pow(2).sum(-1)
+    torch.testing.assert_close(quantizer.distances(z)[0, 0, 1], expected)
+    histogram = quantizer.histogram(indices)
+    assert histogram.shape == (3, 16) and histogram.sum(1).eq(15).all()
+    with pytest.raises(ValueError, match="multiple of num_groups"):
+        VectorQuantizer(num_codes=16, code_dim=10, num_groups=3)
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_product_codes_restart_from_their_own_group(ema):
+    """A dead entry of group g is re-seeded from group g's parts of the batch (never another group's)."""
+    torch.manual_seed(0)
+    quantizer = VectorQuantizer(num_codes=4, code_dim=4, num_groups=2, ema=ema, restart_after=1).train()
+    with torch.no_grad():
+        quantizer.codebook[[1, 2, 3, 5, 6, 7]] = 100.0  # only entry 0 of each group is ever chosen
+        if ema:
+            quantizer.ema_sum.copy_(quantizer.codebook * quantizer.ema_count[:, None])
+    z = torch.randn(32, 4) * 0.1
+    z[:, 2:] += 5.0  # group 1's parts lie far from group 0's
+    quantizer(z)
+    for row in (1, 2, 3):
+        assert (z[:, :2] == quantizer.codebook[row]).all(-1).any()
+    for row in (5, 6, 7):
+        assert (z[:, 2:] == quantizer.codebook[row]).all(-1).any()
 
 
 def test_straight_through_gradient_reaches_the_encoder():
@@ -86,6 +124,9 @@ def test_codebook_usage_and_perplexity():
     assert usage == 0.5 and torch.isclose(perplexity, torch.tensor(2.0))
     usage, perplexity = codebook_usage(torch.tensor([3.0, 0.0, 0.0, 0.0]))
     assert usage == 0.25 and torch.isclose(perplexity, torch.tensor(1.0))
+    # two groups: 3 of 8 codes used; perplexities 2 and 1 average to 1.5
+    usage, perplexity = codebook_usage(torch.tensor([[5.0, 5.0, 0.0, 0.0], [3.0, 0.0, 0.0, 0.0]]))
+    assert usage == 3 / 8 and torch.isclose(perplexity, torch.tensor(1.5))
 
 
 @pytest.mark.parametrize("length", [16, 18])
@@ -93,7 +134,7 @@ def test_vqvae_shapes_any_length(length):
     vqvae = PoseVQVAE(**SMALL_VQVAE, downsample=4).eval()
     out = vqvae(smooth_poses(2, length))
     assert out["pose"].shape == (2, length, 6)
-    assert out["z"].shape == (2, math.ceil(length / 4), 16) and out["indices"].shape == (2, math.ceil(length / 4))
+    assert out["z"].shape == (2, math.ceil(length / 4), 16) and out["indices"].shape == (2, math.ceil(length / 4), 1)
 
 
 def test_windowed_decode_keeps_short_sequences_and_crossfades_long_ones():
@@ -225,7 +266,7 @@ def test_sampling_seeds_and_temperature_zero():
     codes_a, indices_a = _generate(mapper, vqvae, 1.0, seed=7, top_k=16)
     codes_b, indices_b = _generate(mapper, vqvae, 1.0, seed=7, top_k=16)
     _, indices_c = _generate(mapper, vqvae, 1.0, seed=8, top_k=16)
-    assert indices_a.shape == (2, 8) and codes_a.shape == (2, 8, 16)
+    assert indices_a.shape == (2, 8, 1) and codes_a.shape == (2, 8, 16)
     assert torch.equal(indices_a, indices_b) and torch.equal(codes_a, codes_b)
     assert not torch.equal(indices_a, indices_c)
     _, greedy_a = _generate(mapper, vqvae, 0.0, seed=1)
@@ -236,9 +277,24 @@ def test_sampling_seeds_and_temperature_zero():
     assert torch.equal(PoseMapper.sample(z_hat, vqvae.quantizer, 0.0), vqvae.quantizer.quantize(z_hat)[1])
 
 
-def test_generation_matches_teacher_forcing_on_its_own_codes():
+def test_product_code_sampling_draws_each_group_from_its_own_distribution():
+    """4000 draws at temperature 1 from one ẑ: each group's code frequencies match softmax(−dist²) of its own
+    part within 0.03 (the draws are independent across groups given ẑ)."""
     torch.manual_seed(0)
-    vqvae = PoseVQVAE(**SMALL_VQVAE).eval()
+    quantizer = VectorQuantizer(num_codes=4, code_dim=4, num_groups=2)
+    z_hat = torch.randn(1, 4)
+    expected = torch.softmax(-quantizer.distances(z_hat)[0], dim=-1)  # (2, 4)
+    draws = PoseMapper.sample(z_hat.expand(4000, -1), quantizer, 1.0, generator=torch.Generator().manual_seed(0))
+    assert draws.shape == (4000, 2)
+    for g in range(2):
+        frequencies = torch.bincount(draws[:, g], minlength=4) / 4000
+        torch.testing.assert_close(frequencies, expected[g], atol=0.03, rtol=0)
+
+
+@pytest.mark.parametrize("num_groups", [1, 4])
+def test_generation_matches_teacher_forcing_on_its_own_codes(num_groups):
+    torch.manual_seed(0)
+    vqvae = PoseVQVAE(**SMALL_VQVAE, num_groups=num_groups).eval()
     mapper = _mapper(vqvae).eval()
     audio, alpha, initial = _mapper_inputs(length=32)
     codes, indices = mapper.generate(audio, alpha, initial, vqvae.quantizer)

@@ -48,7 +48,7 @@ def test_vqvae_checkpoint_round_trip(batch, vqvae_checkpoint):
     with torch.no_grad():
         first, second = module(batch["pose"]), again(batch["pose"])
     assert torch.equal(first["pose"], second["pose"]) and torch.equal(first["indices"], second["indices"])
-    assert first["pose"].shape == batch["pose"].shape and first["indices"].shape == (batch["pose"].shape[0], 6)
+    assert first["pose"].shape == batch["pose"].shape and first["indices"].shape == (batch["pose"].shape[0], 6, 1)
     loss, logs, _ = module.loss(batch)
     assert torch.isfinite(loss) and set(logs) == {
         "train/loss",
@@ -131,7 +131,9 @@ def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
         assert math.isfinite(metrics[f"val/{name}"]) and math.isfinite(metrics[f"test/{name}"]), name
     assert 0 < metrics["test/codebook_usage"] <= 1 and metrics["test/perplexity"] >= 1
     usage = sorted(vq_dir.rglob("media/*-codebook_usage.csv"))[-1]  # MediaLogger: one row of counts per code
-    assert usage.with_suffix(".png").is_file() and sum(map(int, usage.read_text().split(","))) == 4 * 6
+    counts = list(map(int, usage.read_text().split(",")))
+    assert len(counts) == 4 * 64 and sum(counts) == 4 * 6 * 4  # 4 codebooks of 64; 4 windows × 6 steps × 4 groups
+    assert usage.with_suffix(".png").is_file()
 
     common = [*_common(MAPPER_CONFIG, tiny_corpus, map_dir), "--model.init_args.vqvae_checkpoint", str(vqvae_ckpt)]
     assert cli_main(["fit", *common, *epochs]) == 0

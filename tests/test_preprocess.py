@@ -422,7 +422,8 @@ def test_out_of_sync_clip_is_rejected_or_shifted(field_run, videos, tmp_path):
 
 def test_envelope_offset_recovers_known_shifts(preprocessed):
     """The round-trip clips with their audio moved by known offsets (−3, 0, +2, +4 frames; positive = the
-    video lags the audio): the speech-envelope estimate is within ±1 frame (measured: all 8 exact)."""
+    video lags the audio): the speech-envelope estimate is within ±1 frame (measured: 7 of 8 exact, one 1 frame
+    late; with a 60-dB level floor a syllable-rhythm peak 6 frames away won one case)."""
     from talkinghead.data.preprocess.av_sync import envelope_offset, shift_audio
 
     estimates = []

@@ -143,7 +143,7 @@ class PoseMapperModule(StageModule):
         pose = batch["pose"]
         target = target_pose(pose, mapper.absolute_pose)
         with torch.no_grad():
-            codes, indices = vqvae.quantizer.quantize(vqvae.encode(target))  # Z_q = q(E(P_r)), (B, N, d)
+            codes, indices = vqvae.quantizer.quantize(vqvae.encode(target))  # Z_q = q(E(P_r)), (B, N, d), (B, N, G)
         audio = self.training_speech(batch["audio"])
         features = self.model.audio_encoder(audio, pose.shape[1])
         z_hat = mapper(features, batch["alpha"], pose[:, 0], codes)
@@ -152,7 +152,7 @@ class PoseMapperModule(StageModule):
         pose_term = vqvae.normalized_error(decoded, target)
         latent_term = torch.nn.functional.mse_loss(z_hat, codes)
         logits = -vqvae.quantizer.distances(z_hat)
-        code_term = torch.nn.functional.cross_entropy(logits.flatten(0, 1), indices.flatten())
+        code_term = torch.nn.functional.cross_entropy(logits.flatten(0, -2), indices.flatten())  # every group
         hp = self.hparams
         loss = hp.pose_weight * pose_term + hp.latent_weight * latent_term + hp.code_weight * code_term
         return loss, {"train/loss": loss, "train/pose": pose_term, "train/latent": latent_term, "train/code": code_term}

@@ -9,8 +9,8 @@ squared error in the network's normalised pose units (0.1 rad, 1 cm by default, 
 codebook term carries no gradient (the codebook follows EMAs) and is only logged.
 
 Metrics (``val/``, ``test/``): ``angle_error_deg`` / ``translation_error_cm`` (mean per-frame L2 reconstruction
-error), ``codebook_usage`` (fraction of the K codes used over the epoch) and ``perplexity`` (exp of the entropy
-of the epoch's code histogram), ``loss``.
+error), ``codebook_usage`` (fraction of the codes used over the epoch, all groups) and ``perplexity`` (exp of
+the entropy of the epoch's code histogram, averaged over the groups), ``loss``.
 """
 
 import torch
@@ -24,15 +24,15 @@ from talkinghead.models.pose_vqvae import PoseVQVAE, codebook_usage
 
 
 class CodeHistogram(Metric):
-    """Counts of code indices over an epoch (summed over ranks)."""
+    """Counts of each group's codes over an epoch (summed over ranks)."""
 
-    def __init__(self, num_codes: int):
+    def __init__(self, num_groups: int, num_codes: int):
         super().__init__()
-        self.num_codes = num_codes
-        self.add_state("counts", torch.zeros(num_codes), dist_reduce_fx="sum")
+        self.add_state("counts", torch.zeros(num_groups, num_codes), dist_reduce_fx="sum")
 
-    def update(self, indices: torch.Tensor) -> None:
-        self.counts += torch.bincount(indices.flatten(), minlength=self.num_codes).to(self.counts.dtype)
+    def update(self, counts: torch.Tensor) -> None:
+        """Add a batch's histogram (G, K) (:meth:`~talkinghead.models.pose_vqvae.VectorQuantizer.histogram`)."""
+        self.counts += counts.to(self.counts.dtype)
 
     def compute(self) -> tuple[torch.Tensor, torch.Tensor]:
         return codebook_usage(self.counts)
@@ -66,12 +66,12 @@ class PoseVQVAEModule(StageModule):
         super().__init__()
         self.save_hyperparameters()
         self.net = PoseVQVAE(**(network or {}))
-        num_codes = self.net.quantizer.num_codes
+        quantizer = self.net.quantizer
         self.metrics = self.split_metrics(
             lambda: {
                 "angle_error_deg": MeanMetric(),
                 "translation_error_cm": MeanMetric(),
-                "codebook": CodeHistogram(num_codes),
+                "codebook": CodeHistogram(quantizer.num_groups, quantizer.num_codes),
             }
         )
 
@@ -108,7 +108,7 @@ class PoseVQVAEModule(StageModule):
         metrics = self.metrics[split]
         metrics["angle_error_deg"].update(angle)
         metrics["translation_error_cm"].update(translation)
-        metrics["codebook"].update(out["indices"])
+        metrics["codebook"].update(self.net.quantizer.histogram(out["indices"]))
         self.log(f"{split}/loss", loss, sync_dist=True, batch_size=batch["pose"].shape[0])
 
     def epoch_values(self, values: dict[str, object]) -> dict[str, torch.Tensor]:
@@ -117,8 +117,6 @@ class PoseVQVAEModule(StageModule):
 
     def log_media(self, batch: dict, datamodule: object) -> list:
         """The usage histogram of the batch's codes."""
-        indices = self(batch["pose"])["indices"]
-        num_codes = self.net.quantizer.num_codes
-        counts = torch.bincount(indices.flatten().cpu(), minlength=num_codes).numpy()
-        title = f"codebook usage: {int((counts > 0).sum())}/{num_codes} codes"
+        counts = self.net.quantizer.histogram(self(batch["pose"])["indices"]).flatten().cpu().numpy()
+        title = f"codebook usage: {int((counts > 0).sum())}/{counts.size} codes"
         return [Histogram("codebook_usage", counts, title)]

@@ -20,7 +20,9 @@ overlapping windows of its own training length (:meth:`~talkinghead.models.pose_
 
 Sampling (:meth:`PoseMapper.generate`): the logits over the K codes are ``−‖ẑ − z_k‖² / temperature``,
 optionally restricted to the ``top_k`` nearest, drawn with a ``torch.Generator`` (same seed → same sequence);
-``temperature = 0`` is ``q(ẑ)``, the nearest code (deterministic, Eq. 5).
+``temperature = 0`` is ``q(ẑ)``, the nearest code (deterministic, Eq. 5). With a product codebook (G groups)
+each group's code is drawn from its own logits, independently given the decoder state (which has seen every
+group's previous codes).
 
 Ablations (Table 3): ``absolute_pose`` (the codes describe P rather than P − P⁰; the codebook must have been
 trained the same way) and ``use_initial_pose=False`` (no P⁰ condition).
@@ -154,7 +156,7 @@ class PoseMapper(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Autoregressive decoding with a KV cache → (Z_q (B, N, d_code), indices (B, N)).
+        """Autoregressive decoding with a KV cache → (Z_q (B, N, d_code), indices (B, N, G)).
 
         ``num_steps`` defaults to ceil(T / f). Sampling as in the module docstring.
         """
@@ -190,7 +192,7 @@ class PoseMapper(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sample code step ``state.position`` → (z_q (B, d_code), index (B,)); the next input is its embedding."""
+        """Sample code step ``state.position`` → (z_q (B, d_code), index (B, G)); the next input is its embedding."""
         hidden = self.decoder.step(state.x, state.position, state.memory_kv, state.cache, state.memory_start)
         z_hat = self.head(hidden)[:, 0]  # (B, d_code)
         index = self.sample(z_hat, codebook, temperature, top_k, generator)
@@ -207,13 +209,14 @@ class PoseMapper(nn.Module):
         top_k: int | None = None,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """ẑ (B, d) → code indices (B,): nearest for temperature 0, else softmax(−dist² / τ) over the top-k."""
-        distances = codebook.distances(z_hat)  # (B, K)
+        """ẑ (B, d) → code indices (B, G): nearest for temperature 0, else softmax(−dist² / τ) over the top-k,
+        each group of a product codebook drawn on its own."""
+        distances = codebook.distances(z_hat)  # (B, G, K)
         if temperature <= 0:
             return distances.argmin(-1)
         logits = -distances / temperature
         if top_k is not None and top_k < logits.shape[-1]:
-            threshold = logits.topk(top_k, dim=-1).values[:, -1:]
+            threshold = logits.topk(top_k, dim=-1).values[..., -1:]
             logits = logits.masked_fill(logits < threshold, float("-inf"))
         probs = torch.softmax(logits, dim=-1)
-        return torch.multinomial(probs, 1, generator=generator)[:, 0]
+        return torch.multinomial(probs.flatten(0, 1), 1, generator=generator).view(probs.shape[:2])

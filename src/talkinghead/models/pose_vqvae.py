@@ -43,20 +43,27 @@ DEFAULT_POSE_SCALE = (0.1, 0.1, 0.1, 1.0, 1.0, 1.0)
 
 
 def codebook_usage(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Histogram of code indices (K,) → (fraction of the K codes used at least once, perplexity exp(H))."""
+    """Histogram of code indices (K,), or one per codebook group (G, K) → (fraction of the codes used at least
+    once, perplexity exp(H) of each group's histogram, averaged over the groups)."""
     counts = counts.float()
-    total = counts.sum().clamp(min=1)
+    total = counts.sum(-1, keepdim=True).clamp(min=1)
     probs = counts / total
-    entropy = -(probs * probs.clamp(min=1e-12).log()).sum()
-    return (counts > 0).float().mean(), entropy.exp()
+    entropy = -(probs * probs.clamp(min=1e-12).log()).sum(-1)
+    return (counts > 0).float().mean(), entropy.exp().mean()
 
 
 class VectorQuantizer(nn.Module):
     """Codebook ``Z = {z_k}`` (K × d) and the quantisation ``q(ẑ) = argmin_k ‖ẑ − z_k‖`` (Eq. 5).
 
+    Product codes (a departure, ``num_groups = G > 1``): ẑ is split into G parts of ``d / G`` values, each
+    quantised by its own codebook of K entries, so one code step carries ``G · log2(K)`` bits instead of
+    ``log2(K)`` for the same K. With a single codebook the reconstruction spends its few bits on the channels of
+    largest spread (yaw and pitch) and returns roll and translation at a fraction of theirs; G codebooks keep
+    every channel. G = 1 is the paper's codebook. Indices always carry the group axis: (..., G).
+
     Args:
-        num_codes: K.
-        code_dim: d.
+        num_codes: K (per group).
+        code_dim: d (a multiple of G).
         commitment_weight: β of the commitment term ``β‖sg(z_q) − E(P_r)‖²`` (Eq. 12 has β = 1; 0.25 is the
             usual VQ-VAE value).
         ema: update the codebook by exponential moving averages of the assigned encoder outputs instead of
@@ -64,7 +71,9 @@ class VectorQuantizer(nn.Module):
         ema_decay, eps: EMA decay and Laplace smoothing of the cluster sizes.
         restart_after: a code unused for this many consecutive training steps is re-seeded from a random
             encoder output of the current batch (0 = never). Updates happen only in training mode.
+        num_groups: G.
 
+    The entries of all groups are the rows of one ``codebook`` (G·K, d / G), group g at rows ``g·K … g·K + K − 1``.
     Under ``torch.distributed`` the code counts (and EMA sums) are summed over ranks and re-seeded codes are
     broadcast from rank 0, so every rank keeps the same codebook.
     """
@@ -78,37 +87,48 @@ class VectorQuantizer(nn.Module):
         ema_decay: float = 0.99,
         eps: float = 1e-5,
         restart_after: int = 100,
+        num_groups: int = 1,
     ):
         super().__init__()
-        self.num_codes, self.code_dim = num_codes, code_dim
+        if num_groups < 1 or code_dim % num_groups:
+            raise ValueError(f"code_dim ({code_dim}) must be a multiple of num_groups ({num_groups})")
+        self.num_codes, self.code_dim, self.num_groups = num_codes, code_dim, num_groups
+        self.group_dim = code_dim // num_groups
         self.commitment_weight = commitment_weight
         self.ema, self.ema_decay, self.eps = ema, ema_decay, eps
         self.restart_after = restart_after
-        init = torch.randn(num_codes, code_dim) / math.sqrt(code_dim)
+        init = torch.randn(num_groups * num_codes, self.group_dim) / math.sqrt(code_dim)
         if ema:
             self.register_buffer("codebook", init)
-            self.register_buffer("ema_count", torch.ones(num_codes))
+            self.register_buffer("ema_count", torch.ones(num_groups * num_codes))
             self.register_buffer("ema_sum", init.clone())
         else:
             self.codebook = nn.Parameter(init)
-        self.register_buffer("steps_unused", torch.zeros(num_codes, dtype=torch.long))
+        self.register_buffer("steps_unused", torch.zeros(num_groups * num_codes, dtype=torch.long))
+        self.register_buffer("offsets", torch.arange(num_groups) * num_codes, persistent=False)
 
     def distances(self, z: torch.Tensor) -> torch.Tensor:
-        """Squared distances ``‖ẑ − z_k‖²`` (..., d) → (..., K)."""
-        codebook = self.codebook
-        return (z.pow(2).sum(-1, keepdim=True) - 2 * z @ codebook.t() + codebook.pow(2).sum(-1)).clamp(min=0)
+        """Squared distances ``‖ẑ_g − z_{g,k}‖²`` of each group's part: (..., d) → (..., G, K)."""
+        parts = z.unflatten(-1, (self.num_groups, self.group_dim)).unsqueeze(-2)  # (..., G, 1, d/G)
+        codebook = self.codebook.view(self.num_groups, self.num_codes, self.group_dim)
+        products = (parts @ codebook.transpose(1, 2)).squeeze(-2)  # (..., G, K)
+        return (parts.squeeze(-2).pow(2).sum(-1, keepdim=True) - 2 * products + codebook.pow(2).sum(-1)).clamp(min=0)
 
     def codes(self, indices: torch.Tensor) -> torch.Tensor:
-        """Indices (...,) long → codebook entries (..., d)."""
-        return F.embedding(indices, self.codebook)
+        """Indices (..., G) long → codebook entries, the groups' parts concatenated (..., d)."""
+        return F.embedding(self.rows(indices), self.codebook).flatten(-2)
+
+    def rows(self, indices: torch.Tensor) -> torch.Tensor:
+        """Indices (..., G) → rows of ``codebook`` (..., G), unique over all groups (histograms, one-hots)."""
+        return indices + self.offsets
 
     def quantize(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eq. 5 without gradients or updates: ẑ (..., d) → (z_q (..., d), indices (...,)); z_q == codes(indices)."""
+        """Eq. 5 without gradients or updates: ẑ (..., d) → (z_q (..., d), indices (..., G)); z_q == codes(indices)."""
         indices = self.distances(z.detach()).argmin(-1)
         return self.codes(indices), indices
 
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """ẑ (..., d) → ``z_q`` (straight-through: value of the code, gradient of ẑ), ``indices``,
+        """ẑ (..., d) → ``z_q`` (straight-through: value of the code, gradient of ẑ), ``indices`` (..., G),
         ``codebook_loss`` ‖sg(ẑ) − z_q‖², ``commitment_loss`` β‖sg(z_q) − ẑ‖² (Eq. 12, means over elements).
 
         In training mode also updates the EMA codebook and restarts dead codes (after the assignment).
@@ -117,7 +137,7 @@ class VectorQuantizer(nn.Module):
         codebook_loss = F.mse_loss(z_q, z.detach())
         commitment_loss = self.commitment_weight * F.mse_loss(z, z_q.detach())
         if self.training:
-            self._update(z.detach().reshape(-1, self.code_dim), indices.reshape(-1))
+            self._update(z.detach().reshape(-1, self.group_dim), self.rows(indices).reshape(-1))
         straight_through = z + (z_q - z).detach()
         return {
             "z_q": straight_through,
@@ -127,30 +147,33 @@ class VectorQuantizer(nn.Module):
         }
 
     @torch.no_grad()
-    def _update(self, z: torch.Tensor, indices: torch.Tensor) -> None:
-        """EMA codebook step and dead-code restart from the batch's encoder outputs z (N, d)."""
-        one_hot = F.one_hot(indices, self.num_codes).to(z.dtype)  # (N, K)
+    def _update(self, parts: torch.Tensor, rows: torch.Tensor) -> None:
+        """EMA codebook step and dead-code restart from the batch's encoder outputs, as parts (N·G, d/G) with
+        their assigned codebook rows (N·G,)."""
+        entries = self.num_groups * self.num_codes
+        one_hot = F.one_hot(rows, entries).to(parts.dtype)  # (N·G, G·K)
         counts = one_hot.sum(0)
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
         if distributed:
             torch.distributed.all_reduce(counts)
         if self.ema:
-            sums = one_hot.t() @ z  # (K, d)
+            sums = one_hot.t() @ parts  # (G·K, d/G)
             if distributed:
                 torch.distributed.all_reduce(sums)
             self.ema_count.mul_(self.ema_decay).add_(counts, alpha=1 - self.ema_decay)
             self.ema_sum.mul_(self.ema_decay).add_(sums, alpha=1 - self.ema_decay)
-            total = self.ema_count.sum()
-            smoothed = (self.ema_count + self.eps) / (total + self.num_codes * self.eps) * total
-            self.codebook.copy_(self.ema_sum / smoothed[:, None])
+            total = self.ema_count.view(self.num_groups, -1).sum(-1, keepdim=True)
+            smoothed = (self.ema_count.view(self.num_groups, -1) + self.eps) / (total + self.num_codes * self.eps)
+            self.codebook.copy_(self.ema_sum / (smoothed * total).reshape(-1, 1))
         self.steps_unused.add_(1).masked_fill_(counts > 0, 0)
         if self.restart_after <= 0:
             return
         dead = (self.steps_unused >= self.restart_after).nonzero().flatten()
         if dead.numel() == 0:
             return
-        picks = torch.randint(0, z.shape[0], (dead.numel(),), device=z.device)
-        seeds = z[picks]
+        groups = parts.unflatten(0, (-1, self.num_groups))  # (N, G, d/G): re-seed from the same group's parts
+        picks = torch.randint(0, groups.shape[0], (dead.numel(),), device=parts.device)
+        seeds = groups[picks, dead // self.num_codes]
         if distributed:
             torch.distributed.broadcast(seeds, src=0)
         self.codebook.data[dead] = seeds
@@ -159,9 +182,14 @@ class VectorQuantizer(nn.Module):
             self.ema_sum[dead] = seeds
         self.steps_unused[dead] = 0
 
+    def histogram(self, indices: torch.Tensor) -> torch.Tensor:
+        """Counts of the given indices (..., G) per group: (G, K)."""
+        counts = torch.bincount(self.rows(indices).flatten(), minlength=self.num_groups * self.num_codes)
+        return counts.view(self.num_groups, self.num_codes)
+
     def usage(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fraction of codes used and perplexity of the given indices (any shape)."""
-        return codebook_usage(torch.bincount(indices.flatten(), minlength=self.num_codes))
+        """Fraction of codes used and perplexity of the given indices (..., G) (:func:`codebook_usage`)."""
+        return codebook_usage(self.histogram(indices))
 
 
 def _transformer(d_model: int, num_heads: int, num_layers: int, ff_dim: int, dropout: float) -> nn.Module:
@@ -198,7 +226,8 @@ class PoseVQVAE(nn.Module):
     Args:
         downsample: f, frames per code (a power of two).
         d_model, num_heads, num_layers, ff_dim, dropout: conv width and transformer sizes (E and D each).
-        code_dim, num_codes, commitment_weight, ema, ema_decay, restart_after: see :class:`VectorQuantizer`.
+        code_dim, num_codes, commitment_weight, ema, ema_decay, restart_after, num_groups: see
+            :class:`VectorQuantizer` (``num_groups > 1``: product codes, a departure from Eq. 5's single codebook).
         period: period (in code steps) of the sinusoidal positions added before each transformer.
         pose_scale: per-channel normalisation (6,) (radians, cm; see the module docstring).
         absolute_pose: the sequences this codebook is trained on are absolute poses P rather than P − P⁰
@@ -226,6 +255,7 @@ class PoseVQVAE(nn.Module):
         pose_scale: Sequence[float] = DEFAULT_POSE_SCALE,
         absolute_pose: bool = False,
         max_context: int | None = None,
+        num_groups: int = 1,
     ):
         super().__init__()
         if downsample < 1 or downsample & (downsample - 1):
@@ -251,7 +281,7 @@ class PoseVQVAE(nn.Module):
         self.encoder_out = nn.Linear(d_model, code_dim)
 
         self.quantizer = VectorQuantizer(
-            num_codes, code_dim, commitment_weight, ema, ema_decay, restart_after=restart_after
+            num_codes, code_dim, commitment_weight, ema, ema_decay, restart_after=restart_after, num_groups=num_groups
         )
 
         self.decoder_in = nn.Linear(code_dim, d_model)
@@ -308,7 +338,7 @@ class PoseVQVAE(nn.Module):
         return out / total
 
     def forward(self, pose: torch.Tensor) -> dict[str, torch.Tensor]:
-        """P_r (B, T, 6) → ``pose`` P̂_r (B, T, 6), ``z`` Ẑ, ``z_q`` (straight-through), ``indices`` (B, N),
+        """P_r (B, T, 6) → ``pose`` P̂_r (B, T, 6), ``z`` Ẑ, ``z_q`` (straight-through), ``indices`` (B, N, G),
         ``codebook_loss``, ``commitment_loss`` (Eq. 12 terms)."""
         z = self.encode(pose)
         out = self.quantizer(z)

@@ -29,7 +29,7 @@ from talkinghead.face.mouth import inner_lip_opening, lagged_correlations
 from talkinghead.models.syncnet import SyncNetwork, crop_boxes, crop_face, sync_scores, syncnet_mfcc
 
 ENVELOPE_MAX_LAG = 6  # frames searched each way: 240 ms, under one syllable period (≈ 200–250 ms)
-ENVELOPE_FLOOR_DB = 60.0
+ENVELOPE_FLOOR_DB = 30.0  # about speech's dynamic range: pauses and room noise are one closed-mouth level
 MIN_LEVEL_STD_DB = 3.0  # below: no speech rhythm to align (a steady tone, music bed, silence)
 MIN_OPENING_STD = 0.003  # of the face height; below: the mouth does not move beyond landmark jitter
 ENVELOPE = "envelope"

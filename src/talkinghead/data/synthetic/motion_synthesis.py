@@ -19,8 +19,9 @@ Head-motion amplitudes are calibrated against real speakers, measured as ``talki
 motion (:func:`talkinghead.metrics.articulation.head_motion`: eye-line roll, nose offset, eye-midpoint
 position) on 71 four-second segments of 18 public talking-head clips (``docs/RESULTS.md``): the medians are
 roll 0.028 rad, nose offset 0.022 / 0.023 and eye midpoint 0.066 / 0.041 inter-ocular distances (x / y).
-Rotations of the first corpus matched them; its eye midpoint moved 0.029 / 0.025, so the drift and gesture
-spreads of tx and ty are 3.5× and 2× theirs (a real speaker's head also sways and leans, not only turns).
+The first corpus's rotations were within 1.4× of them; its eye midpoint moved 0.029 / 0.025, so the drift
+and gesture spreads of tx and ty are 3.5× and 2× theirs (a real speaker's head also sways and leans, not only
+turns).
 """
 
 from collections.abc import Sequence

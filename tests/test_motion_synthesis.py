@@ -204,7 +204,7 @@ def test_head_pose_moves_the_face_like_real_speakers():
     from talkinghead.face.builtin import builtin_morphable_model
     from talkinghead.face.camera import PerspectiveCamera
     from talkinghead.face.pose import apply_pose
-    from talkinghead.metrics.articulation import LEFT_EYE_OUTER, NOSE_TIP, RIGHT_EYE_OUTER
+    from talkinghead.metrics.articulation import head_motion_parts
 
     model = builtin_morphable_model()
     face = model.vertices(torch.zeros(1, model.num_identity), torch.zeros(1, model.num_expression))
@@ -216,13 +216,7 @@ def test_head_pose_moves_the_face_like_real_speakers():
         audio = (np.random.default_rng(seed).normal(0.0, 0.1, len(t)) * bursts).astype(np.float32)
         pose = torch.from_numpy(head_pose_trajectory(audio, 16000, 4 * FPS, FPS, np.random.default_rng(seed)))
         points = PerspectiveCamera().project(apply_pose(face.expand(len(pose), -1, -1), pose))[..., :2].numpy()
-        right, left = points[:, RIGHT_EYE_OUTER], points[:, LEFT_EYE_OUTER]
-        eye_line = left - right
-        inter_ocular = np.median(np.linalg.norm(eye_line, axis=-1))
-        middle = (left + right) / 2
-        roll = np.arctan2(eye_line[:, 1], eye_line[:, 0])
-        nose = (points[:, NOSE_TIP] - middle) / inter_ocular
-        parts.append([roll.std(), *nose.std(0), *(middle / inter_ocular).std(0)])
+        parts.append(head_motion_parts(points))
     median = np.median(parts, axis=0)
     assert ((median / real > 1 / 1.8) & (median / real < 1.8)).all(), median
     assert 0.13 < np.median(np.sum(parts, axis=1)) < 0.30

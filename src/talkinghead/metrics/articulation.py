@@ -27,7 +27,14 @@ NOSE_TIP = 1
 LIP_SYNC_MAX_LAG = 2  # frames
 
 
-__all__ = ["head_motion", "inner_lip_opening", "lip_sync_r", "opening_agreement", "speech_envelope"]
+__all__ = [
+    "head_motion",
+    "head_motion_parts",
+    "inner_lip_opening",
+    "lip_sync_r",
+    "opening_agreement",
+    "speech_envelope",
+]
 
 
 def speech_envelope(audio: np.ndarray, num_frames: int) -> np.ndarray:
@@ -42,8 +49,9 @@ def lip_sync_r(opening: np.ndarray, envelope: np.ndarray, max_lag: int = LIP_SYN
     return float(lagged_correlations(opening, envelope, max_lag).max())
 
 
-def head_motion(landmarks: np.ndarray) -> float:
-    """(T, ≥468, ≥2) landmarks → the summed standard deviations of roll and eye/nose positions (module docstring)."""
+def head_motion_parts(landmarks: np.ndarray) -> np.ndarray:
+    """(T, ≥468, ≥2) landmarks → (5,) standard deviations over the video: eye-line roll (radians), the nose
+    tip's offset from the eye midpoint (x, y) and the eye midpoint (x, y), in inter-ocular distances."""
     points = np.asarray(landmarks, dtype=np.float64)[..., :2]
     right, left = points[:, RIGHT_EYE_OUTER], points[:, LEFT_EYE_OUTER]
     eye_line = left - right
@@ -51,7 +59,12 @@ def head_motion(landmarks: np.ndarray) -> float:
     inter_ocular = float(np.median(np.linalg.norm(eye_line, axis=-1)))
     middle = (left + right) / 2
     nose = (points[:, NOSE_TIP] - middle) / inter_ocular
-    return float(np.std(roll) + np.std(nose, axis=0).sum() + np.std(middle / inter_ocular, axis=0).sum())
+    return np.array([np.std(roll), *np.std(nose, axis=0), *np.std(middle / inter_ocular, axis=0)])
+
+
+def head_motion(landmarks: np.ndarray) -> float:
+    """(T, ≥468, ≥2) landmarks → the summed standard deviations of roll and eye/nose positions (module docstring)."""
+    return float(head_motion_parts(landmarks).sum())
 
 
 def opening_agreement(generated: np.ndarray, real: np.ndarray) -> tuple[float, float]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from talkinghead.models import AudioToMotion, HeadPoseGenerator, PoseVQVAE
+from talkinghead.models import AudioToMotion, HeadPoseGenerator
 from talkinghead.models.attention import DecoderCache
 from talkinghead.models.checkpoints import network_arguments
 from tests.helpers import ROOT, speech_like, tiny_init_args
@@ -33,19 +33,22 @@ def long_run() -> dict:
     audio = torch.from_numpy(speech_like(SECONDS))[None]
     alpha, initial_pose = torch.zeros(1, 40), torch.tensor([[0.05, -0.1, 0.02, 0.5, -0.3, 40.0]])
     record = {"caches": [], "decoded_codes": []}
-    update, decode = DecoderCache.update, PoseVQVAE._decode
+    update = DecoderCache.update
+    transformer = head.vqvae.decoder_transformer
+    transform = transformer.forward
 
     def spy_update(cache: DecoderCache, positions: torch.Tensor, layers: list) -> None:
         update(cache, positions, layers)
         record["caches"].append((cache.max_context, len(cache), max(k.shape[2] for k, _ in cache.layers)))
 
-    def spy_decode(vqvae: PoseVQVAE, z_q: torch.Tensor) -> torch.Tensor:
-        record["decoded_codes"].append(z_q.shape[1])
-        return decode(vqvae, z_q)
+    def spy_transform(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Code steps one step of the pose decoder's transformer attends over (all of its pass, or its band)."""
+        record["decoded_codes"].append(x.shape[1] if mask is None else int((~mask).sum(-1).max()))
+        return transform(x, mask=mask)
 
     with pytest.MonkeyPatch.context() as patch, torch.no_grad():
         patch.setattr(DecoderCache, "update", spy_update)
-        patch.setattr(PoseVQVAE, "_decode", spy_decode)
+        patch.setattr(transformer, "forward", spy_transform)
         record["beta"] = facial(audio, alpha, SECONDS * FPS)["beta"][0]
         generator = torch.Generator().manual_seed(0)
         record["pose"] = head(audio, alpha, initial_pose, SECONDS * FPS, 1.0, None, generator)[0]
@@ -70,7 +73,7 @@ def test_sixty_seconds_of_speech_keep_the_caches_bounded(long_run):
     assert contexts == {50, 12}  # facial-motion frames, pose-mapper code steps (the tiny configs)
     assert all(length <= context and kv <= context for context, length, kv in long_run["caches"])
     assert max(length for context, length, _ in long_run["caches"] if context == 50) == 49
-    assert max(long_run["decoded_codes"]) == 48 // 4  # the pose decoder's transformer sees one training window
+    assert max(long_run["decoded_codes"]) == 48 // 4  # a pose-decoder step attends over one training window
 
 
 def test_sixty_seconds_of_speech_do_not_drift(long_run):

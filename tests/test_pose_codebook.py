@@ -6,9 +6,18 @@ import pytest
 import torch
 
 from talkinghead.metrics.pose import head_pose_diversity, mean_jerk, pose_errors, seed_diversity
+from talkinghead.models.attention import periodic_positional_encoding
 from talkinghead.models.head_pose import freeze
 from talkinghead.models.pose_mapper import PoseMapper, pool_to_codes
-from talkinghead.models.pose_vqvae import PoseVQVAE, VectorQuantizer, codebook_usage, crossfade_weights, window_starts
+from talkinghead.models.pose_vqvae import (
+    PoseVQVAE,
+    VectorQuantizer,
+    band_mask,
+    codebook_usage,
+    crossfade_weights,
+    streaming_decoder,
+    window_starts,
+)
 
 SMALL_VQVAE = {"d_model": 32, "num_heads": 2, "num_layers": 1, "ff_dim": 64, "code_dim": 16, "num_codes": 32}
 
@@ -159,6 +168,61 @@ def test_windowed_decode_keeps_short_sequences_and_crossfades_long_ones():
     torch.testing.assert_close(crossfade_weights(6, 2, False, True), torch.tensor([0.25, 0.75, 1, 1, 1, 1]))
     with pytest.raises(ValueError, match="max_context"):
         PoseVQVAE(**SMALL_VQVAE, downsample=4, max_context=6)
+
+
+def test_causal_decoder_output_waits_only_for_the_convolutions():
+    """causal=True, max_context = 16 frames (4 codes), two layers: a code step changes no frame before those of
+    the code ``right`` steps earlier, ``conv_reach`` equals the reach read off the gradient, and the chunked
+    transformer equals one band-masked pass over the whole sequence."""
+    torch.manual_seed(0)
+    vqvae = PoseVQVAE(**{**SMALL_VQVAE, "num_layers": 2}, downsample=4, max_context=16, causal=True).eval()
+    assert vqvae.transformer_reach == 6
+    h = torch.randn(1, 16, 32, requires_grad=True)
+    vqvae.upsample(h)[:, 32:36].sum().backward()  # the frames of step 8
+    touched = h.grad[0].abs().sum(-1).nonzero().flatten()
+    assert vqvae.conv_reach() == (8 - int(touched.min()), int(touched.max()) - 8) == (1, 1)
+    codes = torch.randn(2, 13, 16)
+    changed = codes.clone()
+    changed[:, 7] += 1.0
+    with torch.no_grad():
+        before, after = vqvae.decode(codes, 50), vqvae.decode(changed, 50)
+        whole = vqvae.decoder_transformer(
+            vqvae.decoder_in(codes) + periodic_positional_encoding(torch.arange(13), 32, vqvae.period),
+            mask=band_mask(13, 4),
+        )
+        torch.testing.assert_close(vqvae.transform(codes), whole, atol=1e-5, rtol=0)
+    assert before.shape == (2, 50, 6)
+    torch.testing.assert_close(before[:, : 6 * 4], after[:, : 6 * 4], atol=1e-6, rtol=0)
+    assert (before[:, 6 * 4 :] - after[:, 6 * 4 :]).abs().amax() > 1e-3
+    with pytest.raises(ValueError, match="causal decoding needs max_context"):
+        PoseVQVAE(**SMALL_VQVAE, causal=True)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("chunk", [1, 3, 7])
+def test_streamed_pose_decoding_equals_the_offline_decode(causal, chunk):
+    """23 codes (90 frames) pushed ``chunk`` at a time equal ``decode`` of the whole sequence; a causal decoder
+    emits each code's frames once the code after it has arrived, the windowed one about a window later."""
+    torch.manual_seed(1)
+    vqvae = PoseVQVAE(**{**SMALL_VQVAE, "num_layers": 2}, downsample=4, max_context=16, causal=causal).eval()
+    codes = torch.randn(1, 23, 16)
+    decoder = streaming_decoder(vqvae)
+    parts, emitted = [], []
+    with torch.no_grad():
+        offline = vqvae.decode(codes, 90)
+        for start in range(0, 23, chunk):
+            pushed = min(start + chunk, 23)
+            parts.append(decoder.push(codes[:, start:pushed], min_total_codes=pushed))
+            emitted.append((pushed, sum(part.shape[1] for part in parts)))
+        parts.append(decoder.close(90))
+    torch.testing.assert_close(torch.cat(parts, dim=1), offline, atol=1e-5, rtol=0)
+    if causal:
+        assert decoder.lookahead_codes == 1
+        assert all(frames == (pushed - 1) * 4 for pushed, frames in emitted)
+        assert decoder.buffer_sizes()["pose codes"] == vqvae.transformer_reach
+    else:
+        assert decoder.lookahead_codes == 3
+        assert all(frames <= max(0, pushed - 3) * 4 for pushed, frames in emitted)
 
 
 OVERFIT_STEPS = 200

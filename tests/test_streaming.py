@@ -28,7 +28,7 @@ from talkinghead.pipeline.cli import main as generate_main
 from talkinghead.pipeline.streaming import MotionStream, stream_to_mp4
 from tests.helpers import save_wav2vec2_standin, speech_like, tiny_init_args
 
-SECONDS = 3.3  # 82 frames: more than one pose-decoder window (48 frames), so its cross-faded windows are streamed
+SECONDS = 3.3  # 82 frames: more than one pose-decoder window (48 frames), so its band moves along
 FRAME_TOLERANCE = 2 / 255
 
 
@@ -67,7 +67,7 @@ def test_streamed_motion_equals_offline_motion_for_any_chunk_size(pipeline, prep
 
 
 def test_streamed_frames_match_the_offline_frames(pipeline, prepared):
-    audio = speech_like(1.2, seed=2)  # 30 frames (the pose decoder's streamed windows: the motion tests above)
+    audio = speech_like(1.2, seed=2)  # 30 frames (longer streams of the pose decoder: the motion tests above)
     params = GenerationParams(pose="generated", seed=5, batch_size=16)
     offline = np.concatenate(
         [to_uint8(out["frame"]) for out in pipeline.frames(prepared, pipeline.motion(prepared, audio, params), 16)]
@@ -98,8 +98,8 @@ def test_frames_leave_as_soon_as_their_lookahead_has_arrived(pipeline, prepared)
         assert max(late) == lookahead  # never later than stated, and the statement is tight
         if pose == "still":  # 40 ms mel context + 1 frame conv radius + 2 frames cross-attention lookahead
             assert stream.latency.total == 160 and late[lookahead:] == [lookahead] * (len(late) - lookahead)
-        else:  # the pose decoder's window (12 codes of 4 frames) and the mapper's lookahead
-            assert stream.latency.head_pose == 2240
+        else:  # the causal pose decoder's convolutions (1 code of 4 frames), then the mapper's lookahead
+            assert stream.latency.head_pose == 640
 
 
 @pytest.mark.parametrize("stream_batch", [1, 3])

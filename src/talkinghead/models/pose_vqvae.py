@@ -26,6 +26,14 @@ more than ``W / f`` codes in windows of ``W / f`` codes, each exactly as in trai
 window, and cross-fades the overlaps linearly (:func:`crossfade_weights`), so every frame is a convex
 combination of at most a few window decodes and no seam is visible. Sequences of at most ``W / f`` codes go
 through the unchanged single pass (bit-identical to ``max_context = None``).
+
+Causal decoding (``causal=True``, a departure for streaming: the paper's D is bidirectional). D's transformer
+attends from each code step to itself and the ``W / f − 1`` steps before it (a band mask), so a code step's
+output never waits for later codes; only the upsampling convolutions look ahead, by one code step with the
+default kernels (:meth:`PoseVQVAE.conv_reach`). :meth:`PoseVQVAE.decode` then runs one pass over the whole
+sequence, in chunks of ``W / f`` steps that each carry the left context their band reaches, so the result does
+not depend on the chunking and :class:`CausalStreamingPoseDecoder` emits the same frames one code step after
+their code instead of about one window later.
 """
 
 import math
@@ -215,9 +223,17 @@ def crossfade_weights(size: int, fade: int, first: bool, last: bool) -> torch.Te
     return torch.minimum(up, down)
 
 
-def _add_positions(x: torch.Tensor, period: int) -> torch.Tensor:
-    positions = torch.arange(x.shape[1], device=x.device)
+def _add_positions(x: torch.Tensor, period: int, start: int = 0) -> torch.Tensor:
+    positions = torch.arange(start, start + x.shape[1], device=x.device)
     return x + periodic_positional_encoding(positions, x.shape[-1], period).to(x.dtype)
+
+
+def band_mask(length: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """(length, length) boolean attention mask, True where step i may **not** attend to step j: every j outside
+    ``i − width < j ≤ i`` (causal attention over the last ``width`` steps)."""
+    i = torch.arange(length, device=device)[:, None]
+    j = torch.arange(length, device=device)[None]
+    return (j > i) | (j <= i - width)
 
 
 class PoseVQVAE(nn.Module):
@@ -235,6 +251,8 @@ class PoseVQVAE(nn.Module):
         max_context: frames one pass of D decodes, a multiple of ``downsample`` of at least 2 codes (the
             configs: the training window ``data.window``); longer sequences are decoded in cross-faded
             windows (module docstring). None = the whole sequence in one pass (older checkpoints).
+        causal: D's transformer attends to the current and the ``max_context / downsample − 1`` previous code
+            steps only (module docstring: causal decoding, for streaming); False is the paper's bidirectional D.
     """
 
     def __init__(
@@ -256,13 +274,17 @@ class PoseVQVAE(nn.Module):
         absolute_pose: bool = False,
         max_context: int | None = None,
         num_groups: int = 1,
+        causal: bool = False,
     ):
         super().__init__()
         if downsample < 1 or downsample & (downsample - 1):
             raise ValueError(f"downsample must be a power of two, got {downsample}")
         if max_context is not None and (max_context % downsample or max_context < 2 * downsample):
             raise ValueError(f"max_context must be a multiple of downsample ≥ 2·{downsample}, got {max_context}")
+        if causal and max_context is None:
+            raise ValueError("causal decoding needs max_context (the band of code steps D attends over)")
         self.max_context = max_context
+        self.causal = causal
         self.downsample = downsample
         self.period = period
         self.absolute_pose = absolute_pose
@@ -306,19 +328,61 @@ class PoseVQVAE(nn.Module):
         h = self.encoder_convs(x.transpose(1, 2)).transpose(1, 2)  # (B, T/f, d_model)
         return self.encoder_out(self.encoder_transformer(_add_positions(h, self.period)))
 
+    @property
+    def window(self) -> int | None:
+        """Code steps of one decoder pass (``max_context / downsample``); None without ``max_context``."""
+        return None if self.max_context is None else self.max_context // self.downsample
+
+    @property
+    def transformer_reach(self) -> int:
+        """Causal D: code steps before a step that its transformer output depends on (the band, once per layer)."""
+        return self.decoder_transformer.num_layers * (self.window - 1)
+
     def decode(self, z_q: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """D: codes (B, N, d_code) → pose (B, num_frames or N·f, 6) in radians/cm (Eq. 6); in cross-faded windows
-        of ``max_context`` frames when N exceeds one (module docstring)."""
-        window = None if self.max_context is None else self.max_context // self.downsample
+        of ``max_context`` frames when N exceeds one, or causally (module docstring)."""
+        window = self.window
+        if self.causal:
+            return self.upsample(self.transform(z_q))[:, :num_frames]
         if window is None or z_q.shape[1] <= window:
             return self._decode(z_q)[:, :num_frames]
         return self._decode_windows(z_q, window)[:, :num_frames]
 
+    def transform(self, z_q: torch.Tensor, start: int = 0, keep: int = 0) -> torch.Tensor:
+        """Causal D's transformer: codes (B, n, d_code) at steps ``start, start + 1, …`` → hidden states (B, n −
+        keep, d_model) of the steps from ``start + keep`` on; the first ``keep`` codes are left context only. The
+        codes are processed in chunks of one window with the context each chunk's band reaches."""
+        window, reach = self.window, self.transformer_reach
+        chunks = []
+        for first in range(keep, z_q.shape[1], window):
+            context = max(0, first - reach)
+            codes = z_q[:, context : first + window]
+            x = _add_positions(self.decoder_in(codes), self.period, start + context)
+            h = self.decoder_transformer(x, mask=band_mask(codes.shape[1], window, codes.device))
+            chunks.append(h[:, first - context :])
+        return torch.cat(chunks, dim=1) if chunks else z_q.new_zeros(z_q.shape[0], 0, self.decoder_in.out_features)
+
+    def upsample(self, h: torch.Tensor) -> torch.Tensor:
+        """D's upsampling convolutions: hidden states (B, n, d_model) → pose (B, n·f, 6) in radians/cm."""
+        return self.decoder_convs(h.transpose(1, 2)).transpose(1, 2) * self.pose_scale
+
+    def conv_reach(self) -> tuple[int, int]:
+        """(left, right): how many code steps before and after its own a code step's frames depend on through
+        the upsampling convolutions, traced back through each layer's kernel, stride and padding."""
+        step, f = 8, self.downsample
+        low, high = step * f, (step + 1) * f - 1  # the step's frames, then the inputs they read at each layer
+        for layer in reversed(self.decoder_convs):
+            if isinstance(layer, nn.ConvTranspose1d):
+                (k,), (stride,), (pad,) = layer.kernel_size, layer.stride, layer.padding
+                low, high = -((k - 1 - pad - low) // stride), (high + pad) // stride
+            elif isinstance(layer, nn.Conv1d):
+                (k,), (pad,) = layer.kernel_size, layer.padding
+                low, high = low - pad, high - pad + k - 1
+        return step - low, high - step
+
     def _decode(self, z_q: torch.Tensor) -> torch.Tensor:
-        """One pass of D: (B, N, d_code) → (B, N·f, 6)."""
-        h = self.decoder_transformer(_add_positions(self.decoder_in(z_q), self.period))
-        x = self.decoder_convs(h.transpose(1, 2)).transpose(1, 2)  # (B, N·f, 6)
-        return x * self.pose_scale
+        """One pass of the bidirectional D: (B, N, d_code) → (B, N·f, 6)."""
+        return self.upsample(self.decoder_transformer(_add_positions(self.decoder_in(z_q), self.period)))
 
     def _decode_windows(self, z_q: torch.Tensor, window: int) -> torch.Tensor:
         """Overlapping windows of ``window`` codes (hop ``window // 2``), decoded as one batch, cross-faded."""
@@ -369,8 +433,10 @@ class StreamingPoseDecoder:
     def __init__(self, vqvae: PoseVQVAE) -> None:
         self.vqvae = vqvae
         self.f = vqvae.downsample
-        self.window = None if vqvae.max_context is None else vqvae.max_context // vqvae.downsample
+        self.window = vqvae.window
         self.hop = None if self.window is None else self.window // 2
+        #: Code steps after a code that its first frame waits for (None: everything waits for the end).
+        self.lookahead_codes = None if self.window is None else self.window - 1
         self.codes: torch.Tensor | None = None  # (B, n, d) codes from code_start on
         self.code_start = 0
         self.num_codes = 0  # codes pushed so far
@@ -457,3 +523,70 @@ class StreamingPoseDecoder:
         if drop > 0:
             self.codes = self.codes[:, drop:]
             self.code_start = keep_from
+
+
+class CausalStreamingPoseDecoder:
+    """:meth:`PoseVQVAE.decode` of a causal D (``causal=True``) for codes that arrive one step at a time: the
+    frames of code ``n`` are emitted as soon as code ``n + right`` has arrived (``right`` from
+    :meth:`PoseVQVAE.conv_reach`, one step with the default kernels), equal to the offline decode of the whole
+    sequence up to float rounding. Holds the codes the band of D's transformer reaches back to and the hidden
+    states the convolutions read; :meth:`close` decodes the last steps against the end of the sequence (its zero
+    padding), as offline."""
+
+    def __init__(self, vqvae: PoseVQVAE) -> None:
+        if not vqvae.causal:
+            raise ValueError("CausalStreamingPoseDecoder needs a causal PoseVQVAE (causal=True)")
+        self.vqvae = vqvae
+        self.f = vqvae.downsample
+        self.left, self.lookahead_codes = vqvae.conv_reach()
+        self.codes: torch.Tensor | None = None  # (B, n, d_code) from code_start on
+        self.code_start = 0
+        self.hidden: torch.Tensor | None = None  # (B, n, d_model) from hidden_start on
+        self.hidden_start = 0
+        self.num_codes = 0
+        self.frame_start = 0  # first frame not emitted yet
+
+    def push(self, z_q: torch.Tensor, min_total_codes: int) -> torch.Tensor:
+        """Append codes (B, n, d); ``min_total_codes`` is unused (kept for the same interface as
+        :class:`StreamingPoseDecoder`). → the frames (B, m, 6) that became final (m may be 0)."""
+        del min_total_codes
+        if z_q.shape[1]:
+            self.codes = z_q if self.codes is None else torch.cat((self.codes, z_q), dim=1)
+            keep = self.num_codes - self.code_start
+            new = self.vqvae.transform(self.codes, self.code_start, keep)
+            self.hidden = new if self.hidden is None else torch.cat((self.hidden, new), dim=1)
+            self.num_codes += z_q.shape[1]
+            drop = max(0, self.num_codes - self.vqvae.transformer_reach - self.code_start)
+            self.codes, self.code_start = self.codes[:, drop:], self.code_start + drop
+        return self._emit((self.num_codes - self.lookahead_codes) * self.f, final=False)
+
+    def close(self, num_frames: int) -> torch.Tensor:
+        """The remaining frames up to ``num_frames`` (the final T; N = ceil(T / f) codes must have been pushed)."""
+        return self._emit(num_frames, final=True)
+
+    def buffer_sizes(self) -> dict[str, int]:
+        """Codes and hidden states held (for checking that memory stays bounded)."""
+        return {
+            "pose codes": 0 if self.codes is None else self.codes.shape[1],
+            "pose hidden": 0 if self.hidden is None else self.hidden.shape[1],
+        }
+
+    def _emit(self, until: int, final: bool) -> torch.Tensor:
+        """Frames [frame_start, until), from the hidden states of their steps and the steps they reach."""
+        f = self.f
+        if self.hidden is None or until <= self.frame_start:
+            batch = 1 if self.hidden is None else self.hidden.shape[0]
+            return self.vqvae.pose_scale.new_zeros(batch, 0, POSE_DIM)
+        frames = self.vqvae.upsample(self.hidden)  # (B, n·f, 6) from hidden_start · f on
+        offset = self.hidden_start * f
+        out = frames[:, self.frame_start - offset : until - offset]
+        self.frame_start = until
+        if not final:
+            drop = max(0, until // f - self.left - self.hidden_start)
+            self.hidden, self.hidden_start = self.hidden[:, drop:], self.hidden_start + drop
+        return out
+
+
+def streaming_decoder(vqvae: PoseVQVAE) -> StreamingPoseDecoder | CausalStreamingPoseDecoder:
+    """The incremental decoder matching ``vqvae.decode``: causal or cross-faded windows."""
+    return CausalStreamingPoseDecoder(vqvae) if vqvae.causal else StreamingPoseDecoder(vqvae)

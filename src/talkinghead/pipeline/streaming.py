@@ -20,7 +20,8 @@ context its offline counterpart uses:
   window in code steps; its codes are sampled in the offline order (same seed, same codes) and the frozen
   VQ-VAE decoder emits a frame once no later code can change it
   (:class:`~talkinghead.models.pose_vqvae.StreamingPoseDecoder`: about one decoder window, ``max_context``
-  frames, of delay). ``pose="still"`` and pose files add no delay;
+  frames, of delay; a causal decoder, :class:`~talkinghead.models.pose_vqvae.CausalStreamingPoseDecoder`: one
+  code step). ``pose="still"`` and pose files add no delay;
 * stage 2 (:meth:`~talkinghead.models.mesh_to_video.MeshToVideo.drive`): the ready frames in batches of at
   most ``batch_size`` (networks with GroupNorm: a frame does not depend on its batch); the portrait is parsed
   and its reference mesh rendered once per session (:meth:`~talkinghead.models.mesh_to_video.MeshToVideo.
@@ -57,7 +58,7 @@ from talkinghead.models.audio_to_motion import AudioToMotion
 from talkinghead.models.facial_motion import merge_blendshapes
 from talkinghead.models.head_pose import HeadPoseGenerator
 from talkinghead.models.pose_mapper import pool_to_codes
-from talkinghead.models.pose_vqvae import StreamingPoseDecoder
+from talkinghead.models.pose_vqvae import streaming_decoder
 from talkinghead.pipeline.inputs import GenerationInputError, follow, load_pose_file
 from talkinghead.pipeline.paste_back import PasteBack
 
@@ -214,15 +215,16 @@ class GeneratedPoseStream:
         self.features = FeatureStream(model.audio_encoder, context, device)
         self.pooled = FrameBuffer()
         self.state = self.mapper.start(alpha, reference_pose)
-        self.decoder = StreamingPoseDecoder(model.vqvae)
+        self.decoder = streaming_decoder(model.vqvae)
 
     def lookahead_frames(self) -> float:
-        """Worst case over a code's frames: the codes of the decoder window after it, each sampled once the
-        memory step ``w_future`` after it (and the conv radius after that) has its pooled audio."""
+        """Worst case over a code's frames: the codes the decoder waits for after it (the rest of its window, or
+        a causal decoder's convolution reach), each sampled once the memory step ``w_future`` after it (and the
+        conv radius after that) has its pooled audio."""
         f, mapper = self.f, self.mapper
         steps = mapper.decoder.audio_window[1] + mapper.audio_encoder.radius + 1
-        window = self.decoder.window
-        return math.inf if window is None else (window - 1 + steps) * f - 1 + self.features.right
+        later = self.decoder.lookahead_codes
+        return math.inf if later is None else (later + steps) * f - 1 + self.features.right
 
     def update(self, audio: SampleBuffer, frames_received: int, final: int | None) -> torch.Tensor:
         f, mapper, state = self.f, self.mapper, self.state

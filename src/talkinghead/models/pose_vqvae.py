@@ -341,9 +341,9 @@ class PoseVQVAE(nn.Module):
     def decode(self, z_q: torch.Tensor, num_frames: int | None = None) -> torch.Tensor:
         """D: codes (B, N, d_code) → pose (B, num_frames or N·f, 6) in radians/cm (Eq. 6); in cross-faded windows
         of ``max_context`` frames when N exceeds one, or causally (module docstring)."""
-        window = self.window
         if self.causal:
             return self.upsample(self.transform(z_q))[:, :num_frames]
+        window = self.window
         if window is None or z_q.shape[1] <= window:
             return self._decode(z_q)[:, :num_frames]
         return self._decode_windows(z_q, window)[:, :num_frames]

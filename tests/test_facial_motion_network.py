@@ -7,7 +7,13 @@ import torch
 
 from talkinghead.face import ARKIT_BLENDSHAPES, LIP_BLENDSHAPES, OTHER_BLENDSHAPES, builtin_identity_std
 from talkinghead.models import FacialMotionGenerator, merge_blendshapes, split_blendshapes
-from talkinghead.models.attention import alibi_slopes, alignment_mask, biased_causal_mask, periodic_positional_encoding
+from talkinghead.models.attention import (
+    DecoderCache,
+    alibi_slopes,
+    alignment_mask,
+    biased_causal_mask,
+    periodic_positional_encoding,
+)
 
 AUDIO_DIM = 16
 KEYS = ("beta_lip", "beta_other", "lip_offsets")
@@ -154,9 +160,8 @@ def test_generate_ten_training_windows_with_bounded_cache():
     with torch.no_grad():
         for _ in range(state.length):
             frames.append(model.step(state))
-            for cache in state.caches.values():
-                assert len(cache) <= window
-                assert all(k.shape[2] <= window and v.shape[2] <= window for k, v in cache.layers)
+            assert len(state.cache) <= window
+            assert all(k.shape[2] <= window and v.shape[2] <= window for k, v in state.cache.layers)
     assert state.position == 10 * window
     for key in KEYS:
         assert torch.isfinite(torch.cat([frame[key] for frame in frames], 1)).all()
@@ -244,6 +249,34 @@ def test_ablation_shapes_ranges_and_parameters(use_blendshapes, use_vertex_offse
     out = model(audio, alpha, targets=targets)
     sum(out[key].square().mean() for key in KEYS).backward()
     assert all(parameter.grad is not None for parameter in model.parameters())
+
+
+@pytest.mark.parametrize(("use_blendshapes", "use_vertex_offsets"), [(True, True), (False, True)])
+def test_stacked_step_equals_each_branch_decoding_alone(use_blendshapes, use_vertex_offsets):
+    """One stacked step (BranchStack) = each branch's own embed → decoder.step → output, frame by frame over
+    three context windows (cache trimmed), to 1e-6; and the stacked weights pass gradients to the branches'."""
+    window = 6
+    model = make_model(max_context=window, use_blendshapes=use_blendshapes, use_vertex_offsets=use_vertex_offsets)
+    audio, alpha = make_inputs(length=3 * window)
+    with torch.no_grad():
+        state = model.start(audio, alpha, window)
+        memory = model.memory(audio, alpha)
+        alone = {name: (branch.decoder.memory_kv(memory), DecoderCache(window), None)
+                 for name, branch in model.branches.items()}  # fmt: skip
+        for t in range(3 * window):
+            stacked = model.step(state)
+            for name, branch in model.branches.items():
+                kv, cache, previous = alone[name]
+                x = branch.start(2) if previous is None else branch.embed(previous)
+                value = branch.output(branch.decoder.step(x, t, kv, cache))
+                alone[name] = (kv, cache, value)
+                torch.testing.assert_close(model._flat(name, stacked[name]), value, atol=1e-6, rtol=0)
+    assert len(state.branches) == len(model.branches)
+    model.zero_grad()
+    state = model.start(audio, alpha)
+    sum(model.step(state)[key].square().sum() for key in KEYS).backward()
+    decoders = [branch.decoder for branch in model.branches.values()]
+    assert all(decoder.layers[0].ff[0].weight.grad.abs().sum() > 0 for decoder in decoders)
 
 
 def test_overfits_one_batch():

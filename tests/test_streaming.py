@@ -134,7 +134,7 @@ def test_buffers_stay_bounded_on_an_endless_stream(pipeline, prepared):
     first, second = sizes[30:60], sizes[60:120]  # 2.4–4.8 s and 4.8–9.6 s
     peak = {key: max(size[key] for size in first) for key in first[0]}
     assert peak == {key: max(size[key] for size in second) for key in second[0]}
-    assert peak["audio samples"] <= 2 * FRAME_SAMPLES + FRAME_SAMPLES and peak["facial cache beta_lip"] == 49
+    assert peak["audio samples"] <= 2 * FRAME_SAMPLES + FRAME_SAMPLES and peak["facial cache"] == 49
 
 
 def test_wav2vec2_streams_with_a_window_and_a_measured_difference(pipeline, prepared, tmp_path):

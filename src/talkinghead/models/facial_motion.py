@@ -37,6 +37,7 @@ from torch import nn
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES, LIP_BLENDSHAPES, OTHER_BLENDSHAPES
 from talkinghead.models.attention import CausalDecoder, DecoderCache, concat_memory_kv
 from talkinghead.models.blocks import AudioProjection
+from talkinghead.models.branch_stack import BranchStack
 
 _LIP_INDEX = [ARKIT_BLENDSHAPES.index(name) for name in LIP_BLENDSHAPES]
 _OTHER_INDEX = [ARKIT_BLENDSHAPES.index(name) for name in OTHER_BLENDSHAPES]
@@ -90,9 +91,10 @@ class MotionBranch(nn.Module):
 class GenerationState:
     """Incremental-decoding state of :meth:`FacialMotionGenerator.start` / :meth:`~FacialMotionGenerator.step`."""
 
-    memory_kv: dict[str, list]  # branch → per-layer cross-attention K/V of A'
-    caches: dict[str, DecoderCache]  # branch → self-attention K/V cache
-    previous: dict[str, torch.Tensor | None]  # branch → last output (B, 1, out), None before frame 0
+    branches: BranchStack  # the branches' weights, stacked when decoding starts
+    memory_kv: list | None  # per-layer cross-attention K/V of A', branches folded into the batch
+    cache: DecoderCache  # the branches' self-attention K/V, folded likewise
+    previous: torch.Tensor | None  # last outputs (N, B, widest), None before frame 0
     position: int
     length: int  # frames of A' known so far (all of them offline; growing while streaming)
     memory_start: int = 0  # the frame of memory_kv's first entry (streaming trims the past)
@@ -253,11 +255,12 @@ class FacialMotionGenerator(nn.Module):
 
     def start(self, audio_features: torch.Tensor, alpha: torch.Tensor, max_context: int | None = None):
         """Begin incremental decoding: computes A' and its cross-attention K/V once → :class:`GenerationState`."""
-        memory = self.memory(audio_features, alpha)
+        branches = BranchStack(list(self.branches.values()))
         return GenerationState(
-            memory_kv={name: branch.decoder.memory_kv(memory) for name, branch in self.branches.items()},
-            caches={name: DecoderCache(max_context) for name in self.branches},
-            previous=dict.fromkeys(self.branches),
+            branches=branches,
+            memory_kv=branches.memory_kv(self.memory(audio_features, alpha)),
+            cache=DecoderCache(max_context),
+            previous=None,
             position=0,
             length=audio_features.shape[1],
         )
@@ -266,42 +269,41 @@ class FacialMotionGenerator(nn.Module):
         """Begin incremental decoding of audio that arrives over time: no A' yet; :meth:`extend` appends frames
         of it (:meth:`memory` of a window of audio features), :meth:`trim` forgets what no later step attends to."""
         return GenerationState(
-            memory_kv=dict.fromkeys(self.branches),
-            caches={name: DecoderCache(max_context or self.max_context) for name in self.branches},
-            previous=dict.fromkeys(self.branches),
+            branches=BranchStack(list(self.branches.values())),
+            memory_kv=None,
+            cache=DecoderCache(max_context or self.max_context),
+            previous=None,
             position=0,
             length=0,
         )
 
     def extend(self, state: GenerationState, memory: torch.Tensor) -> None:
         """Append the next frames of A' (B, n, D) to the state's cross-attention K/V."""
-        for name, branch in self.branches.items():
-            new, old = branch.decoder.memory_kv(memory), state.memory_kv[name]
-            state.memory_kv[name] = new if old is None else concat_memory_kv(old, new)
+        new = state.branches.memory_kv(memory)
+        state.memory_kv = new if state.memory_kv is None else concat_memory_kv(state.memory_kv, new)
         state.length += memory.shape[1]
 
     def trim(self, state: GenerationState) -> None:
         """Drop the A' frames before ``position − w_past``: no later step's alignment window reaches them."""
         drop = max(0, state.position - self.audio_window[0]) - state.memory_start
-        if drop <= 0 or state.memory_kv[next(iter(self.branches))] is None:
+        if drop <= 0 or state.memory_kv is None:
             return
-        state.memory_kv = {
-            name: [(k[:, :, drop:], v[:, :, drop:]) for k, v in layers] for name, layers in state.memory_kv.items()
-        }
+        state.memory_kv = [(k[:, :, drop:], v[:, :, drop:]) for k, v in state.memory_kv]
         state.memory_start += drop
 
     def step(self, state: GenerationState) -> dict[str, torch.Tensor]:
-        """Decode frame ``state.position`` (one pass through each branch's layers) → output dict with T = 1."""
+        """Decode frame ``state.position`` → output dict with T = 1.
+
+        The branches decode side by side in one pass (:class:`~talkinghead.models.branch_stack.BranchStack`),
+        each exactly as its own ``embed`` → ``decoder.step`` → ``output`` would, without dropout.
+        """
         if state.position >= state.length:
             raise IndexError(f"all {state.length} frames are decoded")
-        values = {}
-        for name, branch in self.branches.items():
-            kv = state.memory_kv[name]
-            previous = state.previous[name]
-            x = branch.start(kv[0][0].shape[0]) if previous is None else branch.embed(previous)
-            hidden = branch.decoder.step(x, state.position, kv, state.caches[name], state.memory_start)
-            values[name] = branch.output(hidden)
-            state.previous[name] = values[name]
+        stacked = state.branches.step(state.previous, state.position, state.memory_kv, state.cache, state.memory_start)
+        state.previous = stacked
         state.position += 1
-        ref = next(iter(values.values()))
-        return self._outputs(values, ref.shape[0], 1, ref)
+        values = {
+            name: stacked[i, :, None, :width]
+            for i, (name, width) in enumerate(zip(self.branches, state.branches.widths, strict=True))
+        }
+        return self._outputs(values, stacked.shape[1], 1, stacked)

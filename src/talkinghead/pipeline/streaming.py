@@ -198,7 +198,7 @@ class FacialMotionStream:
         return {
             "facial features": len(self.features.features),
             "facial memory": state.length - state.memory_start,
-            **{f"facial cache {name}": len(cache) for name, cache in state.caches.items()},
+            "facial cache": len(state.cache),
         }
 
 

@@ -58,7 +58,9 @@ class MotionBranch(nn.Module):
     """One branch Φ of Eq. 2/3: embed own previous outputs → :class:`CausalDecoder` → output head.
 
     ``sigmoid=True``: values in (0, 1) fed back as they are; otherwise ``value = scale · head(h)`` and fed
-    back as ``value / scale``.
+    back as ``value / scale``. The generator runs its branches side by side
+    (:class:`~talkinghead.models.branch_stack.BranchStack`); :meth:`start`, :meth:`embed` and :meth:`output`
+    are one branch's own steps, which the stacked pass reproduces.
     """
 
     def __init__(self, out_dim: int, d_model: int, *, sigmoid: bool, scale: float = 1.0, **decoder_kwargs):
@@ -81,11 +83,6 @@ class MotionBranch(nn.Module):
     def start(self, batch: int) -> torch.Tensor:
         return self.start_token.expand(batch, 1, -1)
 
-    def teacher_forced(self, inputs: torch.Tensor, memory_kv: list) -> torch.Tensor:
-        """Teacher values (B, T, out) → predictions (B, T, out); frame t sees inputs < t (shift right)."""
-        shifted = torch.cat((self.start(inputs.shape[0]), self.embed(inputs[:, :-1])), dim=1)
-        return self.output(self.decoder(shifted, memory_kv))
-
 
 @dataclass
 class GenerationState:
@@ -94,7 +91,7 @@ class GenerationState:
     branches: BranchStack  # the branches' weights, stacked when decoding starts
     memory_kv: list | None  # per-layer cross-attention K/V of A', branches folded into the batch
     cache: DecoderCache  # the branches' self-attention K/V, folded likewise
-    previous: torch.Tensor | None  # last outputs (N, B, widest), None before frame 0
+    previous: torch.Tensor | None  # last outputs (N, B, 1, widest), None before frame 0
     position: int
     length: int  # frames of A' known so far (all of them offline; growing while streaming)
     memory_start: int = 0  # the frame of memory_kv's first entry (streaming trims the past)
@@ -221,21 +218,23 @@ class FacialMotionGenerator(nn.Module):
         if targets is None:
             return self._autoregressive(audio_features, alpha, self.max_context)
         memory = self.memory(audio_features, alpha)
-        inputs = {name: self._flat(name, targets[name]) for name in self.branches}
-        batch, length = next(iter(inputs.values())).shape[:2]  # length may be a prefix of the audio's
+        branches = BranchStack(list(self.branches.values()))
+        memory_kv = branches.memory_kv(memory)
+        inputs = branches.stack([self._flat(name, targets[name]) for name in self.branches])
+        batch, length = inputs.shape[1:3]  # length may be a prefix of the audio's
         if self.training and teacher_forcing_ratio < 1.0:
             with torch.no_grad():
-                guesses = {
-                    name: branch.teacher_forced(inputs[name], branch.decoder.memory_kv(memory))
-                    for name, branch in self.branches.items()
-                }
+                guesses = branches.teacher_forced(inputs, memory_kv)
             keep = torch.rand(batch, length, 1, device=memory.device) < teacher_forcing_ratio
-            inputs = {name: torch.where(keep, inputs[name], guesses[name]) for name in self.branches}
-        values = {
-            name: branch.teacher_forced(inputs[name], branch.decoder.memory_kv(memory))
-            for name, branch in self.branches.items()
+            inputs = torch.where(keep, inputs, guesses)
+        return self._outputs(self._unstack(branches, branches.teacher_forced(inputs, memory_kv)), batch, length, memory)
+
+    def _unstack(self, branches: BranchStack, stacked: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Stacked values (N, B, T, widest) → branch name → (B, T, out)."""
+        return {
+            name: stacked[i, ..., :width]
+            for i, (name, width) in enumerate(zip(self.branches, branches.widths, strict=True))
         }
-        return self._outputs(values, batch, length, memory)
 
     @torch.no_grad()
     def generate(
@@ -292,18 +291,11 @@ class FacialMotionGenerator(nn.Module):
         state.memory_start += drop
 
     def step(self, state: GenerationState) -> dict[str, torch.Tensor]:
-        """Decode frame ``state.position`` → output dict with T = 1.
-
-        The branches decode side by side in one pass (:class:`~talkinghead.models.branch_stack.BranchStack`),
-        each exactly as its own ``embed`` → ``decoder.step`` → ``output`` would, without dropout.
-        """
+        """Decode frame ``state.position`` → output dict with T = 1 (the branches side by side,
+        :class:`~talkinghead.models.branch_stack.BranchStack`)."""
         if state.position >= state.length:
             raise IndexError(f"all {state.length} frames are decoded")
         stacked = state.branches.step(state.previous, state.position, state.memory_kv, state.cache, state.memory_start)
         state.previous = stacked
         state.position += 1
-        values = {
-            name: stacked[i, :, None, :width]
-            for i, (name, width) in enumerate(zip(self.branches, state.branches.widths, strict=True))
-        }
-        return self._outputs(values, stacked.shape[1], 1, stacked)
+        return self._outputs(self._unstack(state.branches, stacked), stacked.shape[1], 1, stacked)

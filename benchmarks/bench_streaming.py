@@ -2,9 +2,11 @@
 
 Networks are built from the ``model.init_args`` of the configs with **random weights** (speed does not depend on
 training; :func:`bench_pipeline.build`): ``tiny`` = ``*_tiny.yaml``, ``paper`` = the paper-size configs with the
-weight-free mel encoder in place of wav2vec 2.0. The portrait (scikit-image's astronaut) is prepared beforehand;
-the speech is ``--seconds`` of the tests' speech-like signal (``tests/helpers.speech_like``), pushed in 40-ms
-chunks through :meth:`TalkingHeadPipeline.open_stream`, frames kept only as long as a batch.
+weight-free mel encoder in place of wav2vec 2.0; ``--checkpoints DIR`` loads the tiny row's networks from trained
+checkpoints instead (e.g. ``outputs/demo/checkpoints``). The portrait (scikit-image's astronaut, or
+``--portrait FILE``) is prepared beforehand; the speech is ``--seconds`` of the tests' speech-like signal
+(``tests/helpers.speech_like``) or of a recording (``--speech FILE``), pushed in 40-ms chunks through
+:meth:`TalkingHeadPipeline.open_stream`, frames kept only as long as a batch.
 
 Columns:
 
@@ -29,6 +31,7 @@ CUDA options as in ``bench_pipeline.py`` (``--device cuda``, ``--bf16``, ``--com
 GPU they are refused::
 
     PYTHONPATH=src python benchmarks/bench_streaming.py [--configs tiny paper] [--seconds 8] [--minutes 10]
+        [--checkpoints outputs/demo/checkpoints --speech speech.wav --portrait portrait.jpg]
 """
 
 import argparse
@@ -45,8 +48,10 @@ from bench_pipeline import build
 from flops import measured_peak_gflops, pose_mapper_flops_per_frame, stage1_flops_per_frame, stage2_flops_per_frame
 from machine import describe_machine
 
+from talkinghead.audio.io import load_audio
 from talkinghead.conventions import FRAME_SAMPLES, SAMPLE_RATE
-from talkinghead.pipeline import GenerationParams
+from talkinghead.face.images import load_image_rgb
+from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
 from talkinghead.pipeline.streaming import live_chunks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' speech-like signal
@@ -63,15 +68,24 @@ def rss_mib() -> float:
 
 def run(size: str, pose: str, args: argparse.Namespace, prepared_cache: dict) -> dict:
     torch.manual_seed(0)
-    pipeline = build(size, args.device)
+    if args.checkpoints and size == "tiny":
+        pipeline = TalkingHeadPipeline.from_checkpoints(args.checkpoints, device=args.device)
+    else:
+        pipeline = build(size, args.device)
     if args.compile:
         pipeline.motion_vae.motion = torch.compile(pipeline.motion_vae.motion)
         pipeline.motion_vae.generator = torch.compile(pipeline.motion_vae.generator)
     if size not in prepared_cache:
-        prepared_cache[size] = pipeline.prepare(skimage.data.astronaut())
+        image = load_image_rgb(args.portrait) if args.portrait else skimage.data.astronaut()
+        prepared_cache[size] = pipeline.prepare(image)
     prepared = prepared_cache[size]
     params = GenerationParams(pose=pose, seed=0, batch_size=args.batch_size, stream_batch=args.stream_batch)
     speech = speech_like(args.seconds, seed=0)
+    if args.speech:
+        recording = load_audio(args.speech)
+        if len(recording) < len(speech):
+            sys.exit(f"bench_streaming.py: {args.speech} is shorter than --seconds {args.seconds:g}")
+        speech = recording[: len(speech)]
     autocast = torch.autocast(args.device, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
     warm = pipeline.open_stream(prepared, params)  # warm-up (and compilation): one second
     with autocast:
@@ -179,6 +193,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--checkpoints", type=Path, help="trained tiny networks (a make-demo checkpoint folder)")
+    parser.add_argument("--speech", type=Path, help="a recording instead of the speech-like signal")
+    parser.add_argument("--portrait", type=Path, help="a portrait instead of the astronaut")
     parser.add_argument("--minutes", type=float, help="memory-flatness run of this many minutes of speech")
     parser.add_argument("--every", type=float, default=30.0, help="seconds of speech between RSS samples")
     args = parser.parse_args()

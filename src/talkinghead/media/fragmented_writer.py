@@ -5,8 +5,8 @@
 * the mp4 is fragmented (``movflags=frag_keyframe+empty_moov+default_base_moof``): an empty ``moov`` first,
   then self-contained fragments, one per keyframe (every ``keyframe_interval`` frames, 1 s by default), so a
   player can open the file and play what is there while it is being written;
-* x264 runs with ``tune=zerolatency`` (no frame lookahead, no B-frames): a frame is encoded when it is given,
-  not seconds later;
+* x264 runs with ``tune=zerolatency`` (no frame lookahead, no B-frames) and ``preset=veryfast``: a frame is
+  encoded when it is given, not seconds later, and quickly;
 * the speech is not given up front: :meth:`FragmentedVideoWriter.write_audio` encodes each chunk as it arrives.
 
 A file that must be readable while it is written cannot be written to a temporary name and renamed, so it is
@@ -24,8 +24,10 @@ from talkinghead.media.video_reader import video_error
 from talkinghead.media.video_writer import AAC_BITRATE, VideoWriter
 
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
-#: x264 without frame lookahead or B-frames: a frame is encoded when it is given.
-ZERO_LATENCY = {"tune": "zerolatency"}
+#: x264 for live output: no frame lookahead or B-frames (a frame is encoded when it is given), and the
+#: ``veryfast`` preset, which encodes a 256² talking-head frame in 1.6 instead of 3.6 ms on one 2-core CPU
+#: (the default ``medium``) for a ~15 % larger file at the same quality factor.
+ZERO_LATENCY = {"tune": "zerolatency", "preset": "veryfast"}
 
 
 class FragmentedVideoWriter(VideoWriter):

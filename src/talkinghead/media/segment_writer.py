@@ -2,7 +2,7 @@
 stream (Gradio's ``gr.Video(streaming=True)`` re-muxes each into an HTTP Live Streaming segment).
 
 :func:`write_segment` encodes with :class:`~talkinghead.media.VideoWriter`'s settings (x264 yuv420p at its CRF,
-AAC at its bit rate, atomic write) and x264's ``tune=zerolatency`` (no B-frames, as
+AAC at its bit rate, atomic write) and x264's ``tune=zerolatency`` (no B-frames) and ``preset=veryfast`` (as
 :class:`~talkinghead.media.FragmentedVideoWriter`), so every segment starts on a keyframe at time 0 and decodes on
 its own. mp4, not MPEG-TS: the mp4's edit list records the AAC encoder's priming (1024 samples), so a decoder
 returns exactly the speech given; MPEG-TS cannot record it, and a player that decodes segment by segment would

@@ -10,6 +10,7 @@ from talkinghead.atomic import temporary_path
 from talkinghead.data.clip import Clip, ClipValidationError, frame_key
 from talkinghead.data.shards import (
     CorruptShardError,
+    ShardReader,
     ShardWriter,
     iter_clips,
     load_index,
@@ -186,6 +187,27 @@ def test_truncated_shard_is_refused_by_name(corrupted_corpus):
     assert caught.value.shard == "shard-000001.tar"
     with pytest.raises(CorruptShardError, match="shard-000001.tar"):
         list(iter_clips(corrupted_corpus, fields=["beta"]))
+
+
+def test_a_reopened_shard_reuses_its_member_table_until_the_file_changes(tmp_path):
+    """The second reader of an unchanged shard walks no header (one table, shared); a shard rewritten with other
+    clips, or truncated, under the same name is walked again: new clip ids, or the truncation refused by name."""
+    write_corpus(tmp_path, [make_clip(f"c{i}", f"id{i}", num_frames=3, size=16, seed=i) for i in range(2)])
+    path = tmp_path / "shard-000000.tar"
+    opened = [ShardReader(path) for _ in range(3)]
+    assert [reader.clip_ids for reader in opened] == [["c0", "c1"]] * 3
+    assert opened[0]._members is opened[2]._members
+    assert np.array_equal(opened[2].load_clip("c1", ["beta"]).beta, make_clip("c1", "id1", 3, 16, seed=1).beta)
+    for reader in opened:
+        reader.close()
+    rewritten = tmp_path / "rewritten"
+    write_corpus(rewritten, [make_clip(f"d{i}", f"id{i}", num_frames=4, size=16, seed=i) for i in range(2)])
+    os.replace(rewritten / "shard-000000.tar", path)
+    with ShardReader(path) as reader:
+        assert reader.clip_ids == ["d0", "d1"]
+    path.write_bytes(path.read_bytes()[:1500])
+    with pytest.raises(CorruptShardError, match="shard-000000.tar.*truncated"):
+        ShardReader(path)
 
 
 def test_truncated_shard_is_skipped_with_a_warning(corrupted_corpus):

@@ -118,10 +118,12 @@ class StackedDecoderLayer:
         if past_kv is not None:
             keys = torch.cat((past_kv[0], keys), dim=2)
             values = torch.cat((past_kv[1], values), dim=2)
-        attended = F.scaled_dot_product_attention(queries, keys, values, attn_mask=self_mask, dropout_p=dropout)
+        attended = F.scaled_dot_product_attention(
+            queries, keys, values, attn_mask=self_mask.to(queries.dtype), dropout_p=dropout
+        )
         x = x + F.dropout(self.self_out(self.merge(attended, n)), dropout, dropout > 0)
         queries = self.heads(self.cross_q(self.cross_norm(x)))
-        mask = None if cross_mask is None else cross_mask[None]
+        mask = None if cross_mask is None else cross_mask[None].to(queries.dtype)
         attended = F.scaled_dot_product_attention(queries, *memory_kv, attn_mask=mask, dropout_p=dropout)
         x = x + F.dropout(self.cross_out(self.merge(attended, n)), dropout, dropout > 0)
         hidden = F.dropout(F.gelu(self.ff_in(self.ff_norm(x))), dropout, dropout > 0)
@@ -188,7 +190,7 @@ class BranchStack:
         cross_mask = alignment_mask(positions, audio_positions, self.audio_window)
         x = self.positional(x, positions)
         for layer, kv in zip(self.layers, memory_kv, strict=True):
-            x, _ = layer(x, kv, self_mask.to(x.dtype), cross_mask.to(x.dtype), dropout=self.dropout)
+            x, _ = layer(x, kv, self_mask, cross_mask, dropout=self.dropout)
         return self.output(x)
 
     def step(
@@ -209,7 +211,7 @@ class BranchStack:
         x = self.start_tokens.expand(n, batch, 1, -1) if previous is None else self.embed(previous)
         query = torch.tensor([position], device=x.device)
         keys = query if cache.positions is None else torch.cat((cache.positions, query))
-        self_mask = biased_causal_mask(query, keys, self.slopes, self.period, cache.max_context).to(x.dtype)
+        self_mask = biased_causal_mask(query, keys, self.slopes, self.period, cache.max_context)
         lo = max(0, position - self.audio_window[0]) - memory_start
         hi = position + self.audio_window[1] + 1 - memory_start
         x = self.positional(x, query)

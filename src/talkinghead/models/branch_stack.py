@@ -134,9 +134,10 @@ class StackedDecoderLayer:
 class BranchStack:
     """The :class:`~talkinghead.models.facial_motion.MotionBranch` es of one generator as a single decoder.
 
-    :meth:`memory_kv`, :meth:`teacher_forced` and :meth:`step` are the branches' ``decoder.memory_kv``,
-    ``teacher_forced`` and ``embed`` → ``decoder.step`` → ``output`` run side by side; values are stacked and
-    zero-padded to the widest output, (N, B, T, widest). Dropout follows the branches' training mode.
+    :meth:`memory_kv` is the branches' ``decoder.memory_kv``; :meth:`teacher_forced` is each branch's
+    ``start`` token and ``embed`` of the targets shifted right → ``decoder`` → ``output``; :meth:`step` is each
+    branch's ``embed`` → ``decoder.step`` → ``output`` — run side by side; values are stacked and zero-padded to
+    the widest output, (N, B, T, widest). Dropout follows the branches' training mode.
     """
 
     def __init__(self, branches: list[nn.Module]):

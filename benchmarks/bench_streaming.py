@@ -80,12 +80,12 @@ def run(size: str, pose: str, args: argparse.Namespace, prepared_cache: dict) ->
         prepared_cache[size] = pipeline.prepare(image)
     prepared = prepared_cache[size]
     params = GenerationParams(pose=pose, seed=0, batch_size=args.batch_size, stream_batch=args.stream_batch)
-    speech = speech_like(args.seconds, seed=0)
     if args.speech:
-        recording = load_audio(args.speech)
-        if len(recording) < len(speech):
+        speech = load_audio(args.speech)[: int(args.seconds * SAMPLE_RATE)]
+        if len(speech) < int(args.seconds * SAMPLE_RATE):
             sys.exit(f"bench_streaming.py: {args.speech} is shorter than --seconds {args.seconds:g}")
-        speech = recording[: len(speech)]
+    else:
+        speech = speech_like(args.seconds, seed=0)
     autocast = torch.autocast(args.device, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
     warm = pipeline.open_stream(prepared, params)  # warm-up (and compilation): one second
     with autocast:

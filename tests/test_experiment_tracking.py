@@ -66,3 +66,50 @@ def test_tiny_fit_writes_an_offline_wandb_run_and_media(tiny_corpus, tmp_path):
     assert (tmp_path / "exported" / "pose_vqvae.ckpt").read_bytes() == best.read_bytes()
     with pytest.raises(FileNotFoundError, match="train first"):
         best_checkpoint(tmp_path / "nothing")
+
+
+def test_progress_arithmetic():
+    """The time left extrapolates the fraction done of whichever limit ends the fit first, capped by max_time."""
+    from talkinghead.lightning.progress import clock, fraction_done, time_left
+
+    assert [clock(s) for s in (0, 59.6, 61, 3599, 3600, 7322)] == [
+        "0:00",
+        "1:00",
+        "1:01",
+        "59:59",
+        "1:00:00",
+        "2:02:02",
+    ]
+    assert fraction_done(10, 40, 70, -1) == 0.25  # max_steps -1: no step limit
+    assert fraction_done(10, 40, 500, 1000) == 0.5  # the step limit ends this fit first
+    assert fraction_done(3, None, 0, -1) is None
+    assert time_left(60, 0.25, None) == 180
+    assert time_left(60, 0.25, 100) == 100  # max_time leaves less than the extrapolation
+    assert time_left(60, None, 30) == 30 and time_left(60, None, None) is None and time_left(60, 0.0, None) is None
+    assert time_left(60, 0.5, -5) == 0
+
+
+def test_a_fit_to_a_log_file_prints_lines_of_progress(tiny_corpus, tmp_path, capsys):
+    """Standard output not a terminal (pytest captures it): ``fit`` gets LineProgress instead of the live bar;
+    at interval 0+ it prints a line after every batch, numbered by step, and a last line when the fit ends."""
+    argv = [
+        "fit", "--config", str(ROOT / "lightning_configs" / "pose_vqvae_tiny.yaml"), "--data.root", str(tiny_corpus),
+        "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.logger.init_args.save_dir", str(tmp_path),
+        "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "3",
+    ]  # fmt: skip
+    assert cli_main(argv) == 0
+    saved = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())["trainer"]["callbacks"]
+    assert [c["class_path"].rsplit(".", 1)[-1] for c in saved][-1] == "LineProgress"
+    capsys.readouterr()
+    interval = ["--trainer.callbacks+=talkinghead.lightning.progress.LineProgress", "--trainer.callbacks.interval=1e-9"]
+    assert cli_main([*argv, *interval]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("run: epoch")]
+    steps = [int(line.split(", step ")[1].split(",")[0]) for line in lines]
+    assert steps[:-1] == list(range(1, len(lines))) and steps[-1] == steps[-2] and steps[-1] % 3 == 0
+    assert lines[-1].startswith(f"run: epoch 3/3, step {steps[-1]}, ") and ", done · " in lines[-1]
+    assert lines[0].startswith("run: epoch 1/3, step 1, ") and "train/" in lines[0]
+    assert all(" left · " in line for line in lines if line.startswith("run: epoch 2/3"))
+    listed = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())["trainer"]["callbacks"]
+    assert [c["init_args"]["interval"] for c in listed if c["class_path"].endswith("LineProgress")] == [1e-9]
+    assert cli_main([*argv, "--trainer.enable_progress_bar", "false"]) == 0
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("run: epoch")]

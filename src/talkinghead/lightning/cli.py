@@ -13,7 +13,10 @@ What every config shares is set here once instead of in each file; a config or a
 * ``trainer.callbacks``: :class:`~talkinghead.lightning.media.MediaLogger`, a ``ModelCheckpoint`` keeping the
   best checkpoint on the module's own validation metric (``MONITOR`` of the module class) and ``last.ckpt``, and
   :class:`~talkinghead.lightning.rng.RNGState` (the global RNG states in every checkpoint); a config that lists
-  callbacks of its own (e.g. ``EMAWeightAveraging``) gets these added unless it lists them.
+  callbacks of its own (e.g. ``EMAWeightAveraging``) gets these added unless it lists them; ``fit`` with its
+  standard output not a terminal (a log file, a pipe, a Slurm job) also gets
+  :class:`~talkinghead.lightning.progress.LineProgress` (a line of progress every 30 s) instead of Lightning's
+  live bar, which shows nothing there until the end, unless a progress bar is listed or turned off.
 
 A ``ModelCheckpoint`` that saves by step or time (``every_n_train_steps``, ``train_time_interval``) gets no
 validation metric to monitor: Lightning would hold such a save back until the next validation. With
@@ -40,6 +43,7 @@ from pathlib import Path
 
 import lightning
 from jsonargparse import Namespace, dict_to_namespace
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from talkinghead.cli_conventions import QUIET_FLAGS, VERBOSE_FLAGS, configure_logging, package_version
@@ -51,6 +55,7 @@ USER_ERRORS = (ConfigurationError, CorruptShardError, EmptySplitError, FileNotFo
 RUNS = Path("outputs/runs")
 WANDB_LOGGER = "talkinghead.lightning.loggers.WandbLogger"
 CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
+LINE_PROGRESS = "talkinghead.lightning.progress.LineProgress"
 SHARED_CALLBACKS = (
     {"class_path": "talkinghead.lightning.media.MediaLogger", "init_args": {"every_n_validations": 1}},
     {"class_path": CHECKPOINT, "init_args": {"save_last": True, "auto_insert_metric_name": False}},
@@ -128,6 +133,8 @@ class TalkingHeadCLI(LightningCLI):
         wanted = [c for c in SHARED_CALLBACKS if c["class_path"] != CHECKPOINT or checkpoints]
         missing = [dict_to_namespace(callback) for callback in wanted if callback["class_path"] not in listed]
         trainer.callbacks = [*(trainer.callbacks or []), *missing]
+        if self.subcommand == "fit" and self._wants_line_progress(trainer):
+            trainer.callbacks.append(dict_to_namespace({"class_path": LINE_PROGRESS}))
         monitor, mode = getattr(model_class, "MONITOR", (None, "min"))
         checkpoints = [c for c in trainer.callbacks if isinstance(c, Namespace) and c.class_path == CHECKPOINT]
         by_step = [
@@ -141,6 +148,18 @@ class TalkingHeadCLI(LightningCLI):
             if monitor is not None and callback.init_args.get("monitor") is None:
                 callback.init_args.monitor, callback.init_args.mode = monitor, mode
                 callback.init_args.filename = f"{{epoch}}-{{{monitor}:.3f}}"
+
+    @staticmethod
+    def _wants_line_progress(trainer: Namespace) -> bool:
+        """Whether a fit gets :class:`~talkinghead.lightning.progress.LineProgress`: output not a terminal, the
+        progress bar on and no progress bar among the callbacks."""
+        if sys.stdout.isatty() or trainer.enable_progress_bar is False:
+            return False
+        listed = [c.class_path for c in trainer.callbacks if isinstance(c, Namespace)]
+        objects = [c for c in trainer.callbacks if not isinstance(c, Namespace)]
+        return not any(issubclass(import_class(path), ProgressBar) for path in listed) and not any(
+            isinstance(c, ProgressBar) for c in objects
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,12 +18,15 @@ zero-padded to the batch length is encoded with its padding (see :class:`Wav2Vec
 
 import os
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
-from transformers import Wav2Vec2Config, Wav2Vec2Model
 from transformers.audio_utils import mel_filter_bank
+
+if TYPE_CHECKING:
+    from transformers import Wav2Vec2Config
 
 from talkinghead.audio.io import FPS, SAMPLE_RATE
 
@@ -200,8 +203,11 @@ class Wav2Vec2Encoder(AudioEncoder):
         normalize: bool = True,
         spec_augment: bool = False,
         layerdrop: float = 0.0,
-        config: Wav2Vec2Config | dict | None = None,
+        config: "Wav2Vec2Config | dict | None" = None,
     ) -> None:
+        # Imported here: transformers' model code adds ~4 s to the start of every process that never uses it.
+        from transformers import Wav2Vec2Config, Wav2Vec2Model
+
         super().__init__(fps, SAMPLE_RATE)
         if (name_or_path is None) == (config is None):
             raise ValueError("give exactly one of name_or_path and config")
@@ -235,7 +241,7 @@ class Wav2Vec2Encoder(AudioEncoder):
         return portable
 
     @classmethod
-    def from_config(cls, config: Wav2Vec2Config, **kwargs) -> "Wav2Vec2Encoder":
+    def from_config(cls, config: "Wav2Vec2Config", **kwargs) -> "Wav2Vec2Encoder":
         """A randomly initialised model of ``config`` (tests, benchmarks; no download)."""
         return cls(config=config, **kwargs)
 

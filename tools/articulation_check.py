@@ -19,6 +19,7 @@ markdown summary, also saved as ``OUT/summary.md``; nothing is written outside `
 """
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -107,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--speech", nargs="*", default=[], type=Path, help="real speech for the portraits")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of every clip and recording used")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="pose seeds per unseen portrait")
+    parser.add_argument(
+        "--expression-scale", type=float, default=1.0, help="talkinghead-generate's --expression-scale (default 1)"
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     add_common_arguments(parser)
     return parser
@@ -121,17 +125,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {str(path)!r}: no such file", file=sys.stderr)
             return 2
     pipeline = TalkingHeadPipeline.load(args.checkpoints)
+    still = GenerationParams(pose="still", expression_scale=args.expression_scale)
+    generated = functools.partial(GenerationParams, expression_scale=args.expression_scale)
     for folder in ("same", "cross"):
         (args.out / folder).mkdir(parents=True, exist_ok=True)
     for clip in args.clips:
         real, portrait = cut_clip(clip, args.seconds, args.out)
-        pipeline.generate(portrait, real, args.out / "same" / real.name, GenerationParams(pose="still"), progress)
+        pipeline.generate(portrait, real, args.out / "same" / real.name, still, progress)
     speech = [cut_speech(path, args.seconds, args.out) for path in args.speech]
     for portrait in args.portraits:
         for recording in speech:
             for seed in args.seeds:
                 out = args.out / "cross" / f"{portrait.stem}__{recording.stem}_seed{seed}.mp4"
-                pipeline.generate(portrait, recording, out, GenerationParams(seed=seed), progress)
+                pipeline.generate(portrait, recording, out, generated(seed=seed), progress)
     networks = Networks()
     real_rows = evaluate(collect_jobs([str(args.out / "real")]), networks, progress)[0] if args.clips else []
     same_rows = (

@@ -4,13 +4,13 @@ On a terminal Lightning draws a live progress bar; redirected to a file or a pip
 state, so a fit of hours would print nothing until it ends. :class:`LineProgress` prints one line at most every
 ``interval`` seconds, and one when training ends::
 
-    facial_motion_tiny: epoch 37/400, step 259, 4:12 elapsed, ~41:10 left · train/loss 0.0412 · val/lip… 4.73
+    facial_motion_tiny: epoch 37/350, step 259, 1:12 elapsed, ~10:10 left · train/loss 0.0412 · val/… 0.297
 
-(the run is the trainer's root folder; the time left extrapolates the fraction done of ``max_epochs`` or
+The run is the trainer's root folder; the time left extrapolates the fraction done of ``max_epochs`` or
 ``max_steps``, whichever ends the fit first, and is capped by ``max_time``; with an iterable dataset of unknown
-length the epoch's batches are counted in the first epoch, so the estimate by epochs starts with the second). The CLI uses it instead of
-Lightning's bar when standard output is not a terminal (:mod:`talkinghead.lightning.cli`); like every progress
-bar it prints on the global rank 0 only.
+length the epoch's batches are counted in the first epoch, so the estimate by epochs starts with the second.
+The CLI uses it instead of Lightning's bar when standard output is not a terminal
+(:mod:`talkinghead.lightning.cli`); like every progress bar it prints on the global rank 0 only.
 """
 
 import math

@@ -13,6 +13,7 @@ import pytest
 import skimage.data
 import soundfile as sf
 import torch
+import yaml
 from PIL import Image
 
 from talkinghead.media import iter_video_frames, probe_video
@@ -112,6 +113,27 @@ def test_the_recording_gain_does_not_reach_the_motion(pipeline):
     spread = beta(speech, -21.0).std(dim=0).mean()
     assert controlled < 0.05 * spread, (controlled, spread)
     assert raw > 10 * controlled, (raw, controlled)
+
+
+def test_expression_scale_defaults_to_the_checkpoints_calibration(pipeline):
+    """``expression_scale=None`` (the default) takes the facial-motion checkpoint's own scale, the tiny config's
+    calibration carried by its checkpoint; a given scale replaces it: β̂ = clamp(g · raw, 0, 1) and
+    Ô_lip = g · raw, raw being scale 1."""
+    config = yaml.safe_load((ROOT / "lightning_configs" / "facial_motion_tiny.yaml").read_text())
+    calibrated = config["model"]["init_args"]["expression_scale"]
+    assert calibrated > 1 and pipeline.facial_motion.expression_scale == calibrated
+    speech = speech_like(1.2, seed=4).astype(np.float32)
+    prepared = pipeline.prepare(skimage.data.astronaut())
+
+    def motion(scale):
+        return pipeline.motion(prepared, speech, GenerationParams(pose="still", expression_scale=scale))
+
+    raw, default, half = motion(1.0), motion(None), motion(0.5)
+    for scale, out in ((calibrated, default), (0.5, half)):
+        torch.testing.assert_close(out["beta"], (raw["beta"] * scale).clamp(0, 1), atol=0, rtol=0)
+        torch.testing.assert_close(out["lip_offsets"], raw["lip_offsets"] * scale, atol=0, rtol=0)
+    assert raw["lip_offsets"].abs().mean() > 0 and raw["beta"].std(dim=0).mean() > 0  # not a trivial motion
+    assert pipeline.expression_scale(GenerationParams()) == calibrated
 
 
 def test_full_frame_pastes_into_the_whole_portrait(pipeline, inputs, tmp_path):

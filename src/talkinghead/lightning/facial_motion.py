@@ -42,8 +42,10 @@ class FacialMotionModule(StageModule):
     """Thin training wrapper around :class:`AudioToMotion` (see module docstring).
 
     Args:
-        audio_encoder, audio_encoder_args, face_model, network: the arguments of :class:`AudioToMotion`
-            (``"mel"`` or ``"wav2vec2"`` features, the morphable model, the generator's sizes and ablation flags).
+        audio_encoder, audio_encoder_args, face_model, network, expression_scale: the arguments of
+            :class:`AudioToMotion` (``"mel"`` or ``"wav2vec2"`` features, the morphable model, the generator's
+            sizes and ablation flags, the gain inference applies by default: stored in the checkpoint, never used
+            in training or validation).
         blendshape_weight, mesh_weight, lip_weight: the weights of Eq. 11 (see module docstring).
         velocity_weight: weight of the velocity term on the frame-to-frame differences (module docstring;
             0, the default, is the paper's Eq. 11 alone).
@@ -73,13 +75,14 @@ class FacialMotionModule(StageModule):
         velocity_weight: float = 0.0,
         teacher_forcing_ratio: float = 1.0,
         speech_augmentation: dict | None = None,
+        expression_scale: float = 1.0,
         lr: float = 1e-4,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.model = AudioToMotion(audio_encoder, audio_encoder_args, face_model, network)
+        self.model = AudioToMotion(audio_encoder, audio_encoder_args, face_model, network, expression_scale)
         self.use_speech_augmentation(speech_augmentation)
         # checkpoints rebuild the audio encoder from its stored configuration, never from the hub
         self.hparams["audio_encoder_args"] = self.model.audio_encoder.portable_args(audio_encoder_args or {})

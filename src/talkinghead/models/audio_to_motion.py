@@ -22,6 +22,11 @@ class AudioToMotion(nn.Module):
         audio_encoder_args: keyword arguments of the encoder (e.g. ``name_or_path`` for wav2vec2).
         face_model: ``"builtin"`` or the path of a FaceVerse ``.npy`` file.
         network: keyword arguments of :class:`FacialMotionGenerator` (sizes, ablation flags).
+        expression_scale: the gain inference applies to β̂ (then clamped to [0, 1]) and Ô_lip unless told
+            otherwise (:class:`~talkinghead.pipeline.GenerationParams`, ``--expression-scale``): a calibration of
+            the trained network, e.g. a network trained on synthetic speech whose mouth moves less on real speech
+            than real speakers' do. 1 (the default, the paper) = the prediction as trained; :meth:`forward`,
+            training and validation never apply it.
     """
 
     def __init__(
@@ -30,8 +35,12 @@ class AudioToMotion(nn.Module):
         audio_encoder_args: dict | None = None,
         face_model: str = "builtin",
         network: dict | None = None,
+        expression_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        if not expression_scale >= 0:
+            raise ValueError(f"expression_scale must be ≥ 0, got {expression_scale}")
+        self.expression_scale = float(expression_scale)
         self.face = load_morphable_model(face_model)
         self.audio_encoder = build_audio_encoder(audio_encoder, **(audio_encoder_args or {}))
         self.net = FacialMotionGenerator(

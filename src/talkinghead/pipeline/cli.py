@@ -64,8 +64,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--expression-scale",
         type=float,
-        default=1.0,
-        help="scale of the predicted expression (blendshapes and lip offsets); 1 = as predicted",
+        default=None,
+        help="scale of the predicted expression (blendshapes and lip offsets); 1 = as predicted "
+        "(default: the facial-motion checkpoint's calibration, 2 for the demo checkpoints)",
     )
     p.add_argument(
         "--speech-level",

@@ -77,7 +77,9 @@ class GenerationParams:
         seed: seed of the pose sampling; the same seed gives the same video.
         temperature, top_k: the mapper's sampling over code distances (temperature 0 = nearest code; the
             defaults, 1 and all codes, sample the distribution the mapper's code cross-entropy calibrates).
-        expression_scale: multiplies β̂ (clamped to [0, 1]) and the lip offsets; 1 = as predicted.
+        expression_scale: multiplies β̂ (clamped to [0, 1]) and the lip offsets; 1 = as predicted; None (the
+            default) = the facial-motion checkpoint's own calibration (:class:`~talkinghead.models.
+            audio_to_motion.AudioToMotion` ``expression_scale``: 1 unless its config sets another).
         speech_level_db: the active-speech level (dBFS) stage 1 hears, reached by a causal gain control
             (:mod:`talkinghead.audio.level`); the default is the embedded corpus' level, None leaves the
             recording's own gain.
@@ -94,7 +96,7 @@ class GenerationParams:
     seed: int = 0
     temperature: float = 1.0
     top_k: int | None = None
-    expression_scale: float = 1.0
+    expression_scale: float | None = None
     speech_level_db: float | None = CORPUS_LEVEL_DB
     batch_size: int = 16
     stream_batch: int = 2
@@ -263,6 +265,12 @@ class TalkingHeadPipeline:
             self._prepared_key = key
         return self._prepared
 
+    def expression_scale(self, params: GenerationParams) -> float:
+        """The gain on β̂ and the lip offsets: ``params``' own, else the facial-motion network's calibration."""
+        if params.expression_scale is None:
+            return self.facial_motion.expression_scale
+        return params.expression_scale
+
     @torch.no_grad()
     def motion(
         self, prepared: PreparedPortrait, audio: np.ndarray, params: GenerationParams
@@ -275,7 +283,7 @@ class TalkingHeadPipeline:
         alpha = prepared.portrait.alpha[None].to(self.device)
         reference_pose = prepared.portrait.pose[None].to(self.device)
         out = self.facial_motion(speech, alpha, num_frames)
-        scale = params.expression_scale
+        scale = self.expression_scale(params)
         beta = (out["beta"][0] * scale).clamp(0.0, 1.0)
         lip_offsets = out["lip_offsets"][0] * scale
         if params.pose == "generated":

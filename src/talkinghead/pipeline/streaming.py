@@ -322,7 +322,9 @@ class MotionStream:
         reference_pose = portrait.pose[None].to(device)
         self.audio = SampleBuffer()
         self.level = None if params.speech_level_db is None else LevelNormalizer(params.speech_level_db)
-        self.face = FacialMotionStream(pipeline.facial_motion, alpha, params.expression_scale, audio_context, device)
+        self.face = FacialMotionStream(
+            pipeline.facial_motion, alpha, pipeline.expression_scale(params), audio_context, device
+        )
         if params.pose == "generated":
             self.pose = GeneratedPoseStream(pipeline.pose_mapper, alpha, reference_pose, params, audio_context, device)
         elif params.pose == "still":

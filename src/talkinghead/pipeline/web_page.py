@@ -74,7 +74,7 @@ def generation_params(
     pose_mode: str,
     seed: float,
     pose_file: str | None,
-    expression_scale: float,
+    expression_scale: float | None,
     full_frame: bool,
 ) -> GenerationParams:
     """The tabs' shared inputs → :class:`GenerationParams`; a missing input → ``gr.Error``."""
@@ -87,7 +87,7 @@ def generation_params(
     return GenerationParams(
         pose=pose_file if pose_mode == "file" else pose_mode,
         seed=int(seed),
-        expression_scale=float(expression_scale),
+        expression_scale=None if expression_scale is None else float(expression_scale),
         full_frame=bool(full_frame),
     )
 
@@ -121,7 +121,7 @@ class VideoGenerator:
         pose_mode: str = "generated",
         seed: float = 0,
         pose_file: str | None = None,
-        expression_scale: float = 1.0,
+        expression_scale: float | None = None,
         full_frame: bool = False,
         progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio injects the tracker through this default)
     ) -> str:
@@ -176,7 +176,7 @@ class StreamGenerator:
         pose_mode: str = "generated",
         seed: float = 0,
         pose_file: str | None = None,
-        expression_scale: float = 1.0,
+        expression_scale: float | None = None,
         full_frame: bool = False,
     ) -> Iterator[tuple[str | object, str]]:
         """Portrait path + speech path (+ options) → (segment path, status) as the video is made; bad input →
@@ -226,10 +226,10 @@ class StreamGenerator:
                 yield gr.skip(), status
 
 
-def add_inputs(prefix: str) -> tuple[gr.components.Component, ...]:
+def add_inputs(prefix: str, expression_scale: float = 1.0) -> tuple[gr.components.Component, ...]:
     """Inside a tab's column: the inputs both tabs share (portrait, speech, pose mode, seed, pose file, expression
-    scale, full frame), the seed or pose file shown as the pose mode needs; element ids ``<prefix>portrait`` and
-    ``<prefix>speech``."""
+    scale starting at ``expression_scale``, full frame), the seed or pose file shown as the pose mode needs;
+    element ids ``<prefix>portrait`` and ``<prefix>speech``."""
     image = gr.Image(
         label="portrait", sources=["upload", "webcam"], type="filepath", image_mode=None, elem_id=f"{prefix}portrait"
     )
@@ -242,7 +242,9 @@ def add_inputs(prefix: str) -> tuple[gr.components.Component, ...]:
         type="filepath",
         visible=False,
     )
-    expression_scale = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="expression scale")
+    expression_scale = gr.Slider(
+        0.0, max(3.0, 1.5 * expression_scale), value=expression_scale, step=0.05, label="expression scale"
+    )
     full_frame = gr.Checkbox(value=False, label="full frame (paste the face back into the photo)")
     pose_mode.change(
         lambda mode: (gr.update(visible=mode == "generated"), gr.update(visible=mode == "file")),
@@ -261,7 +263,7 @@ def add_video_tab(
     with gr.Tab("Video", id="video"):
         with gr.Row():
             with gr.Column():
-                inputs = add_inputs("")
+                inputs = add_inputs("", pipeline.expression_scale(GenerationParams()))
                 button = gr.Button("Generate", variant="primary")
             with gr.Column():
                 video = gr.Video(label="talking head", format=None, elem_id="result")
@@ -287,7 +289,7 @@ def add_streaming_tab(
     with gr.Tab("Streaming", id="streaming"):
         with gr.Row():
             with gr.Column():
-                inputs = add_inputs("stream-")
+                inputs = add_inputs("stream-", pipeline.expression_scale(GenerationParams()))
                 button = gr.Button("Stream", variant="primary")
             with gr.Column():
                 video = gr.Video(label="talking head (streamed)", streaming=True, autoplay=True, elem_id="stream")

@@ -59,10 +59,11 @@ STAGES := facial_motion pose_vqvae pose_mapper motion_vae
 
 # End to end on the embedded default: corpus → the four stages (tiny configs) → the demo video.
 # Every step is a file target, so re-running reuses what is already built (delete a checkpoint to retrain it).
-# The stages train two at a time (DEMO_JOBS): facial motion beside pose VQ-VAE → pose mapper → motion-VAE, each
-# fit with nproc / DEMO_JOBS torch threads. The tiny networks gain little from a second intra-op thread (a facial
-# training step: 113-144 ms on one thread, 112-168 ms on two), so on 2 cores the pair takes 11 instead of 20
-# minutes. Their lines interleave, each prefixed with its stage; DEMO_JOBS=1 trains them one after the other.
+# The stages train two at a time (DEMO_JOBS): facial motion beside the pose VQ-VAE, the motion-VAE and the pose
+# mapper (which waits for the VQ-VAE), each fit with nproc / DEMO_JOBS torch threads. The tiny networks gain little
+# from a second intra-op thread (a facial training step: 113-144 ms on one thread, 112-168 ms on two), so on 2
+# cores the four take 9-10 instead of 20 minutes. Their lines interleave, each prefixed with its stage;
+# DEMO_JOBS=1 trains them one after the other.
 DEMO_JOBS ?= 2
 TRAIN_THREADS = $(shell echo $$(( $$(nproc) / $(DEMO_JOBS) > 1 ? $$(nproc) / $(DEMO_JOBS) : 1 )))
 

@@ -57,6 +57,13 @@ class AudioToMotion(nn.Module):
         out = self.net.generate(features, alpha)
         return {"beta": merge_blendshapes(out["beta_lip"], out["beta_other"]), "lip_offsets": out["lip_offsets"]}
 
+    def scale_expression(
+        self, beta: torch.Tensor, lip_offsets: torch.Tensor, scale: float | None = None
+    ) -> dict[str, torch.Tensor]:
+        """β̂ (…, 52) and Ô_lip (…, L, 3) times ``scale`` (None: :attr:`expression_scale`), β̂ clamped to [0, 1]."""
+        scale = self.expression_scale if scale is None else scale
+        return {"beta": (beta * scale).clamp(0.0, 1.0), "lip_offsets": lip_offsets * scale}
+
     def meshes(self, alpha: torch.Tensor, beta: torch.Tensor, lip_offsets: torch.Tensor) -> torch.Tensor:
         """Unposed meshes of Eq. 4, (B, T, N, 3), for α (B, K), β (B, T, 52), lip offsets (B, T, L, 3)."""
         return self.face.vertices(alpha[:, None], beta, lip_offsets)

@@ -265,12 +265,6 @@ class TalkingHeadPipeline:
             self._prepared_key = key
         return self._prepared
 
-    def expression_scale(self, params: GenerationParams) -> float:
-        """The gain on β̂ and the lip offsets: ``params``' own, else the facial-motion network's calibration."""
-        if params.expression_scale is None:
-            return self.facial_motion.expression_scale
-        return params.expression_scale
-
     @torch.no_grad()
     def motion(
         self, prepared: PreparedPortrait, audio: np.ndarray, params: GenerationParams
@@ -283,9 +277,7 @@ class TalkingHeadPipeline:
         alpha = prepared.portrait.alpha[None].to(self.device)
         reference_pose = prepared.portrait.pose[None].to(self.device)
         out = self.facial_motion(speech, alpha, num_frames)
-        scale = self.expression_scale(params)
-        beta = (out["beta"][0] * scale).clamp(0.0, 1.0)
-        lip_offsets = out["lip_offsets"][0] * scale
+        face = self.facial_motion.scale_expression(out["beta"][0], out["lip_offsets"][0], params.expression_scale)
         if params.pose == "generated":
             generator = torch.Generator(device=self.device).manual_seed(params.seed)
             poses = self.pose_mapper(
@@ -296,7 +288,7 @@ class TalkingHeadPipeline:
         else:
             relative = load_pose_file(params.pose, self.face, self.camera).to(self.device)
             poses = reference_pose + follow(relative, num_frames)
-        return {"beta": beta, "lip_offsets": lip_offsets, "pose": poses}
+        return {**face, "pose": poses}
 
     def stage2_reference(self, prepared: PreparedPortrait) -> PreparedReference:
         """The portrait as stage 2 takes it: image, reference parameters, parsed outer region and the reference's

@@ -160,7 +160,8 @@ def _memory_rows(project, rows: FrameBuffer, done: int, radius: int, final: bool
 class FacialMotionStream:
     """Stage 1a incrementally: β (n, 52) and lip offsets (n, L, 3) per pushed audio, scaled as offline."""
 
-    def __init__(self, model: AudioToMotion, alpha: torch.Tensor, scale: float, context, device) -> None:
+    def __init__(self, model: AudioToMotion, alpha: torch.Tensor, scale: float | None, context, device) -> None:
+        self.model = model
         self.net = model.net
         self.alpha = alpha
         self.scale = scale
@@ -190,8 +191,8 @@ class FacialMotionStream:
         if not steps:
             return {}
         out = {name: torch.cat([step[name] for step in steps], dim=1)[0] for name in steps[0]}
-        beta = (merge_blendshapes(out["beta_lip"], out["beta_other"]) * self.scale).clamp(0.0, 1.0)
-        return {"beta": beta, "lip_offsets": out["lip_offsets"] * self.scale}
+        beta = merge_blendshapes(out["beta_lip"], out["beta_other"])
+        return self.model.scale_expression(beta, out["lip_offsets"], self.scale)
 
     def buffer_sizes(self) -> dict[str, int]:
         state = self.state
@@ -322,9 +323,7 @@ class MotionStream:
         reference_pose = portrait.pose[None].to(device)
         self.audio = SampleBuffer()
         self.level = None if params.speech_level_db is None else LevelNormalizer(params.speech_level_db)
-        self.face = FacialMotionStream(
-            pipeline.facial_motion, alpha, pipeline.expression_scale(params), audio_context, device
-        )
+        self.face = FacialMotionStream(pipeline.facial_motion, alpha, params.expression_scale, audio_context, device)
         if params.pose == "generated":
             self.pose = GeneratedPoseStream(pipeline.pose_mapper, alpha, reference_pose, params, audio_context, device)
         elif params.pose == "still":

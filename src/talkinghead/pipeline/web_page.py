@@ -263,7 +263,7 @@ def add_video_tab(
     with gr.Tab("Video", id="video"):
         with gr.Row():
             with gr.Column():
-                inputs = add_inputs("", pipeline.expression_scale(GenerationParams()))
+                inputs = add_inputs("", pipeline.facial_motion.expression_scale)
                 button = gr.Button("Generate", variant="primary")
             with gr.Column():
                 video = gr.Video(label="talking head", format=None, elem_id="result")
@@ -289,7 +289,7 @@ def add_streaming_tab(
     with gr.Tab("Streaming", id="streaming"):
         with gr.Row():
             with gr.Column():
-                inputs = add_inputs("stream-", pipeline.expression_scale(GenerationParams()))
+                inputs = add_inputs("stream-", pipeline.facial_motion.expression_scale)
                 button = gr.Button("Stream", variant="primary")
             with gr.Column():
                 video = gr.Video(label="talking head (streamed)", streaming=True, autoplay=True, elem_id="stream")

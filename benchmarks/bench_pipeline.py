@@ -14,14 +14,13 @@ input is scikit-image's astronaut portrait and ``--seconds`` of a synthetic voic
 * ``peak memory``: the process's maximum RSS on the CPU (nothing keeps frames, so it compares across
   ``--seconds``), ``torch.cuda.max_memory_allocated`` on CUDA.
 
-Options for CUDA: ``--device cuda``, ``--bf16`` (stage 2 under ``torch.autocast(bfloat16)``) and
-``--compile`` (``torch.compile`` of the motion-VAE and generator)::
+Options: ``--bf16`` (stage 2's networks under ``torch.autocast(bfloat16)``, ``GenerationParams.bf16``; CPU or
+CUDA); for CUDA ``--device cuda`` and ``--compile`` (``torch.compile`` of the motion-VAE and generator)::
 
     PYTHONPATH=src python benchmarks/bench_pipeline.py [--configs tiny paper] [--seconds 10] [--batch-size 16]
 """
 
 import argparse
-import contextlib
 import resource
 import tempfile
 import time
@@ -80,8 +79,7 @@ def run(size: str, args: argparse.Namespace, folder: Path, image: Path, audio: P
     if args.compile:
         pipeline.motion_vae.motion = torch.compile(pipeline.motion_vae.motion)
         pipeline.motion_vae.generator = torch.compile(pipeline.motion_vae.generator)
-    params = GenerationParams(batch_size=args.batch_size)
-    autocast = torch.autocast(args.device, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
+    params = GenerationParams(batch_size=args.batch_size, bf16=args.bf16)
     rows = []
     start = time.perf_counter()
     prepared = pipeline.prepare_file(image)
@@ -93,13 +91,13 @@ def run(size: str, args: argparse.Namespace, folder: Path, image: Path, audio: P
     sync(args.device)
     frames = len(motion["pose"])
     rows.append(("stage 1", time.perf_counter() - start, frames))
-    with autocast:
-        next(pipeline.frames(prepared, {key: value[:2] for key, value in motion.items()}, 2))  # warm-up, compile
-        sync(args.device)
-        start = time.perf_counter()
-        for out in pipeline.frames(prepared, motion, args.batch_size):
-            last = to_uint8(out["frame"])  # frames are not kept: memory must not grow with the length
-        sync(args.device)
+    warm_up = {key: value[:2] for key, value in motion.items()}
+    next(pipeline.frames(prepared, warm_up, 2, bf16=args.bf16))  # warm-up, compile
+    sync(args.device)
+    start = time.perf_counter()
+    for out in pipeline.frames(prepared, motion, args.batch_size, bf16=args.bf16):
+        last = to_uint8(out["frame"])  # frames are not kept: memory must not grow with the length
+    sync(args.device)
     rows.append(("stage 2", time.perf_counter() - start, frames))
     start = time.perf_counter()
     with VideoWriter(folder / "encode.mp4", audio=speech) as writer:
@@ -108,8 +106,7 @@ def run(size: str, args: argparse.Namespace, folder: Path, image: Path, audio: P
     rows.append(("encode", time.perf_counter() - start, frames))
     pipeline._prepared_key = None
     start = time.perf_counter()
-    with autocast:
-        pipeline.generate(image, audio, folder / "out.mp4", params, progress=False)
+    pipeline.generate(image, audio, folder / "out.mp4", params, progress=False)
     sync(args.device)
     rows.append(("end to end", time.perf_counter() - start, frames))
     rows.append(("peak memory", peak_memory_mb(args.device), None))

@@ -21,21 +21,22 @@ Columns:
 A second table splits the stream's processing time per stage — stage 1 (audio features + facial motion), the
 generated head pose (pose mapper + VQ-VAE decoder), stage 2 (input rendering + motion-VAE + generator) — per frame,
 next to the stage's FLOPs per frame (:mod:`flops`: convolutions and matrix products) and the floor they set on
-this machine: FLOPs / the measured float32 matmul peak (:func:`flops.measured_peak_gflops`, same thread count).
+this machine: FLOPs / the measured float32 matmul peak (:func:`flops.measured_peak_gflops`, same thread count;
+with ``--bf16`` stage 2's floor is the bfloat16 matmul peak).
 ``× floor`` = time / floor (1 = the stage runs at the matmul peak), ``of peak`` its inverse.
 
 ``--minutes M``: a memory-flatness run instead (tiny, generated pose): M minutes of speech (the signal repeated)
 pushed as fast as possible, RSS printed every ``--every`` seconds of speech and at the start/middle/end.
 
-CUDA options as in ``bench_pipeline.py`` (``--device cuda``, ``--bf16``, ``--compile``); on a machine without a
-GPU they are refused::
+``--bf16``: stage 2's networks in bfloat16 (``GenerationParams.bf16``), on the CPU or CUDA. CUDA options as in
+``bench_pipeline.py`` (``--device cuda``, ``--compile``); on a machine without a GPU ``--device cuda`` is
+refused::
 
     PYTHONPATH=src python benchmarks/bench_streaming.py [--configs tiny paper] [--seconds 8] [--minutes 10]
         [--checkpoints outputs/demo/checkpoints --speech speech.wav --portrait portrait.jpg]
 """
 
 import argparse
-import contextlib
 import itertools
 import os
 import sys
@@ -79,19 +80,19 @@ def run(size: str, pose: str, args: argparse.Namespace, prepared_cache: dict) ->
         image = load_image_rgb(args.portrait) if args.portrait else skimage.data.astronaut()
         prepared_cache[size] = pipeline.prepare(image)
     prepared = prepared_cache[size]
-    params = GenerationParams(pose=pose, seed=0, batch_size=args.batch_size, stream_batch=args.stream_batch)
+    params = GenerationParams(
+        pose=pose, seed=0, batch_size=args.batch_size, stream_batch=args.stream_batch, bf16=args.bf16
+    )
     if args.speech:
         speech = load_audio(args.speech)[: int(args.seconds * SAMPLE_RATE)]
         if len(speech) < int(args.seconds * SAMPLE_RATE):
             sys.exit(f"bench_streaming.py: {args.speech} is shorter than --seconds {args.seconds:g}")
     else:
         speech = speech_like(args.seconds, seed=0)
-    autocast = torch.autocast(args.device, dtype=torch.bfloat16) if args.bf16 else contextlib.nullcontext()
     warm = pipeline.open_stream(prepared, params)  # warm-up (and compilation): one second
-    with autocast:
-        for start in range(0, SAMPLE_RATE, CHUNK):
-            warm.push(speech[start : start + CHUNK])
-        warm.close()
+    for start in range(0, SAMPLE_RATE, CHUNK):
+        warm.push(speech[start : start + CHUNK])
+    warm.close()
     session = pipeline.open_stream(prepared, params)
     stages = {"stage 1": 0.0, "head pose": 0.0, "stage 2": 0.0}
     timed(session.motion.face, "update", stages, "stage 1", args.device)
@@ -100,18 +101,17 @@ def run(size: str, pose: str, args: argparse.Namespace, prepared_cache: dict) ->
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     rss, first, first_push, busy, frames = [], None, None, 0.0, 0
-    with autocast:
-        for samples in itertools.chain(live_chunks(speech, CHUNK_MS, args.realtime), [None]):
-            tick = time.perf_counter()
-            first_push = tick if first_push is None else first_push
-            batches = session.close() if samples is None else session.push(samples)
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            busy += time.perf_counter() - tick
-            frames += sum(len(batch) for batch in batches)
-            if batches and first is None:
-                first = time.perf_counter() - first_push
-            rss.append(rss_mib())
+    for samples in itertools.chain(live_chunks(speech, CHUNK_MS, args.realtime), [None]):
+        tick = time.perf_counter()
+        first_push = tick if first_push is None else first_push
+        batches = session.close() if samples is None else session.push(samples)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        busy += time.perf_counter() - tick
+        frames += sum(len(batch) for batch in batches)
+        if batches and first is None:
+            first = time.perf_counter() - first_push
+        rss.append(rss_mib())
     memory = torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else max(rss)
     return {
         "lookahead": session.latency.total,
@@ -191,7 +191,7 @@ def main() -> None:
     parser.add_argument("--stream-batch", type=int, default=GenerationParams.stream_batch)
     parser.add_argument("--realtime", action="store_true", help="push the chunks at wall-clock pace")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--bf16", action="store_true", help="stage 2 in bfloat16 (GenerationParams.bf16)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--checkpoints", type=Path, help="trained tiny networks (a make-demo checkpoint folder)")
     parser.add_argument("--speech", type=Path, help="a recording instead of the speech-like signal")
@@ -224,7 +224,9 @@ def main() -> None:
                 flush=True,
             )
     peak = measured_peak_gflops(device=args.device)
-    print(f"\nper stage, per frame of the streams above; float32 matmul peak {peak:.1f} GFLOP/s")
+    peaks = {"stage 2": measured_peak_gflops(device=args.device, dtype=torch.bfloat16)} if args.bf16 else {}
+    bf16_peak = f", bfloat16 {peaks['stage 2']:.1f} (stage 2's floor)" if args.bf16 else ""
+    print(f"\nper stage, per frame of the streams above; float32 matmul peak {peak:.1f} GFLOP/s{bf16_peak}")
     print("| config | pose | stage | GFLOP/frame | ms/frame | floor ms/frame | × floor | of peak |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for size in args.configs:
@@ -233,7 +235,7 @@ def main() -> None:
             for stage, seconds in rows[size, pose]["stages"].items():
                 if stage == "head pose" and pose != "generated":
                     continue
-                floor = flops[stage] / (peak * 1e9)
+                floor = flops[stage] / (peaks.get(stage, peak) * 1e9)
                 print(
                     f"| {size} | {pose} | {stage} | {flops[stage] / 1e9:.3f} | {1000 * seconds:.1f} | "
                     f"{1000 * floor:.2f} | {seconds / floor:.1f} | {floor / seconds:.1%} |",

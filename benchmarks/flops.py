@@ -84,14 +84,19 @@ def stage2_flops_per_frame(
 
 
 def measured_peak_gflops(
-    size: int = 2048, repeats: int = 5, device: str = "cpu", clock: Callable[[], float] = time.perf_counter
+    size: int = 2048,
+    repeats: int = 5,
+    device: str = "cpu",
+    clock: Callable[[], float] = time.perf_counter,
+    dtype: torch.dtype = torch.float32,
 ) -> float:
-    """The best rate (GFLOP/s) of ``repeats`` float32 ``size``² × ``size``² matmuls on the current torch
-    thread count: the machine's practical peak (2·size³ FLOPs each). ``clock``: ``time.process_time`` counts
-    the process's CPU time instead of the wall clock (with one thread, a shared machine's peak per core)."""
+    """The best rate (GFLOP/s) of ``repeats`` ``size``² × ``size``² matmuls in ``dtype`` (float32 unless given)
+    on the current torch thread count: the machine's practical peak (2·size³ FLOPs each). ``clock``:
+    ``time.process_time`` counts the process's CPU time instead of the wall clock (with one thread, a shared
+    machine's peak per core)."""
     generator = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=generator).to(device)
-    b = torch.randn(size, size, generator=generator).to(device)
+    a = torch.randn(size, size, generator=generator).to(device, dtype)
+    b = torch.randn(size, size, generator=generator).to(device, dtype)
     a @ b  # warm-up
 
     def synchronize() -> None:

@@ -16,9 +16,16 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def cpu_vectors() -> str:
+    """The vector extension torch's CPU kernels use (``AVX2``, ``AVX512``, …) and whether oneDNN computes
+    bfloat16 natively (AVX-512 BF16 or AMX) or emulates it: two CPUs of one name can differ in both."""
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return f"{torch.backends.cpu.get_cpu_capability()}, {'native' if native else 'emulated'} bfloat16"
+
+
 def describe_machine() -> str:
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     return (
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, {gpu}; "
-        f"torch {torch.__version__}, Python {platform.python_version()}"
+        f"Machine: {cpu_name()} ({cpu_vectors()}), {os.cpu_count()} cores, {torch.get_num_threads()} torch "
+        f"threads, {gpu}; torch {torch.__version__}, Python {platform.python_version()}"
     )

@@ -3,7 +3,8 @@ tiny stand-in networks: the ``tiny_checkpoints`` fixture (the ``*_tiny.yaml`` mo
 and, for wav2vec 2.0, a small random stand-in (``helpers.save_wav2vec2_standin``).
 
 What is checked: streamed motion equals the offline ``pipeline.motion`` for chunk sizes that do not divide the
-640-sample frame hop; streamed frames equal the offline frames (mean absolute difference ≤ 2/255 per frame);
+640-sample frame hop; streamed frames equal the offline frames (mean absolute difference ≤ 2/255 per frame), in
+float32 and with stage 2 in bfloat16;
 frames leave exactly ``latency`` after their audio; buffers stop growing; the CLI's fragmented mp4 matches
 the offline video.
 """
@@ -66,12 +67,12 @@ def test_streamed_motion_equals_offline_motion_for_any_chunk_size(pipeline, prep
         torch.testing.assert_close(streamed[key], value, atol=1e-5, rtol=0, msg=key)  # float rounding only
 
 
-def test_streamed_frames_match_the_offline_frames(pipeline, prepared):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_streamed_frames_match_the_offline_frames(pipeline, prepared, bf16):
     audio = speech_like(1.2, seed=2)  # 30 frames (longer streams of the pose decoder: the motion tests above)
-    params = GenerationParams(pose="generated", seed=5, batch_size=16)
-    offline = np.concatenate(
-        [to_uint8(out["frame"]) for out in pipeline.frames(prepared, pipeline.motion(prepared, audio, params), 16)]
-    )
+    params = GenerationParams(pose="generated", seed=5, batch_size=16, bf16=bf16)
+    motion = pipeline.motion(prepared, audio, params)
+    offline = np.concatenate([to_uint8(out["frame"]) for out in pipeline.frames(prepared, motion, 16, bf16=bf16)])
     calls = []
     batches = list(pipeline.stream(prepared, chunks(audio, 3517), params, on_frame=lambda i, f: calls.append(i)))
     streamed = np.concatenate(batches)
@@ -79,6 +80,22 @@ def test_streamed_frames_match_the_offline_frames(pipeline, prepared):
     difference = np.abs(streamed.astype(float) - offline.astype(float)).mean(axis=(1, 2, 3)) / 255
     assert difference.max() <= FRAME_TOLERANCE
     assert calls == list(range(30))
+
+
+def test_bf16_stage2_differs_from_float32_by_rounding_only(pipeline, prepared):
+    """``GenerationParams.bf16``: the motion-VAE and generator run in bfloat16 — the frames are not float32's
+    (so the networks did run in bfloat16), but within 1/255 of them on average per frame (bfloat16 keeps 8
+    significant bits; the input rendering and the final blend stay float32)."""
+    audio = speech_like(0.8, seed=7)  # 20 frames
+    motion = pipeline.motion(prepared, audio, GenerationParams(pose="still"))
+    frames = {
+        bf16: torch.cat([out["frame"] for out in pipeline.frames(prepared, motion, 8, bf16=bf16)])
+        for bf16 in (False, True)
+    }
+    assert frames[True].dtype == frames[False].dtype == torch.float32
+    difference = (frames[True] - frames[False]).abs().mean(dim=(1, 2, 3))
+    assert difference.min() > 0
+    assert difference.max() <= 1 / 255
 
 
 def test_frames_leave_as_soon_as_their_lookahead_has_arrived(pipeline, prepared):

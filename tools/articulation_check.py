@@ -109,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=8.0, help="length of every clip and recording used")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="pose seeds per unseen portrait")
     parser.add_argument(
-        "--expression-scale", type=float, default=1.0, help="talkinghead-generate's --expression-scale (default 1)"
+        "--expression-scale",
+        type=float,
+        help="talkinghead-generate's --expression-scale (default: the facial-motion checkpoint's, as there)",
     )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     add_common_arguments(parser)

@@ -46,6 +46,9 @@ class FrameGenerator(nn.Module):
         """Reference image (B, 3, H, W) in [0, 1], flow (B, 2, h, w), occlusion (B, 1, h, w) →
         ``{"frame", "warped", "occlusion"}``, all at (H, W); flow and occlusion are resized bilinearly."""
         size = reference.shape[-2:]
+        # The few-channel maps are upsampled in float32, channels first: several times faster there than in
+        # the bfloat16 / channels-last layout of the networks at inference (a no-op in training).
+        flow, occlusion = flow.float().contiguous(), occlusion.float().contiguous()
         warped = warp(reference, resize_flow(flow, size))
         occlusion = F.interpolate(occlusion, size=size, mode="bilinear", align_corners=False)
         x = self.stem(torch.cat((warped, occlusion), dim=1))
@@ -56,6 +59,7 @@ class FrameGenerator(nn.Module):
         x = self.residual(x)
         for block, skip in zip(self.up, reversed(skips), strict=True):
             x = block(x, skip)
-        synthesized = F.interpolate(torch.sigmoid(self.out(x)), size=size, mode="bilinear", align_corners=False)
+        synthesized = torch.sigmoid(self.out(x)).float()
+        synthesized = F.interpolate(synthesized, size=size, mode="bilinear", align_corners=False)
         frame = occlusion * warped + (1.0 - occlusion) * synthesized
         return {"frame": frame, "warped": warped, "occlusion": occlusion}

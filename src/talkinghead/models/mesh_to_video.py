@@ -159,8 +159,15 @@ class MeshToVideo(nn.Module):
         return self.drive(self.prepare_reference(reference_image, reference, outer), driven)
 
     @torch.no_grad()
-    def drive(self, prepared: PreparedReference, driven: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """:meth:`synthesize` for a reference :meth:`prepare_reference` has parsed and rendered."""
+    def drive(
+        self, prepared: PreparedReference, driven: dict[str, torch.Tensor], bf16: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """:meth:`synthesize` for a reference :meth:`prepare_reference` has parsed and rendered.
+
+        ``bf16`` runs the motion-VAE and the generator under ``torch.autocast(bfloat16)`` on the module's device
+        (the input rendering stays float32: its z-buffer and barycentric interpolation need the precision).
+        Faster where the hardware computes in bfloat16 (CUDA, CPUs with AVX-512 BF16 or AMX); the frames differ
+        from float32 by rounding (docs/PERFORMANCE.md measures it)."""
         count = driven["beta"].shape[0]
         was_training = self.training
         self.eval()
@@ -175,14 +182,15 @@ class MeshToVideo(nn.Module):
                 mesh_flow=False,
                 rendered=prepared.rendered,
             )
-            out = self(prepared.image.expand(count, *prepared.image.shape[1:]), inputs, sample=False)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                out = self(prepared.image.expand(count, *prepared.image.shape[1:]), inputs, sample=False)
         finally:
             self.train(was_training)
         size = prepared.image.shape[-2:]
         pt_driven = F.interpolate(inputs["pt_driven"], size=size, mode="bilinear", align_corners=False)
         return {
-            "frame": out["frame"].clamp(0, 1),
+            "frame": out["frame"].float().clamp(0, 1),
             "pt_driven": pt_driven,
-            "warped": out["warped"],
-            "occlusion": out["occlusion"],
+            "warped": out["warped"].float(),
+            "occlusion": out["occlusion"].float(),
         }

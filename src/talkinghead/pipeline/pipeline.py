@@ -87,6 +87,8 @@ class GenerationParams:
         stream_batch: a stream renders its ready frames once this many are ready (its first frame at once): each
             frame may wait ``stream_batch − 1`` frames longer, and stage 2 costs less per frame (on 2 CPU cores,
             tiny: 65 → 41 ms per frame from 1 to 2 frames per batch); 1 = every frame as soon as it is ready.
+        bf16: stage 2's networks in bfloat16 (:meth:`MeshToVideo.drive`): faster on CUDA and on CPUs with native
+            bfloat16 (AVX-512 BF16, AMX), frames within rounding of float32; off by default (exact float32).
         full_frame: paste the 256² face back into the portrait (frames at most ``max_frame_side`` wide/high).
         face_index: which face when the image has several (0 = largest, the default).
         side_by_side: also write ``<out>_side_by_side.mp4`` (NCC mesh render | result).
@@ -100,6 +102,7 @@ class GenerationParams:
     speech_level_db: float | None = CORPUS_LEVEL_DB
     batch_size: int = 16
     stream_batch: int = 2
+    bf16: bool = False
     full_frame: bool = False
     max_frame_side: int = 1280
     face_index: int | None = None
@@ -149,7 +152,11 @@ def check_output_path(out: str | Path) -> Path:
 
 class TalkingHeadPipeline:
     """The three inference networks on one device: audio → facial motion, audio → head pose (the frozen pose
-    codebook inside), mesh → video. They are plain ``nn.Module``s; the training code is never imported."""
+    codebook inside), mesh → video. They are plain ``nn.Module``s; the training code is never imported.
+
+    The mesh-to-video network is kept in the channels-last memory format (its convolution weights, and so its
+    activations): oneDNN's convolutions run its narrow layers faster that way (docs/PERFORMANCE.md), with the
+    same frames up to float rounding."""
 
     def __init__(
         self,
@@ -161,7 +168,7 @@ class TalkingHeadPipeline:
         self.device = torch.device(device)
         self.facial_motion = facial_motion.eval().to(self.device)
         self.pose_mapper = pose_mapper.eval().to(self.device)
-        self.motion_vae = motion_vae.eval().to(self.device)
+        self.motion_vae = motion_vae.eval().to(self.device, memory_format=torch.channels_last)
         self.face = facial_motion.face
         self.camera = PerspectiveCamera()
         self._prepared: PreparedPortrait | None = None
@@ -309,14 +316,16 @@ class TalkingHeadPipeline:
         motion: dict[str, torch.Tensor],
         batch_size: int,
         stage2_reference: PreparedReference | None = None,
+        bf16: bool = False,
     ) -> Iterator[dict[str, torch.Tensor]]:
         """Stage 2, one batch of ``batch_size`` frames at a time: :meth:`MeshToVideo.synthesize`'s
         outputs (``frame``, ``pt_driven``, …) for consecutive slices of ``motion``; the reference is parsed and
-        rendered once (or given: :meth:`stage2_reference`'s result, kept by a stream across calls)."""
+        rendered once (or given: :meth:`stage2_reference`'s result, kept by a stream across calls); ``bf16`` as
+        in :class:`GenerationParams`."""
         reference = stage2_reference or self.stage2_reference(prepared)
         for start in range(0, len(motion["pose"]), batch_size):
             driven = {key: motion[key][start : start + batch_size] for key in ("beta", "pose", "lip_offsets")}
-            yield self.motion_vae.drive(reference, driven)
+            yield self.motion_vae.drive(reference, driven, bf16)
 
     def generate(
         self,
@@ -344,7 +353,7 @@ class TalkingHeadPipeline:
             debug = stack.enter_context(VideoWriter(debug_path, FPS, speech, SAMPLE_RATE)) if debug_path else None
             bar = stack.enter_context(tqdm(total=num_frames, unit="frame", disable=not progress, desc="generating"))
             done = 0
-            for result in self.frames(prepared, motion, params.batch_size):
+            for result in self.frames(prepared, motion, params.batch_size, bf16=params.bf16):
                 frames = to_uint8(result["frame"])
                 writer.write(np.stack([paste(frame) for frame in frames]) if paste else frames)
                 if debug is not None:

@@ -411,6 +411,7 @@ class StreamSession:
         self.pipeline = pipeline
         self.prepared = prepared
         self.batch_size = params.batch_size
+        self.bf16 = params.bf16
         with torch.no_grad():  # the stages' start-up state (conditions, parsed reference) holds no graph
             self.motion = MotionStream(pipeline, prepared, params, audio_context)
             self.stage2 = pipeline.stage2_reference(prepared)
@@ -463,7 +464,7 @@ class StreamSession:
         if not motion:
             return []
         batches = []
-        for result in self.pipeline.frames(self.prepared, motion, self.batch_size, self.stage2):
+        for result in self.pipeline.frames(self.prepared, motion, self.batch_size, self.stage2, self.bf16):
             frames = to_uint8(result["frame"])
             if self.paste is not None:
                 frames = np.stack([self.paste(frame) for frame in frames])

@@ -12,6 +12,7 @@ from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.lightning import MotionVAEGeneratorModule
 from talkinghead.lightning.cli import main as cli_main
 from talkinghead.models import MeshToVideo, load_network
+from talkinghead.models.losses import MOUTH_DILATION, mouth_region
 from tests.helpers import CSV_LOGGER_CONFIG, logged_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +67,31 @@ def test_gradients_reach_both_branches_and_the_generator(batch):
         missing = [n for n, p in part.named_parameters() if p.grad is None or not p.grad.any()]
         assert not missing, (name, missing)
     assert {"train/l1", "train/perceptual", "train/kl", "train/gan", "train/feature_matching"} <= set(logs)
+
+
+def test_the_mouth_term_is_the_l1_over_the_driven_mouth_region_only(batch):
+    """``mouth_weight``: :func:`mouth_region` is 1 within ``MOUTH_DILATION`` motion pixels of a lip vertex and
+    0 far from the lips; the term is the mean absolute error weighted by it, so an error confined to the
+    mouth region counts fully and one outside it not at all, and it adds ``mouth_weight`` × itself to the loss."""
+    heat = torch.zeros(1, 40, 32, 32)
+    heat[0, 0, 16, 16] = 1.0  # one lip vertex in the middle of a 32² motion map
+    region = mouth_region(heat, (128, 128))[0, 0]  # 4 frame pixels per motion pixel
+    inside = 4 * MOUTH_DILATION  # frame pixels from the vertex that the dilation covers
+    assert region[64, 64] == 1.0 and region[64, 64 + inside - 4] == 1.0 and region[64, 64 + inside + 8] == 0.0
+    assert region[:, :32].max() == 0.0
+    module = _module(mouth_weight=2.0)
+    module.eval()  # the VAE mean: the same frame on every call
+    out = module.model(batch["reference_frame"], batch, sample=False)
+    target = mouth_region(batch["lip_driven"], out["frame"].shape[-2:])
+    outside = {**batch, "driven_frame": (out["frame"] + 0.3 * (target == 0)).detach()}
+    within = {**batch, "driven_frame": (out["frame"] + 0.3).detach()}
+    module.criterion.weights["gan"] = 0.0
+    for case, expected in ((outside, 0.0), (within, 0.3)):
+        loss, logs = module.criterion.generator_loss(out, case, use_gan=False)
+        assert logs["train/mouth_l1"].item() == pytest.approx(expected, abs=1e-5)
+        rest = sum(module.criterion.weights[k] * logs[f"train/{k}"] for k in ("l1", "perceptual", "kl"))
+        rest = rest + module.criterion.weights["mesh_flow"] * logs["train/mesh_flow_px"]
+        assert loss.item() == pytest.approx((rest + 2.0 * logs["train/mouth_l1"]).item(), rel=1e-5)
 
 
 def test_overfits_one_pair(batch):

@@ -93,7 +93,7 @@ class MotionVAEGeneratorModule(StageModule):
         face_model, image_size, render_size, motion_size, rasterizer, face_parser, heatmap_sigma, motion,
             generator, flow_prior: the arguments of :class:`MeshToVideo`.
         discriminator, perceptual, perceptual_args, l1_weight, perceptual_weight, kl_weight, mesh_flow_weight,
-            gan_weight, feature_matching_weight, gan_loss: the arguments of :class:`MeshToVideoLoss`.
+            gan_weight, feature_matching_weight, gan_loss, mouth_weight: the arguments of :class:`MeshToVideoLoss`.
         discriminator_start: generator optimizer steps of the run (all ranks step together) before the
             discriminator and the GAN/feature-matching terms start; the count is the generator optimizer's own
             (Adam's step), so it is checkpointed with the optimizer and resuming keeps it.
@@ -133,6 +133,7 @@ class MotionVAEGeneratorModule(StageModule):
         gan_weight: float = 0.1,
         feature_matching_weight: float = 1.0,
         gan_loss: str = "lsgan",
+        mouth_weight: float = 0.0,
         discriminator_start: int = 0,
         lr: float = 1e-4,
         discriminator_lr: float | None = None,
@@ -169,6 +170,7 @@ class MotionVAEGeneratorModule(StageModule):
             gan_weight,
             feature_matching_weight,
             gan_loss,
+            mouth_weight,
         )
         discriminator = [
             f"criterion.discriminator.{name}" for name, _ in self.criterion.discriminator.named_parameters()

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from talkinghead.models.mesh_to_video import native_bfloat16
+
 
 def cpu_name() -> str:
     cpuinfo = Path("/proc/cpuinfo")
@@ -19,8 +21,7 @@ def cpu_name() -> str:
 def cpu_vectors() -> str:
     """The vector extension torch's CPU kernels use (``AVX2``, ``AVX512``, …) and whether oneDNN computes
     bfloat16 natively (AVX-512 BF16 or AMX) or emulates it: two CPUs of one name can differ in both."""
-    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return f"{torch.backends.cpu.get_cpu_capability()}, {'native' if native else 'emulated'} bfloat16"
+    return f"{torch.backends.cpu.get_cpu_capability()}, {'native' if native_bfloat16() else 'emulated'} bfloat16"
 
 
 def describe_machine() -> str:

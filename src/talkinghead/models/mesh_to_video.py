@@ -27,6 +27,12 @@ from talkinghead.render.motion_inputs import MotionInputRenderer, ReferenceRende
 FACE_KEYS = ("beta", "pose", "lip_offsets")
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX, as oneDNN reports) rather than
+    emulating it: where it is emulated, :meth:`MeshToVideo.drive` with ``bf16`` is slower than float32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 @dataclass
 class PreparedReference:
     """A reference image (1, 3, H, W), its parameters, parsed outer labels and input rendering, on the network's
@@ -166,8 +172,8 @@ class MeshToVideo(nn.Module):
 
         ``bf16`` runs the motion-VAE and the generator under ``torch.autocast(bfloat16)`` on the module's device
         (the input rendering stays float32: its z-buffer and barycentric interpolation need the precision).
-        Faster where the hardware computes in bfloat16 (CUDA, CPUs with AVX-512 BF16 or AMX); the frames differ
-        from float32 by rounding (docs/PERFORMANCE.md measures it)."""
+        Faster where the hardware computes in bfloat16 (CUDA, CPUs with :func:`native_bfloat16`); the frames
+        differ from float32 by rounding (docs/PERFORMANCE.md measures it)."""
         count = driven["beta"].shape[0]
         was_training = self.training
         self.eval()

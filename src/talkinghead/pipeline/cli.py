@@ -13,6 +13,7 @@ from talkinghead.audio.level import CORPUS_LEVEL_DB
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.conventions import FPS
 from talkinghead.media import VideoError
+from talkinghead.models.mesh_to_video import native_bfloat16
 from talkinghead.pipeline.inputs import GenerationInputError
 from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline, check_output_path
 from talkinghead.pipeline.streaming import stream_to_mp4
@@ -138,15 +139,12 @@ def main(argv: list[str] | None = None) -> int:
 
             if not torch.cuda.is_available():
                 raise GenerationInputError("--device cuda: CUDA is not available on this machine")
-        if args.bf16 and args.device == "cpu" and verbosity(args) >= 0:
-            import torch
-
-            if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
-                print(
-                    "talkinghead-generate: note: --bf16: this CPU emulates bfloat16 (no AVX-512 BF16 or AMX), "
-                    "so stage 2 runs slower than in float32",
-                    file=sys.stderr,
-                )
+        if args.bf16 and args.device == "cpu" and verbosity(args) >= 0 and not native_bfloat16():
+            print(
+                "talkinghead-generate: note: --bf16: this CPU emulates bfloat16 (no AVX-512 BF16 or AMX), "
+                "so stage 2 runs slower than in float32",
+                file=sys.stderr,
+            )
         pipeline = TalkingHeadPipeline.load(
             args.checkpoints,
             facial_motion=args.facial_motion,

@@ -170,17 +170,25 @@ def test_windowed_decode_keeps_short_sequences_and_crossfades_long_ones():
         PoseVQVAE(**SMALL_VQVAE, downsample=4, max_context=6)
 
 
-def test_causal_decoder_output_waits_only_for_the_convolutions():
+@pytest.mark.parametrize(("causal_upsampling", "reach"), [(False, (1, 1)), (True, (2, 0))])
+def test_causal_decoder_output_waits_only_for_the_convolutions(causal_upsampling, reach):
     """causal=True, max_context = 16 frames (4 codes), two layers: a code step changes no frame before those of
-    the code ``right`` steps earlier, ``conv_reach`` equals the reach read off the gradient, and the chunked
+    the code ``right`` steps earlier (the centred kernels: one step; ``causal_upsampling``: none, its own frames
+    are the first to change), ``conv_reach`` equals the reach read off the gradient, and the chunked
     transformer equals one band-masked pass over the whole sequence."""
     torch.manual_seed(0)
-    vqvae = PoseVQVAE(**{**SMALL_VQVAE, "num_layers": 2}, downsample=4, max_context=16, causal=True).eval()
+    vqvae = PoseVQVAE(
+        **{**SMALL_VQVAE, "num_layers": 2},
+        downsample=4,
+        max_context=16,
+        causal=True,
+        causal_upsampling=causal_upsampling,
+    ).eval()
     assert vqvae.transformer_reach == 6
     h = torch.randn(1, 16, 32, requires_grad=True)
     vqvae.upsample(h)[:, 32:36].sum().backward()  # the frames of step 8
     touched = h.grad[0].abs().sum(-1).nonzero().flatten()
-    assert vqvae.conv_reach() == (8 - int(touched.min()), int(touched.max()) - 8) == (1, 1)
+    assert vqvae.conv_reach() == (8 - int(touched.min()), int(touched.max()) - 8) == reach
     codes = torch.randn(2, 13, 16)
     changed = codes.clone()
     changed[:, 7] += 1.0
@@ -191,20 +199,31 @@ def test_causal_decoder_output_waits_only_for_the_convolutions():
             mask=band_mask(13, 4),
         )
         torch.testing.assert_close(vqvae.transform(codes), whole, atol=1e-5, rtol=0)
+    first_changed = (7 - reach[1]) * 4
     assert before.shape == (2, 50, 6)
-    torch.testing.assert_close(before[:, : 6 * 4], after[:, : 6 * 4], atol=1e-6, rtol=0)
-    assert (before[:, 6 * 4 :] - after[:, 6 * 4 :]).abs().amax() > 1e-3
+    torch.testing.assert_close(before[:, :first_changed], after[:, :first_changed], atol=1e-6, rtol=0)
+    own = slice(first_changed, first_changed + 4)
+    assert (before[:, own] - after[:, own]).abs().amax() > 1e-3
     with pytest.raises(ValueError, match="causal decoding needs max_context"):
         PoseVQVAE(**SMALL_VQVAE, causal=True)
+    with pytest.raises(ValueError, match="causal_upsampling needs causal=True"):
+        PoseVQVAE(**SMALL_VQVAE, max_context=16, causal_upsampling=True)
 
 
-@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(("causal", "causal_upsampling"), [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("chunk", [1, 3, 7])
-def test_streamed_pose_decoding_equals_the_offline_decode(causal, chunk):
+def test_streamed_pose_decoding_equals_the_offline_decode(causal, causal_upsampling, chunk):
     """23 codes (90 frames) pushed ``chunk`` at a time equal ``decode`` of the whole sequence; a causal decoder
-    emits each code's frames once the code after it has arrived, the windowed one about a window later."""
+    emits each code's frames once the code after it has arrived (with ``causal_upsampling``: once the code
+    itself has), the windowed one about a window later."""
     torch.manual_seed(1)
-    vqvae = PoseVQVAE(**{**SMALL_VQVAE, "num_layers": 2}, downsample=4, max_context=16, causal=causal).eval()
+    vqvae = PoseVQVAE(
+        **{**SMALL_VQVAE, "num_layers": 2},
+        downsample=4,
+        max_context=16,
+        causal=causal,
+        causal_upsampling=causal_upsampling,
+    ).eval()
     codes = torch.randn(1, 23, 16)
     decoder = streaming_decoder(vqvae)
     parts, emitted = [], []
@@ -212,13 +231,14 @@ def test_streamed_pose_decoding_equals_the_offline_decode(causal, chunk):
         offline = vqvae.decode(codes, 90)
         for start in range(0, 23, chunk):
             pushed = min(start + chunk, 23)
-            parts.append(decoder.push(codes[:, start:pushed], min_total_codes=pushed))
+            parts.append(decoder.push(codes[:, start:pushed], min_frames=min(pushed * 4, 90)))
             emitted.append((pushed, sum(part.shape[1] for part in parts)))
         parts.append(decoder.close(90))
     torch.testing.assert_close(torch.cat(parts, dim=1), offline, atol=1e-5, rtol=0)
     if causal:
-        assert decoder.lookahead_codes == 1
-        assert all(frames == (pushed - 1) * 4 for pushed, frames in emitted)
+        later = 0 if causal_upsampling else 1
+        assert decoder.lookahead_codes == later
+        assert all(frames == min((pushed - later) * 4, 90) for pushed, frames in emitted)
         assert decoder.buffer_sizes()["pose codes"] == vqvae.transformer_reach
     else:
         assert decoder.lookahead_codes == 3

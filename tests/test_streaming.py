@@ -115,8 +115,8 @@ def test_frames_leave_as_soon_as_their_lookahead_has_arrived(pipeline, prepared)
         assert max(late) == lookahead  # never later than stated, and the statement is tight
         if pose == "still":  # 40 ms mel context + 1 frame conv radius + 2 frames cross-attention lookahead
             assert stream.latency.total == 160 and late[lookahead:] == [lookahead] * (len(late) - lookahead)
-        else:  # the causal pose decoder's convolutions (1 code of 4 frames), then the mapper's lookahead
-            assert stream.latency.head_pose == 640
+        else:  # the mapper waits for its code step's audio (4 frames) + the mel context; the decoder for nothing
+            assert stream.latency.head_pose == 160 and stream.latency.total == 160
 
 
 @pytest.mark.parametrize("stream_batch", [1, 3])

@@ -33,7 +33,9 @@ output never waits for later codes; only the upsampling convolutions look ahead,
 default kernels (:meth:`PoseVQVAE.conv_reach`). :meth:`PoseVQVAE.decode` then runs one pass over the whole
 sequence, in chunks of ``W / f`` steps that each carry the left context their band reaches, so the result does
 not depend on the chunking and :class:`CausalStreamingPoseDecoder` emits the same frames one code step after
-their code instead of about one window later.
+their code instead of about one window later. With ``causal_upsampling=True`` the convolutions look back only
+(:class:`CausalUpsample1d`, and the last ``Conv1d`` padded on the left), so a code step's frames are final as soon
+as the code is: no lookahead at all.
 """
 
 import math
@@ -200,6 +202,20 @@ class VectorQuantizer(nn.Module):
         return codebook_usage(self.histogram(indices))
 
 
+class CausalUpsample1d(nn.Module):
+    """×``stride`` temporal upsampling that reads the current and earlier steps only: ``ConvTranspose1d(k, stride)``
+    without padding, its output cut to ``stride · N`` frames, so output frame ``o`` depends on input steps
+    ``⌈(o − k + 1) / stride⌉ … ⌊o / stride⌋``: the overlapping kernel interpolates between a step and the ones
+    before it, never the next."""
+
+    def __init__(self, channels: int, kernel_size: int = 4, stride: int = 2):
+        super().__init__()
+        self.conv = nn.ConvTranspose1d(channels, channels, kernel_size, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)[..., : x.shape[-1] * self.conv.stride[0]]
+
+
 def _transformer(d_model: int, num_heads: int, num_layers: int, ff_dim: int, dropout: float) -> nn.Module:
     layer = nn.TransformerEncoderLayer(
         d_model, num_heads, ff_dim, dropout, activation="gelu", batch_first=True, norm_first=True
@@ -253,6 +269,8 @@ class PoseVQVAE(nn.Module):
             windows (module docstring). None = the whole sequence in one pass (older checkpoints).
         causal: D's transformer attends to the current and the ``max_context / downsample − 1`` previous code
             steps only (module docstring: causal decoding, for streaming); False is the paper's bidirectional D.
+        causal_upsampling: D's convolutions read no later code step either (:class:`CausalUpsample1d`, the last
+            conv padded on the left); needs ``causal``. False: the centred kernels of the module docstring.
     """
 
     def __init__(
@@ -275,6 +293,7 @@ class PoseVQVAE(nn.Module):
         max_context: int | None = None,
         num_groups: int = 1,
         causal: bool = False,
+        causal_upsampling: bool = False,
     ):
         super().__init__()
         if downsample < 1 or downsample & (downsample - 1):
@@ -283,6 +302,8 @@ class PoseVQVAE(nn.Module):
             raise ValueError(f"max_context must be a multiple of downsample ≥ 2·{downsample}, got {max_context}")
         if causal and max_context is None:
             raise ValueError("causal decoding needs max_context (the band of code steps D attends over)")
+        if causal_upsampling and not causal:
+            raise ValueError("causal_upsampling needs causal=True (a bidirectional D reads later codes anyway)")
         self.max_context = max_context
         self.causal = causal
         self.downsample = downsample
@@ -310,8 +331,14 @@ class PoseVQVAE(nn.Module):
         self.decoder_transformer = _transformer(d_model, num_heads, num_layers, ff_dim, dropout)
         up = []
         for _ in range(steps):
-            up += [nn.ConvTranspose1d(d_model, d_model, 4, stride=2, padding=1), nn.GELU()]
-        up += [nn.Conv1d(d_model, POSE_DIM, 3, padding=1)]
+            if causal_upsampling:
+                up += [CausalUpsample1d(d_model), nn.GELU()]
+            else:
+                up += [nn.ConvTranspose1d(d_model, d_model, 4, stride=2, padding=1), nn.GELU()]
+        if causal_upsampling:
+            up += [nn.ConstantPad1d((2, 0), 0.0), nn.Conv1d(d_model, POSE_DIM, 3)]
+        else:
+            up += [nn.Conv1d(d_model, POSE_DIM, 3, padding=1)]
         self.decoder_convs = nn.Sequential(*up)
 
     def num_codes_for(self, num_frames: int) -> int:
@@ -372,12 +399,16 @@ class PoseVQVAE(nn.Module):
         step, f = 8, self.downsample
         low, high = step * f, (step + 1) * f - 1  # the step's frames, then the inputs they read at each layer
         for layer in reversed(self.decoder_convs):
+            if isinstance(layer, CausalUpsample1d):
+                layer = layer.conv  # its cut drops only frames at the end: the same inputs per frame
             if isinstance(layer, nn.ConvTranspose1d):
                 (k,), (stride,), (pad,) = layer.kernel_size, layer.stride, layer.padding
                 low, high = -((k - 1 - pad - low) // stride), (high + pad) // stride
             elif isinstance(layer, nn.Conv1d):
                 (k,), (pad,) = layer.kernel_size, layer.padding
                 low, high = low - pad, high - pad + k - 1
+            elif isinstance(layer, nn.ConstantPad1d):
+                low, high = low - layer.padding[0], high - layer.padding[0]
         return step - low, high - step
 
     def _decode(self, z_q: torch.Tensor) -> torch.Tensor:
@@ -445,9 +476,10 @@ class StreamingPoseDecoder:
         self.weights: torch.Tensor | None = None  # (frames, 1)
         self.frame_start = 0  # first frame not emitted yet
 
-    def push(self, z_q: torch.Tensor, min_total_codes: int) -> torch.Tensor:
-        """Append codes (B, n, d); ``min_total_codes`` is a lower bound on the final N. → the frames (B, m, 6)
+    def push(self, z_q: torch.Tensor, min_frames: int) -> torch.Tensor:
+        """Append codes (B, n, d); ``min_frames`` is a lower bound on the final T. → the frames (B, m, 6)
         that became final (relative poses in radians/cm; m may be 0)."""
+        min_total_codes = -(-min_frames // self.f)
         self.codes = z_q if self.codes is None else torch.cat((self.codes, z_q), dim=1)
         self.num_codes += z_q.shape[1]
         if self.window is None:
@@ -546,10 +578,9 @@ class CausalStreamingPoseDecoder:
         self.num_codes = 0
         self.frame_start = 0  # first frame not emitted yet
 
-    def push(self, z_q: torch.Tensor, min_total_codes: int) -> torch.Tensor:
-        """Append codes (B, n, d); ``min_total_codes`` is unused (kept for the same interface as
-        :class:`StreamingPoseDecoder`). → the frames (B, m, 6) that became final (m may be 0)."""
-        del min_total_codes
+    def push(self, z_q: torch.Tensor, min_frames: int) -> torch.Tensor:
+        """Append codes (B, n, d); ``min_frames`` is a lower bound on the final T (frames past it may not exist:
+        they wait for :meth:`close`). → the frames (B, m, 6) that became final (m may be 0)."""
         if z_q.shape[1]:
             self.codes = z_q if self.codes is None else torch.cat((self.codes, z_q), dim=1)
             keep = self.num_codes - self.code_start
@@ -558,7 +589,7 @@ class CausalStreamingPoseDecoder:
             self.num_codes += z_q.shape[1]
             drop = max(0, self.num_codes - self.vqvae.transformer_reach - self.code_start)
             self.codes, self.code_start = self.codes[:, drop:], self.code_start + drop
-        return self._emit((self.num_codes - self.lookahead_codes) * self.f, final=False)
+        return self._emit(min((self.num_codes - self.lookahead_codes) * self.f, min_frames), final=False)
 
     def close(self, num_frames: int) -> torch.Tensor:
         """The remaining frames up to ``num_frames`` (the final T; N = ceil(T / f) codes must have been pushed)."""

@@ -21,7 +21,7 @@ context its offline counterpart uses:
   VQ-VAE decoder emits a frame once no later code can change it
   (:class:`~talkinghead.models.pose_vqvae.StreamingPoseDecoder`: about one decoder window, ``max_context``
   frames, of delay; a causal decoder, :class:`~talkinghead.models.pose_vqvae.CausalStreamingPoseDecoder`: one
-  code step). ``pose="still"`` and pose files add no delay;
+  code step, none with ``causal_upsampling``). ``pose="still"`` and pose files add no delay;
 * stage 2 (:meth:`~talkinghead.models.mesh_to_video.MeshToVideo.drive`): the ready frames in batches of at
   most ``batch_size`` (networks with GroupNorm: a frame does not depend on its batch); the portrait is parsed
   and its reference mesh rendered once per session (:meth:`~talkinghead.models.mesh_to_video.MeshToVideo.
@@ -254,8 +254,7 @@ class GeneratedPoseStream:
         self.pooled.trim(state.length - mapper.audio_encoder.radius)
         features.trim(self.pooled.end * f)
         z_q = torch.stack(codes, dim=1) if codes else self.reference_pose.new_zeros(1, 0, codebook.code_dim)
-        min_codes = -(-(frames_received if final is None else final) // f)
-        relative = self.decoder.push(z_q, min_codes)
+        relative = self.decoder.push(z_q, frames_received if final is None else final)
         if final is not None:
             relative = torch.cat((relative, self.decoder.close(final)), dim=1)
         poses = relative if mapper.absolute_pose else self.reference_pose[:, None] + relative

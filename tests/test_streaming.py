@@ -129,15 +129,35 @@ def test_stage2_renders_the_first_frame_at_once_then_batches_of_stream_batch(pip
     lookahead = round(session.latency.total * 25 / 1000)
     assert session.latency.stage2_batch == 40 * (stream_batch - 1)
     assert lookahead == 4 + stream_batch - 1  # 160 ms of stage-1 lookahead, then the batch
-    sizes, late = [], []
-    for chunk in chunks(audio, FRAME_SAMPLES):
-        batches = session.push(chunk)
-        sizes += [len(batch) for batch in batches]
-        late.append(session.motion.audio.received // FRAME_SAMPLES - session.frames_made)
-    sizes += [len(batch) for batch in session.close()]
+    sizes, late = frames_late(session, audio)
     assert session.frames_made == sum(sizes) == 30
     assert sizes[0] == 1 and set(sizes[1:-1]) <= {stream_batch}
     assert max(late) == lookahead
+
+
+@pytest.mark.parametrize("stream_batch", [1, 2, 5])
+def test_generated_pose_frames_are_never_later_than_the_stated_lookahead(pipeline, prepared, stream_batch):
+    """Generated poses come a code step (4 frames) at a time, the facial motion a frame at a time: the stated
+    lookahead (the slower of the two, then what the batching adds) bounds every frame's wait, tightly."""
+    audio = speech_like(2.0, seed=8)  # 50 frames
+    session = pipeline.open_stream(prepared, GenerationParams(pose="generated", stream_batch=stream_batch, seed=2))
+    latency = session.latency
+    sizes, late = frames_late(session, audio)
+    assert session.frames_made == sum(sizes) == 50
+    assert latency.head_pose == latency.facial_motion + latency.audio_features == 160
+    assert latency.stage2_batch == 40 * (stream_batch - 1)  # the pose is final no later than the facial motion
+    assert max(late) == round(latency.total * 25 / 1000)
+
+
+def frames_late(session, audio: np.ndarray) -> tuple[list[int], list[int]]:
+    """Push ``audio`` in 40-ms chunks: the sizes of the frame batches made, and after every chunk how many whole
+    frames of audio have arrived beyond the frames made."""
+    sizes, late = [], []
+    for chunk in chunks(audio, FRAME_SAMPLES):
+        sizes += [len(batch) for batch in session.push(chunk)]
+        late.append(session.motion.audio.received // FRAME_SAMPLES - session.frames_made)
+    sizes += [len(batch) for batch in session.close()]
+    return sizes, late
 
 
 def test_buffers_stay_bounded_on_an_endless_stream(pipeline, prepared):

@@ -227,6 +227,10 @@ class GeneratedPoseStream:
         later = self.decoder.lookahead_codes
         return math.inf if later is None else (later + steps) * f - 1 + self.features.right
 
+    def ready_after(self, frame: int) -> float:
+        """Frames received before ``frame``'s pose is final: its code's first frame waits the longest."""
+        return frame // self.f * self.f + self.lookahead_frames() + 1
+
     def update(self, audio: SampleBuffer, frames_received: int, final: int | None) -> torch.Tensor:
         f, mapper, state = self.f, self.mapper, self.state
         self.features.update(audio, frames_received, final)
@@ -280,6 +284,10 @@ class FixedPoseStream:
         length = 1 if relative is None or len(relative) == 1 else 2 * len(relative) - 2
         self.cycle = None if relative is None else follow(relative.to(reference_pose), length)
         self.done = 0
+
+    def ready_after(self, frame: int) -> int:
+        """Frames received before ``frame``'s pose is known: the frame itself."""
+        return frame + 1
 
     def update(self, audio: SampleBuffer, frames_received: int, final: int | None) -> torch.Tensor:
         end = frames_received if final is None else final
@@ -338,6 +346,11 @@ class MotionStream:
         face = self.face.lookahead_frames * FRAME_MS
         pose = self.pose.lookahead_frames() * FRAME_MS if isinstance(self.pose, GeneratedPoseStream) else 0.0
         return Latency(features, face - features, pose, max(face, pose))
+
+    def ready_after(self, frame: int) -> float:
+        """Frames received (whole, from the start) before ``frame``'s motion is final: its facial motion's
+        lookahead, its pose's."""
+        return max(frame + self.face.lookahead_frames + 1, self.pose.ready_after(frame))
 
     @torch.no_grad()
     def push(self, samples: np.ndarray) -> dict[str, torch.Tensor]:
@@ -424,13 +437,23 @@ class StreamSession:
 
     @property
     def latency(self) -> Latency:
-        """The lookahead each stage adds (ms); see :class:`Latency`. Frames that become ready one by one (a still or
-        file-driven pose) wait for up to ``stream_batch − 1`` more; generated poses arrive in bursts of a decoder
-        hop, which fill a batch at once."""
+        """The lookahead each stage adds (ms); see :class:`Latency`. ``stage2_batch`` is what :meth:`_batch` adds
+        when the audio arrives a frame at a time: frames that become ready one by one wait for up to
+        ``stream_batch − 1`` more, frames that arrive in bursts (a pose decoder's code step) may wait less or
+        not at all. It is found by playing :meth:`_batch`'s rule over the frames' ready times
+        (:meth:`MotionStream.ready_after`), which repeat with the period ``stream_batch`` × the code step."""
         motion = self.motion.latency
-        if motion.head_pose > 0:
+        if math.isinf(motion.total):
             return motion
-        waiting = (self.stream_batch - 1) * FRAME_MS
+        horizon = 8 * self.stream_batch * getattr(self.motion.pose, "f", 1) + round(motion.total / FRAME_MS) + 2
+        ready_after = [self.motion.ready_after(frame) for frame in range(horizon)]
+        made, late = 0, 0
+        for received in range(1, horizon):
+            ready = sum(1 for needed in ready_after if needed <= received)
+            if ready - made >= self.stream_batch or (ready > made and made == 0):
+                made = ready
+            late = max(late, received - made)
+        waiting = late * FRAME_MS - motion.total
         return dataclasses.replace(motion, total=motion.total + waiting, stage2_batch=waiting)
 
     def buffer_sizes(self) -> dict[str, int]:

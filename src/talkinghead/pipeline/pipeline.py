@@ -86,7 +86,8 @@ class GenerationParams:
         batch_size: frames per stage-2 batch (memory ∝ batch size, not video length).
         stream_batch: a stream renders its ready frames once this many are ready (its first frame at once): each
             frame may wait ``stream_batch − 1`` frames longer, and stage 2 costs less per frame (on 2 CPU cores,
-            tiny: 19–20 → 13–16 ms per frame from 1 to 2 frames per batch); 1 = every frame as soon as it is ready.
+            tiny: 19–20, 13–16, 11–13 ms per frame for 1, 2, 3 frames per batch: 3 keeps a stream at about 0.4 of
+            real time with room to spare); 1 = every frame as soon as it is ready.
         bf16: stage 2's networks in bfloat16 (:meth:`MeshToVideo.drive`): faster on CUDA and on CPUs with native
             bfloat16 (AVX-512 BF16, AMX), frames within rounding of float32; off by default (exact float32).
         full_frame: paste the 256² face back into the portrait (frames at most ``max_frame_side`` wide/high).
@@ -101,7 +102,7 @@ class GenerationParams:
     expression_scale: float | None = None
     speech_level_db: float | None = CORPUS_LEVEL_DB
     batch_size: int = 16
-    stream_batch: int = 2
+    stream_batch: int = 3
     bf16: bool = False
     full_frame: bool = False
     max_frame_side: int = 1280

@@ -170,6 +170,17 @@ def test_windowed_decode_keeps_short_sequences_and_crossfades_long_ones():
         PoseVQVAE(**SMALL_VQVAE, downsample=4, max_context=6)
 
 
+def windowed_vqvae(causal: bool, causal_upsampling: bool) -> PoseVQVAE:
+    """Two layers, 4 frames per code, a decoder window of 4 codes (16 frames), in eval mode."""
+    return PoseVQVAE(
+        **{**SMALL_VQVAE, "num_layers": 2},
+        downsample=4,
+        max_context=16,
+        causal=causal,
+        causal_upsampling=causal_upsampling,
+    ).eval()
+
+
 @pytest.mark.parametrize(("causal_upsampling", "reach"), [(False, (1, 1)), (True, (2, 0))])
 def test_causal_decoder_output_waits_only_for_the_convolutions(causal_upsampling, reach):
     """causal=True, max_context = 16 frames (4 codes), two layers: a code step changes no frame before those of
@@ -177,13 +188,7 @@ def test_causal_decoder_output_waits_only_for_the_convolutions(causal_upsampling
     are the first to change), ``conv_reach`` equals the reach read off the gradient, and the chunked
     transformer equals one band-masked pass over the whole sequence."""
     torch.manual_seed(0)
-    vqvae = PoseVQVAE(
-        **{**SMALL_VQVAE, "num_layers": 2},
-        downsample=4,
-        max_context=16,
-        causal=True,
-        causal_upsampling=causal_upsampling,
-    ).eval()
+    vqvae = windowed_vqvae(causal=True, causal_upsampling=causal_upsampling)
     assert vqvae.transformer_reach == 6
     h = torch.randn(1, 16, 32, requires_grad=True)
     vqvae.upsample(h)[:, 32:36].sum().backward()  # the frames of step 8
@@ -217,13 +222,7 @@ def test_streamed_pose_decoding_equals_the_offline_decode(causal, causal_upsampl
     emits each code's frames once the code after it has arrived (with ``causal_upsampling``: once the code
     itself has), the windowed one about a window later."""
     torch.manual_seed(1)
-    vqvae = PoseVQVAE(
-        **{**SMALL_VQVAE, "num_layers": 2},
-        downsample=4,
-        max_context=16,
-        causal=causal,
-        causal_upsampling=causal_upsampling,
-    ).eval()
+    vqvae = windowed_vqvae(causal=causal, causal_upsampling=causal_upsampling)
     codes = torch.randn(1, 23, 16)
     decoder = streaming_decoder(vqvae)
     parts, emitted = [], []

@@ -279,6 +279,8 @@ class FixedPoseStream:
     """``pose="still"`` (the portrait's pose) or a pose file's motion (played forwards and backwards, as
     :func:`~talkinghead.pipeline.inputs.follow`): frame t's pose needs only frame t to exist."""
 
+    f = 1  # frames per pose step (a generated pose: per code)
+
     def __init__(self, reference_pose: torch.Tensor, relative: torch.Tensor | None) -> None:
         self.reference_pose = reference_pose[0]
         length = 1 if relative is None or len(relative) == 1 else 2 * len(relative) - 2
@@ -445,7 +447,7 @@ class StreamSession:
         motion = self.motion.latency
         if math.isinf(motion.total):
             return motion
-        horizon = 8 * self.stream_batch * getattr(self.motion.pose, "f", 1) + round(motion.total / FRAME_MS) + 2
+        horizon = 8 * self.stream_batch * self.motion.pose.f + round(motion.total / FRAME_MS) + 2
         ready_after = [self.motion.ready_after(frame) for frame in range(horizon)]
         made, late = 0, 0
         for received in range(1, horizon):

@@ -22,10 +22,12 @@ DEMO_DIR := outputs/demo
 
 venv: system-deps $(STAMP)
 
+# --no-cache-dir: PyTorch's CUDA wheels are several GB; a copy in pip's cache beside the installed files can
+# exhaust a small disk (a CI machine's install once failed with ENOSPC).
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install --quiet -e '.[dev,demo]'
+	$(BIN)/python -m pip install --quiet --no-cache-dir --upgrade pip
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(BIN)/python -m pip install --quiet --no-cache-dir -e '.[dev,demo]'
 	touch $@
 
 system-deps:

@@ -40,7 +40,14 @@ def test_lists_are_complete():
         "talkinghead-evaluate",
         "talkinghead-generate",
     ]
-    assert TOOLS == ["articulation_check", "demo_inputs", "export_checkpoint", "export_weights", "ncc_preview"]
+    assert TOOLS == [
+        "articulation_check",
+        "demo_inputs",
+        "export_checkpoint",
+        "export_weights",
+        "mouth_predictability",
+        "ncc_preview",
+    ]
 
 
 @pytest.mark.parametrize("script", sorted(ENTRY_POINTS))

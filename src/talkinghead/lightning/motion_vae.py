@@ -91,7 +91,7 @@ class MotionVAEGeneratorModule(StageModule):
 
     Args:
         face_model, image_size, render_size, motion_size, rasterizer, face_parser, heatmap_sigma, motion,
-            generator, flow_prior: the arguments of :class:`MeshToVideo`.
+            generator, flow_prior, mouth_interior: the arguments of :class:`MeshToVideo`.
         discriminator, perceptual, perceptual_args, l1_weight, perceptual_weight, kl_weight, mesh_flow_weight,
             gan_weight, feature_matching_weight, gan_loss, mouth_weight: the arguments of :class:`MeshToVideoLoss`.
         discriminator_start: generator optimizer steps of the run (all ranks step together) before the
@@ -130,6 +130,7 @@ class MotionVAEGeneratorModule(StageModule):
         kl_weight: float = 1e-4,
         mesh_flow_weight: float = 0.0,
         flow_prior: bool = False,
+        mouth_interior: bool = False,
         gan_weight: float = 0.1,
         feature_matching_weight: float = 1.0,
         gan_loss: str = "lsgan",
@@ -158,6 +159,7 @@ class MotionVAEGeneratorModule(StageModule):
             motion,
             generator,
             flow_prior,
+            mouth_interior,
         )
         self.criterion = MeshToVideoLoss(
             discriminator,

@@ -10,6 +10,13 @@ top of the 3-D prior's own flow: the mesh correspondence extended smoothly off t
 hybrid prior implies). The network then only corrects what the mesh cannot say — hair, ears, the torso, the mouth
 interior, the mesh's fitting error — instead of discovering the whole correspondence from the NCC colours, which
 needs far more steps than a few CPU minutes give. ``flow_prior=False`` is the paper.
+
+With ``mouth_interior`` (a departure too) the frames get the mouth interior drawn the way the embedded corpus draws
+it (:mod:`talkinghead.render.mouth_interior`: a cavity with teeth bands where the driven mouth opens wider than
+the reference's), composited over the generator's output in training and inference alike. A generator trained for
+a few CPU minutes warps the reference almost unchanged (its occlusion map stays near 1), so a closed-mouth
+portrait would otherwise open only by stretching its lips; the paper's generator (``False``) learns the interior
+from real video.
 """
 
 from dataclasses import dataclass
@@ -18,11 +25,12 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch import nn
 
-from talkinghead.face import PerspectiveCamera, load_morphable_model
+from talkinghead.face import PerspectiveCamera, apply_pose, load_morphable_model
 from talkinghead.models.frame_generator import FrameGenerator
 from talkinghead.models.motion_vae import DualBranchMotionVAE
 from talkinghead.render.face_parser import make_face_parser
 from talkinghead.render.motion_inputs import MotionInputRenderer, ReferenceRendering
+from talkinghead.render.mouth_interior import MouthInterior
 
 FACE_KEYS = ("beta", "pose", "lip_offsets")
 
@@ -62,6 +70,7 @@ class MeshToVideo(nn.Module):
         motion, generator: keyword arguments of :class:`DualBranchMotionVAE` (e.g. ``lip_branch: false`` for the
             Fig. 8 ablation) and :class:`FrameGenerator`.
         flow_prior: predict a residual on the 3-D prior's flow (module docstring; False = the paper).
+        mouth_interior: composite the drawn mouth interior over the frames (module docstring; False = the paper).
     """
 
     def __init__(
@@ -76,6 +85,7 @@ class MeshToVideo(nn.Module):
         motion: dict | None = None,
         generator: dict | None = None,
         flow_prior: bool = False,
+        mouth_interior: bool = False,
     ) -> None:
         super().__init__()
         face = load_morphable_model(face_model)
@@ -85,6 +95,7 @@ class MeshToVideo(nn.Module):
         self.motion = DualBranchMotionVAE(face.num_lip_vertices, **(motion or {}))
         self.generator = FrameGenerator(**(generator or {}))
         self.flow_prior = flow_prior
+        self.interior = MouthInterior(face, camera, rasterizer) if mouth_interior else None
 
     @property
     def device(self) -> torch.device:
@@ -128,11 +139,18 @@ class MeshToVideo(nn.Module):
         ``reference_image`` (R, 3, H, W), ``alpha`` and ``reference`` of R faces, ``driven`` of B faces and
         ``pairs`` (B,) the reference of each (None: R = B, pair i is reference i); parses the references when
         ``outer`` is None and renders them unless ``rendered`` is given. ``flow_mesh`` is rendered when
-        ``mesh_flow`` (the training loss's), ``flow_prior`` when the network uses it."""
+        ``mesh_flow`` (the training loss's), ``flow_prior`` when the network uses it, and with ``mouth_interior``
+        the painted interior of each pair: ``interior_colour`` (B, 3, H, W), ``interior_opacity`` (B, 1, H, W)."""
         if outer is None:
             outer = self.parse_reference(reference_image, {"alpha": alpha, **reference})
         flows = (("flow_mesh",) if mesh_flow else ()) + (("flow_prior",) if self.flow_prior else ())
-        return self.inputs(alpha, reference, driven, outer, pairs, flows, rendered)
+        inputs = self.inputs(alpha, reference, driven, outer, pairs, flows, rendered)
+        if self.interior is not None:
+            index = torch.arange(driven["beta"].shape[0], device=alpha.device) if pairs is None else pairs
+            source = apply_pose(self.inputs.unposed(alpha, reference), reference["pose"]).index_select(0, index)
+            posed = apply_pose(self.inputs.unposed(alpha.index_select(0, index), driven), driven["pose"])
+            inputs["interior_colour"], inputs["interior_opacity"] = self.interior(source, posed)
+        return inputs
 
     def forward(self, reference_image: torch.Tensor, inputs: dict[str, torch.Tensor], sample: bool) -> dict:
         """Motion-VAE + generator on rendered inputs: ``frame``, ``warped``, ``occlusion`` (B, ·, H, W), ``flow``
@@ -142,6 +160,9 @@ class MeshToVideo(nn.Module):
         )
         flow = motion.flow + inputs["flow_prior"] if self.flow_prior else motion.flow
         out = self.generator(reference_image, flow, motion.occlusion)
+        if self.interior is not None:
+            opacity = inputs["interior_opacity"]
+            out["frame"] = out["frame"] * (1.0 - opacity) + inputs["interior_colour"] * opacity
         out.update(flow=flow, mu=motion.mu, logvar=motion.logvar)
         return out
 

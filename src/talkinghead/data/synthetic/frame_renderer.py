@@ -14,7 +14,8 @@ a driven mesh ``S_drv = (S̄ + α U_id + β U_exp + O_lip) ⊗ P`` is a *backwar
 3. the portrait is sampled with ``grid_sample``;
 4. inside the driven inner-lip polygon a mouth interior (a dark cavity with a light teeth band under the
    upper lip and a dimmer one over the lower lip) is blended in, in proportion to how much wider the driven
-   opening is than the portrait's own (so driven == source returns the portrait, mouth included).
+   opening is than the portrait's own (so driven == source returns the portrait, mouth included;
+   :mod:`talkinghead.render.mouth_interior`, which stage 2 can paint the same way).
 
 *Identity reshaping*: a driven mesh built with another α than the fitted one reshapes the face through the
 same warp (a wider jaw in ``S_drv`` pulls the portrait's jaw outwards), which is how the corpus varies
@@ -30,16 +31,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
-from kornia.filters import gaussian_blur2d
 
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.render.base import Rasterizer
 from talkinghead.render.flow_extension import extend_flow
+from talkinghead.render.mouth_interior import LipFan, interior_colour, interior_opacity, smoothstep
 
 CHIN_VERTEX = 152  # FaceMesh landmark at the bottom of the chin
-CAVITY_COLOR = (0.13, 0.04, 0.05)
-TEETH_COLOR = (0.88, 0.85, 0.79)
 
 
 @dataclass
@@ -52,8 +51,7 @@ class WarpField:
         mouth: (B, 1, H, W) coverage of the driven inner-lip polygon (the fan).
         lip_coordinate: (B, 1, H, W) inside the mouth, 0 on the upper inner lip, 0.5 at the fan's hub
             (half-way between the lips' middles), 1 on the lower inner lip (interpolated over the fan); 0 elsewhere.
-        opening: (B,) opacity of the mouth interior, ``clamp(2 (1 − A_src / A_drv), 0, 1)`` with A the
-            screen areas of the source and driven inner-lip polygons.
+        opening: (B,) opacity of the mouth interior (:func:`~talkinghead.render.mouth_interior.interior_opacity`).
     """
 
     sample: torch.Tensor
@@ -61,17 +59,6 @@ class WarpField:
     mouth: torch.Tensor
     lip_coordinate: torch.Tensor
     opening: torch.Tensor
-
-
-def _polygon_area(points: torch.Tensor) -> torch.Tensor:
-    """Shoelace area of closed polygons (..., K, 2) → (...)."""
-    x, y = points.unbind(-1)
-    return 0.5 * (x * y.roll(-1, -1) - x.roll(-1, -1) * y).sum(-1).abs()
-
-
-def _smoothstep(x: torch.Tensor) -> torch.Tensor:
-    x = x.clamp(0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
 
 
 class MeshWarpRenderer:
@@ -104,26 +91,9 @@ class MeshWarpRenderer:
         self.size = (camera.image_size, camera.image_size)
         self.reach, self.smoothing = reach, smoothing
         self.torso_margin, self.torso_ramp = torso_margin, torso_ramp
-        loop = model.region("lip_inner").cpu()
-        upper_chain, lower_chain = model.region("lip_inner_upper").cpu(), model.region("lip_inner_lower").cpu()
-        upper, lower = set(upper_chain.tolist()), set(lower_chain.tolist())
-        # The fan's hub: halfway between the middles of the upper and lower inner lip (FaceMesh 13 and 14).
-        self.lip_middles = torch.stack((upper_chain[len(upper_chain) // 2], lower_chain[len(lower_chain) // 2]))
-        centre = model.num_vertices  # the fan's extra vertex, appended after the mesh's own
-        fan = torch.stack((loop, loop.roll(-1), torch.full_like(loop, centre)), dim=1)  # both faces rasterize
+        self.fan = LipFan(model)
         self.num_face_triangles = model.triangles.shape[0]
-        self.triangles = torch.cat((model.triangles.cpu(), fan), dim=0)
-        self.lip_loop = loop
-        coordinate = torch.zeros(model.num_vertices + 1)
-        coordinate[centre] = 0.5
-        for vertex in loop.tolist():
-            coordinate[vertex] = 0.5 if vertex in upper and vertex in lower else (1.0 if vertex in lower else 0.0)
-        self.lip_coordinate = coordinate
-
-    def _with_mouth_centre(self, vertices: torch.Tensor) -> torch.Tensor:
-        """Append the fan's hub (mid-point of the inner lips' middles) as vertex N: (B, N, 3) → (B, N + 1, 3)."""
-        centre = vertices[:, self.lip_middles].mean(1, keepdim=True)
-        return torch.cat((vertices, centre), dim=1)
+        self.triangles = torch.cat((model.triangles.cpu(), self.fan.triangles), dim=0)  # both faces rasterize
 
     def warp_field(self, source_vertices: torch.Tensor, driven_vertices: torch.Tensor) -> WarpField:
         """Sampling positions for driven meshes (B, N, 3) given the source mesh (N, 3), both world cm."""
@@ -131,12 +101,12 @@ class MeshWarpRenderer:
         height, width = self.size
         device, dtype = driven_vertices.device, driven_vertices.dtype
         triangles = self.triangles.to(device)
-        source = self._with_mouth_centre(source_vertices.to(dtype)[None])
-        driven = self._with_mouth_centre(driven_vertices)
+        source = self.fan.with_hub(source_vertices.to(dtype)[None])
+        driven = self.fan.with_hub(driven_vertices)
         driven_screen = self.camera.project(driven)
         source_screen = self.camera.project(source)
         raster = self.rasterizer.rasterize(driven_screen, triangles, self.size)
-        attributes = torch.cat((source, self.lip_coordinate.to(device, dtype)[None, :, None]), dim=-1)
+        attributes = torch.cat((source, self.fan.lip_coordinate.to(device, dtype)[None, :, None]), dim=-1)
         interpolated = self.rasterizer.interpolate(attributes.expand(batch, -1, -1), raster, triangles)
         covered = raster.mask
         mouth = (raster.triangle_id >= self.num_face_triangles).unsqueeze(1).to(dtype)
@@ -148,11 +118,10 @@ class MeshWarpRenderer:
         flow = (sampled - centres) * covered
         flow = extend_flow(flow, covered, self.smoothing, self.reach)
         chin = torch.maximum(driven_screen[:, CHIN_VERTEX, 1], source_screen[:, CHIN_VERTEX, 1].expand(batch))
-        still = _smoothstep((rows[None, :] - chin[:, None] - self.torso_margin) / self.torso_ramp)
+        still = smoothstep((rows[None, :] - chin[:, None] - self.torso_margin) / self.torso_ramp)
         flow = flow * (1.0 - still)[:, None, :, None]
-        source_area = _polygon_area(source_screen[:, self.lip_loop, :2])
-        driven_area = _polygon_area(driven_screen[:, self.lip_loop, :2]).clamp(min=1e-6)
-        opening = (2.0 * (1.0 - source_area / driven_area)).clamp(0.0, 1.0)
+        loop = self.fan.loop
+        opening = interior_opacity(source_screen[:, loop, :2].expand(batch, -1, -1), driven_screen[:, loop, :2])
         return WarpField(
             sample=(centres + flow).permute(0, 2, 3, 1),
             face=face,
@@ -179,21 +148,6 @@ class MeshWarpRenderer:
         )
         if portrait.shape[0] != 3:
             return frames
-        mouth, alpha = self._mouth_interior(field)
+        mouth, coverage = interior_colour(field.lip_coordinate, field.mouth)
+        alpha = coverage * field.opening[:, None, None, None]
         return frames * (1.0 - alpha) + mouth * alpha
-
-    @staticmethod
-    def _mouth_interior(field: WarpField) -> tuple[torch.Tensor, torch.Tensor]:
-        """Colour (B, 3, H, W) and soft opacity (B, 1, H, W) of the cavity with its teeth bands."""
-        dtype, device = field.mouth.dtype, field.mouth.device
-        s = field.lip_coordinate
-        upper_teeth = _smoothstep((0.24 - s) / 0.06)
-        lower_teeth = 0.6 * _smoothstep((s - 0.9) / 0.05)
-        cavity = torch.tensor(CAVITY_COLOR, dtype=dtype, device=device)[None, :, None, None]
-        teeth = torch.tensor(TEETH_COLOR, dtype=dtype, device=device)[None, :, None, None]
-        shade = 0.7 + 0.3 * (1.0 - (2.0 * s - 1.0).abs())  # the cavity is darkest near the lips' shadow
-        colour = cavity * shade + (upper_teeth + lower_teeth).clamp(max=1.0) * (teeth - cavity * shade)
-        colour = gaussian_blur2d(colour * field.mouth, (5, 5), (0.8, 0.8), border_type="replicate")
-        alpha = gaussian_blur2d(field.mouth, (5, 5), (0.8, 0.8), border_type="constant")
-        colour = colour / alpha.clamp(min=1e-3)
-        return colour.clamp(0.0, 1.0), alpha * field.opening[:, None, None, None]

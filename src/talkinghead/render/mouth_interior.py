@@ -1,0 +1,147 @@
+"""A drawn mouth interior: a dark cavity with teeth bands inside a driven face's inner-lip polygon.
+
+The morphable model leaves the inner-lip loop as a hole. A driven mouth that opens wider than the portrait's own
+reveals what the portrait never showed (a closed-mouth photo has no teeth or cavity to warp), so it is painted:
+
+* **where**: a fan of triangles from the inner-lip loop to a hub half-way between the middles of the upper and
+  lower inner lip (FaceMesh 13 and 14), rasterized on the driven mesh (:class:`LipFan`); a lip coordinate runs
+  from 0 on the upper inner lip through 0.5 at the hub to 1 on the lower one;
+* **what** (:func:`interior_colour`): :data:`CAVITY_COLOR`, darkest near the lips' shadow, with a
+  :data:`TEETH_COLOR` band under the upper lip and a dimmer one over the lower lip, its edge blurred (σ 0.8 px);
+* **how much** (:func:`interior_opacity`): ``clamp(2 (1 − A_src / A_drv), 0, 1)``, A the screen areas of the
+  portrait's and the driven inner-lip polygons: nothing where the driven mouth is no wider than the portrait's
+  own (whatever the portrait shows there is warped unchanged), fully painted from twice its area.
+
+The embedded corpus' frames are rendered with it (:mod:`talkinghead.data.synthetic.frame_renderer`), and
+:class:`~talkinghead.models.mesh_to_video.MeshToVideo` ``(mouth_interior=True)`` composites the same painting
+over its frames (:class:`MouthInterior`).
+"""
+
+import torch
+from kornia.filters import gaussian_blur2d
+from torch import nn
+
+from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.morphable_model import MorphableModel
+from talkinghead.render.factory import make_rasterizer
+
+CAVITY_COLOR = (0.13, 0.04, 0.05)
+TEETH_COLOR = (0.88, 0.85, 0.79)
+EDGE_SIGMA = 0.8  # px: the blur of the painted edge
+BOX_MARGIN = 4  # px around the lips rendered by MouthInterior: more than the edge blur's 5 × 5 kernel reaches
+
+
+def smoothstep(x: torch.Tensor) -> torch.Tensor:
+    """0 below 0, 1 above 1, ``3x² − 2x³`` between."""
+    x = x.clamp(0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def polygon_area(points: torch.Tensor) -> torch.Tensor:
+    """Unsigned shoelace area (B,) of polygons (B, P, 2)."""
+    x, y = points[..., 0], points[..., 1]
+    return 0.5 * (x * y.roll(-1, dims=-1) - x.roll(-1, dims=-1) * y).sum(-1).abs()
+
+
+class LipFan:
+    """The inner-lip loop of a morphable model closed by a fan of triangles around a hub vertex.
+
+    Attributes:
+        loop: (P,) the inner-lip loop's vertex indices, in order.
+        triangles: (P, 3) the fan; the hub is vertex ``model.num_vertices``, appended by :meth:`with_hub`.
+        lip_coordinate: (N + 1,) 0 on the upper inner lip, 1 on the lower, 0.5 at the corners and the hub.
+    """
+
+    def __init__(self, model: MorphableModel) -> None:
+        loop = model.region("lip_inner").cpu()
+        upper_chain, lower_chain = model.region("lip_inner_upper").cpu(), model.region("lip_inner_lower").cpu()
+        upper, lower = set(upper_chain.tolist()), set(lower_chain.tolist())
+        self.middles = torch.stack((upper_chain[len(upper_chain) // 2], lower_chain[len(lower_chain) // 2]))
+        hub = model.num_vertices
+        self.loop = loop
+        self.triangles = torch.stack((loop, loop.roll(-1), torch.full_like(loop, hub)), dim=1)
+        coordinate = torch.zeros(model.num_vertices + 1)
+        coordinate[hub] = 0.5
+        for vertex in loop.tolist():
+            coordinate[vertex] = 0.5 if vertex in upper and vertex in lower else (1.0 if vertex in lower else 0.0)
+        self.lip_coordinate = coordinate
+
+    def with_hub(self, vertices: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3) → (B, N + 1, 3): the hub (mid-point of the inner lips' middles) appended as vertex N."""
+        return torch.cat((vertices, vertices[:, self.middles].mean(1, keepdim=True)), dim=1)
+
+
+def interior_opacity(source_loop: torch.Tensor, driven_loop: torch.Tensor) -> torch.Tensor:
+    """(B,) ``clamp(2 (1 − A_src / A_drv), 0, 1)`` of the inner-lip polygons' screen points (B, P, 2)."""
+    driven_area = polygon_area(driven_loop).clamp(min=1e-6)
+    return (2.0 * (1.0 - polygon_area(source_loop) / driven_area)).clamp(0.0, 1.0)
+
+
+def interior_colour(lip_coordinate: torch.Tensor, mouth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour (B, 3, H, W) and edge-blurred coverage (B, 1, H, W) of the painted interior, from the fan's
+    coverage ``mouth`` (B, 1, H, W) and the lip coordinate interpolated over it (0 off the fan)."""
+    dtype, device = mouth.dtype, mouth.device
+    s = lip_coordinate
+    upper_teeth = smoothstep((0.24 - s) / 0.06)
+    lower_teeth = 0.6 * smoothstep((s - 0.9) / 0.05)
+    cavity = torch.tensor(CAVITY_COLOR, dtype=dtype, device=device)[None, :, None, None]
+    teeth = torch.tensor(TEETH_COLOR, dtype=dtype, device=device)[None, :, None, None]
+    shade = 0.7 + 0.3 * (1.0 - (2.0 * s - 1.0).abs())  # the cavity is darkest near the lips' shadow
+    colour = cavity * shade + (upper_teeth + lower_teeth).clamp(max=1.0) * (teeth - cavity * shade)
+    sigma = (EDGE_SIGMA, EDGE_SIGMA)
+    colour = gaussian_blur2d(colour * mouth, (5, 5), sigma, border_type="replicate")
+    coverage = gaussian_blur2d(mouth, (5, 5), sigma, border_type="constant")
+    return (colour / coverage.clamp(min=1e-3)).clamp(0.0, 1.0), coverage
+
+
+class MouthInterior(nn.Module):
+    """Paints the mouth interior of driven faces over frames of their portrait (module docstring).
+
+    The fan is rasterized with the lips (the triangles touching a lip vertex), which hide the parts of it they
+    curl in front of, as the whole face does in the corpus' frames; the rest of the face is not near enough to the
+    mouth to hide any of it, and leaving it out makes the painting a fraction of a frame's rendering cost.
+
+    Args:
+        model: the morphable model of the vertices.
+        camera: the frames' camera.
+        rasterizer: ``auto`` | ``torch`` | ``nvdiffrast``; built per device on first use.
+    """
+
+    def __init__(self, model: MorphableModel, camera: PerspectiveCamera, rasterizer: str = "auto") -> None:
+        super().__init__()
+        self.fan = LipFan(model)
+        triangles = model.triangles.cpu()
+        lips = torch.isin(triangles, model.region("lips").cpu()).any(dim=1)
+        self.num_face_triangles = int(lips.sum())
+        self.triangles = torch.cat((triangles[lips], self.fan.triangles), dim=0)
+        self.vertices = self.triangles.unique()
+        self.camera = camera
+        self.backend = rasterizer
+        self._rasterizers: dict[str, object] = {}
+
+    def forward(self, source: torch.Tensor, driven: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Colour (B, 3, H, W) and opacity (B, 1, H, W) for portraits' posed meshes ``source`` and driven
+        meshes ``driven``, both (B, N, 3) world cm; composite as ``frame · (1 − opacity) + colour · opacity``."""
+        device = driven.device
+        if str(device) not in self._rasterizers:
+            self._rasterizers[str(device)] = make_rasterizer(self.backend, device)
+        rasterizer = self._rasterizers[str(device)]
+        batch, size = driven.shape[0], self.camera.image_size
+        driven_screen = self.camera.project(self.fan.with_hub(driven))
+        source_screen = self.camera.project(source)
+        colour = driven.new_zeros(batch, 3, size, size)
+        coverage = driven.new_zeros(batch, 1, size, size)
+        # Only a box around the lips (and the blur's reach) can be painted: render that box alone.
+        lips = driven_screen[:, self.vertices.to(device), :2].detach()
+        x0, y0 = (lips.amin(dim=(0, 1)).floor() - BOX_MARGIN).clamp(0, size).long().tolist()
+        x1, y1 = (lips.amax(dim=(0, 1)).ceil() + BOX_MARGIN).clamp(0, size).long().tolist()
+        if x1 > x0 and y1 > y0:
+            shift = torch.tensor([x0, y0, 0.0], device=device, dtype=driven.dtype)
+            raster = rasterizer.rasterize(driven_screen - shift, self.triangles, (y1 - y0, x1 - x0))
+            mouth = (raster.triangle_id >= self.num_face_triangles).unsqueeze(1).to(driven.dtype)
+            coordinate = self.fan.lip_coordinate.to(device, driven.dtype)[None, :, None].expand(batch, -1, -1)
+            lip_coordinate = rasterizer.interpolate(coordinate, raster, self.triangles) * mouth
+            colour[..., y0:y1, x0:x1], coverage[..., y0:y1, x0:x1] = interior_colour(lip_coordinate, mouth)
+        loop = self.fan.loop
+        opacity = interior_opacity(source_screen[:, loop, :2], driven_screen[:, loop, :2])
+        return colour, coverage * opacity[:, None, None, None]

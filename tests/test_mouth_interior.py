@@ -1,0 +1,104 @@
+"""The drawn mouth interior: painted only inside a driven mouth that opens wider than the portrait's, identical to
+the corpus renderer's, and composited by ``MeshToVideo(mouth_interior=True)`` without touching the rest.
+
+The stage-2 networks are small random stand-ins built here (64² frames), as in ``test_stage2_redundancy.py``.
+"""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from talkinghead.data.synthetic.frame_renderer import MeshWarpRenderer
+from talkinghead.face import PerspectiveCamera, apply_pose, builtin_morphable_model
+from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
+from talkinghead.models import MeshToVideo
+from talkinghead.render import FaceParser, make_rasterizer
+from talkinghead.render.mouth_interior import MouthInterior, interior_colour
+
+JAW_OPEN = ARKIT_BLENDSHAPES.index("jawOpen")
+
+
+class _HeadParser(FaceParser):
+    """Stand-in parser: everything is head."""
+
+    def parse(self, images, face_points):
+        ones = torch.ones_like(images[:, :1])
+        return torch.cat((0 * ones, ones, 0 * ones), dim=1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return builtin_morphable_model()
+
+
+def posed(model, jaw_open: float = 0.0, yaw: float = 0.0) -> torch.Tensor:
+    """(1, N, 3) the built-in face, mouth opened by ``jawOpen``, turned by ``yaw`` radians."""
+    beta = torch.zeros(1, 52)
+    beta[0, JAW_OPEN] = jaw_open
+    lips = torch.zeros(1, model.num_lip_vertices, 3)
+    vertices = model.vertices(torch.zeros(1, model.num_identity), beta, lips)
+    return apply_pose(vertices, torch.tensor([[0.0, yaw, 0.0, 0.0, 0.0, 0.0]]))
+
+
+def test_interior_is_painted_only_inside_a_mouth_opened_wider_than_the_portraits(model):
+    camera = PerspectiveCamera()
+    painter = MouthInterior(model, camera, "torch")
+    source, opened = posed(model), posed(model, jaw_open=1.0)
+    colour, opacity = painter(source, opened)
+    assert colour.shape == (1, 3, 256, 256) and opacity.shape == (1, 1, 256, 256)
+    inner = camera.project(opened)[0, model.region("lip_inner"), :2].numpy()
+    polygon = np.zeros((256, 256), np.uint8)
+    cv2.fillPoly(polygon, [np.round(inner - 0.5).astype(np.int32)], 1)
+    near = cv2.dilate(polygon, np.ones((7, 7), np.uint8)).astype(bool)  # the polygon and its blurred edge
+    painted = opacity[0, 0].numpy()
+    assert (painted > 0.99).sum() > 100 and painted[~near].max() == 0.0
+    luminance = colour[0].mean(0).numpy()
+    assert np.median(luminance[painted > 0.99]) < 0.2  # a dark cavity
+    assert (luminance[painted > 0.99] > 0.7).sum() > 10  # with teeth
+    assert painter(source, source)[1].max() == 0.0  # no wider than the portrait's own: nothing painted
+    assert painter(opened, source)[1].max() == 0.0  # a mouth that closes shows the portrait's lips, not a cavity
+
+
+@pytest.mark.parametrize("yaw", [0.0, 0.3])
+def test_interior_is_the_corpus_renderers(model, yaw):
+    """The painter and the corpus renderer paint the same interior, where the lips hide part of the fan too."""
+    camera = PerspectiveCamera()
+    source, opened = posed(model)[0], posed(model, jaw_open=0.7, yaw=yaw)
+    field = MeshWarpRenderer(model, camera, make_rasterizer("torch", "cpu")).warp_field(source, opened)
+    expected_colour, coverage = interior_colour(field.lip_coordinate, field.mouth)
+    colour, opacity = MouthInterior(model, camera, "torch")(source[None], opened)
+    torch.testing.assert_close(opacity, coverage * field.opening[:, None, None, None], atol=1e-5, rtol=0)
+    painted = opacity > 1e-3
+    torch.testing.assert_close(colour[painted.expand_as(colour)], expected_colour[painted.expand_as(colour)])
+
+
+def test_mesh_to_video_composites_the_interior_and_changes_nothing_else():
+    small = {
+        "image_size": 64,
+        "render_size": 64,
+        "motion_size": 32,
+        "rasterizer": "torch",
+        "face_parser": f"{__name__}._HeadParser",
+        "motion": {"facial_channels": [8, 16], "latent_channels": 4, "facial_features": 8, "lip_channels": [8, 16],
+                   "lip_features": 8, "decoder_channels": 8, "decoder_layers": 1},
+        "generator": {"channels": [8, 16], "num_residual": 1},
+    }  # fmt: skip
+    networks = {}
+    for drawn in (False, True):
+        torch.manual_seed(0)
+        networks[drawn] = MeshToVideo(**small, mouth_interior=drawn).eval()
+    model = networks[True].inputs.model
+    image = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    lips = torch.zeros(1, model.num_lip_vertices, 3)
+    reference = {"alpha": torch.zeros(1, model.num_identity), "beta": torch.zeros(1, 52), "pose": torch.zeros(1, 6)}
+    reference["lip_offsets"] = lips
+    opened = torch.zeros(2, 52)
+    opened[1, JAW_OPEN] = 1.0
+    driven = {"beta": opened, "pose": torch.zeros(2, 6), "lip_offsets": lips.expand(2, -1, -1)}
+    plain = networks[False].synthesize(image, reference, driven)["frame"]
+    drawn = networks[True].synthesize(image, reference, driven)["frame"]
+    torch.testing.assert_close(drawn[0], plain[0], atol=1e-6, rtol=0)  # the portrait's own mouth: unchanged
+    changed = (drawn[1] - plain[1]).abs().amax(0) > 1e-6
+    assert 10 < changed.sum() < 0.05 * 64 * 64  # the opened mouth only
+    assert drawn[1][:, changed].mean() < plain[1][:, changed].mean()  # darker: the cavity

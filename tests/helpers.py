@@ -9,6 +9,8 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[1]
 CSV_LOGGER_CONFIG = ROOT / "lightning_configs" / "loggers" / "csv.yaml"
 TINY_CORPUS_ARGS = ("--clips", "6", "--seconds", "2", "--seed", "3", "--workers", "1")
+# The tiny corpus's 2-s clips (50 frames) are shorter than the tiny pose configs' 96-frame windows.
+SHORT_CLIP_WINDOW = ("--data.window", "48")
 
 
 def load_tool(name: str) -> ModuleType:

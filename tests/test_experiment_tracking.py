@@ -8,7 +8,7 @@ import yaml
 from talkinghead.lightning.cli import import_class
 from talkinghead.lightning.cli import main as cli_main
 from talkinghead.lightning.loggers import wandb_logged_in
-from tests.helpers import load_tool
+from tests.helpers import SHORT_CLIP_WINDOW, load_tool
 
 export_checkpoint = load_tool("export_checkpoint")
 best_checkpoint, export = export_checkpoint.best_checkpoint, export_checkpoint.export
@@ -50,6 +50,7 @@ def test_tiny_fit_writes_an_offline_wandb_run_and_media(tiny_corpus, tmp_path):
         "fit", "--config", str(ROOT / "lightning_configs" / "pose_vqvae_tiny.yaml"), "--data.root", str(tiny_corpus),
         "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
         "--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1", "--trainer.enable_progress_bar", "false",
+        *SHORT_CLIP_WINDOW,
     ]  # fmt: skip
     assert cli_main(argv) == 0
     saved = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())["trainer"]
@@ -95,7 +96,7 @@ def test_a_fit_to_a_log_file_prints_lines_of_progress(tiny_corpus, tmp_path, cap
     argv = [
         "fit", "--config", str(ROOT / "lightning_configs" / "pose_vqvae_tiny.yaml"), "--data.root", str(tiny_corpus),
         "--trainer.default_root_dir", str(tmp_path / "run"), "--trainer.logger.init_args.save_dir", str(tmp_path),
-        "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "3",
+        "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "3", *SHORT_CLIP_WINDOW,
     ]  # fmt: skip
     assert cli_main(argv) == 0
     saved = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())["trainer"]["callbacks"]

@@ -70,10 +70,12 @@ def assert_stationary(values: torch.Tensor, name: str) -> None:
 
 def test_sixty_seconds_of_speech_keep_the_caches_bounded(long_run):
     contexts = {context for context, _, _ in long_run["caches"]}
-    assert contexts == {50, 12}  # facial-motion frames, pose-mapper code steps (the tiny configs)
+    code_steps = tiny_init_args("pose_mapper")["network"]["max_context"]
+    assert contexts == {50, code_steps}  # facial-motion frames, pose-mapper code steps (the tiny configs)
     assert all(length <= context and kv <= context for context, length, kv in long_run["caches"])
     assert max(length for context, length, _ in long_run["caches"] if context == 50) == 49
-    assert max(long_run["decoded_codes"]) == 48 // 4  # a pose-decoder step attends over one training window
+    window = tiny_init_args("pose_vqvae")["network"]["max_context"]
+    assert max(long_run["decoded_codes"]) == window // 4  # a pose-decoder step attends over one training window
 
 
 def test_sixty_seconds_of_speech_do_not_drift(long_run):

@@ -12,7 +12,7 @@ from talkinghead.lightning.cli import main as cli_main
 from talkinghead.lightning.pose_mapper import PoseMapperModule
 from talkinghead.lightning.pose_vqvae import PoseVQVAEModule
 from talkinghead.media import probe_video
-from tests.helpers import CSV_LOGGER_CONFIG, logged_metrics
+from tests.helpers import CSV_LOGGER_CONFIG, SHORT_CLIP_WINDOW, logged_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 VQVAE_CONFIG = ROOT / "lightning_configs" / "pose_vqvae_tiny.yaml"
@@ -121,7 +121,7 @@ def _common(config: Path, corpus: Path, out: Path) -> list[str]:
 
 def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
     vq_dir, map_dir = tmp_path / "vqvae", tmp_path / "mapper"
-    common = _common(VQVAE_CONFIG, tiny_corpus, vq_dir)
+    common = [*_common(VQVAE_CONFIG, tiny_corpus, vq_dir), *SHORT_CLIP_WINDOW]
     epochs = ["--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1"]
     assert cli_main(["fit", *common, *epochs]) == 0
     vqvae_ckpt = next(vq_dir.rglob("last.ckpt"))
@@ -135,7 +135,8 @@ def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
     assert len(counts) == 4 * 64 and sum(counts) == 4 * 6 * 4  # 4 codebooks of 64; 4 windows × 6 steps × 4 groups
     assert usage.with_suffix(".png").is_file()
 
-    common = [*_common(MAPPER_CONFIG, tiny_corpus, map_dir), "--model.init_args.vqvae_checkpoint", str(vqvae_ckpt)]
+    common = [*_common(MAPPER_CONFIG, tiny_corpus, map_dir), *SHORT_CLIP_WINDOW]
+    common += ["--model.init_args.vqvae_checkpoint", str(vqvae_ckpt)]
     assert cli_main(["fit", *common, *epochs]) == 0
     mapper_ckpt = next(map_dir.rglob("last.ckpt"))
     assert cli_main(["test", *common, "--ckpt_path", str(mapper_ckpt)]) == 0

@@ -14,7 +14,7 @@ from talkinghead.face import PerspectiveCamera, apply_pose, builtin_morphable_mo
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
 from talkinghead.models import MeshToVideo
 from talkinghead.render import FaceParser, make_rasterizer
-from talkinghead.render.mouth_interior import MouthInterior, interior_colour
+from talkinghead.render.mouth_interior import MouthInterior, interior_colour, paint
 
 JAW_OPEN = ARKIT_BLENDSHAPES.index("jawOpen")
 
@@ -41,12 +41,20 @@ def posed(model, jaw_open: float = 0.0, yaw: float = 0.0) -> torch.Tensor:
     return apply_pose(vertices, torch.tensor([[0.0, yaw, 0.0, 0.0, 0.0, 0.0]]))
 
 
+def whole_frame(painter, source, driven) -> tuple[torch.Tensor, torch.Tensor]:
+    """Colour and opacity over the whole 256² frame: the painted box composited over black and transparent."""
+    colour, opacity, box = painter(source, driven)
+    x0, y0, x1, y1 = box.tolist()
+    assert colour.shape[-2:] == opacity.shape[-2:] == (y1 - y0, x1 - x0)
+    frame = paint(torch.zeros(driven.shape[0], 3, 256, 256), colour, torch.ones_like(opacity), box)
+    return frame, paint(torch.zeros(driven.shape[0], 1, 256, 256), opacity, torch.ones_like(opacity), box)
+
+
 def test_interior_is_painted_only_inside_a_mouth_opened_wider_than_the_portraits(model):
     camera = PerspectiveCamera()
     painter = MouthInterior(model, camera, "torch")
     source, opened = posed(model), posed(model, jaw_open=1.0)
-    colour, opacity = painter(source, opened)
-    assert colour.shape == (1, 3, 256, 256) and opacity.shape == (1, 1, 256, 256)
+    colour, opacity = whole_frame(painter, source, opened)
     inner = camera.project(opened)[0, model.region("lip_inner"), :2].numpy()
     polygon = np.zeros((256, 256), np.uint8)
     cv2.fillPoly(polygon, [np.round(inner - 0.5).astype(np.int32)], 1)
@@ -58,6 +66,8 @@ def test_interior_is_painted_only_inside_a_mouth_opened_wider_than_the_portraits
     assert (luminance[painted > 0.99] > 0.7).sum() > 10  # with teeth
     assert painter(source, source)[1].max() == 0.0  # no wider than the portrait's own: nothing painted
     assert painter(opened, source)[1].max() == 0.0  # a mouth that closes shows the portrait's lips, not a cavity
+    far = apply_pose(opened, torch.tensor([[0.0, 0.0, 0.0, 100.0, 0.0, 0.0]]))  # moved 1 m to the side
+    assert painter(source, far)[1].numel() == 0  # lips outside the frame: an empty box
 
 
 @pytest.mark.parametrize("yaw", [0.0, 0.3])
@@ -67,7 +77,7 @@ def test_interior_is_the_corpus_renderers(model, yaw):
     source, opened = posed(model)[0], posed(model, jaw_open=0.7, yaw=yaw)
     field = MeshWarpRenderer(model, camera, make_rasterizer("torch", "cpu")).warp_field(source, opened)
     expected_colour, coverage = interior_colour(field.lip_coordinate, field.mouth)
-    colour, opacity = MouthInterior(model, camera, "torch")(source[None], opened)
+    colour, opacity = whole_frame(MouthInterior(model, camera, "torch"), source[None], opened)
     torch.testing.assert_close(opacity, coverage * field.opening[:, None, None, None], atol=1e-5, rtol=0)
     painted = opacity > 1e-3
     torch.testing.assert_close(colour[painted.expand_as(colour)], expected_colour[painted.expand_as(colour)])

@@ -30,7 +30,7 @@ from talkinghead.models.frame_generator import FrameGenerator
 from talkinghead.models.motion_vae import DualBranchMotionVAE
 from talkinghead.render.face_parser import make_face_parser
 from talkinghead.render.motion_inputs import MotionInputRenderer, ReferenceRendering
-from talkinghead.render.mouth_interior import MouthInterior
+from talkinghead.render.mouth_interior import MouthInterior, paint
 
 FACE_KEYS = ("beta", "pose", "lip_offsets")
 
@@ -140,7 +140,8 @@ class MeshToVideo(nn.Module):
         ``pairs`` (B,) the reference of each (None: R = B, pair i is reference i); parses the references when
         ``outer`` is None and renders them unless ``rendered`` is given. ``flow_mesh`` is rendered when
         ``mesh_flow`` (the training loss's), ``flow_prior`` when the network uses it, and with ``mouth_interior``
-        the painted interior of each pair: ``interior_colour`` (B, 3, H, W), ``interior_opacity`` (B, 1, H, W)."""
+        the painted interior of the pairs: ``interior_colour``, ``interior_opacity``, ``interior_box``
+        (:class:`~talkinghead.render.mouth_interior.MouthInterior`)."""
         if outer is None:
             outer = self.parse_reference(reference_image, {"alpha": alpha, **reference})
         flows = (("flow_mesh",) if mesh_flow else ()) + (("flow_prior",) if self.flow_prior else ())
@@ -149,7 +150,7 @@ class MeshToVideo(nn.Module):
             index = torch.arange(driven["beta"].shape[0], device=alpha.device) if pairs is None else pairs
             source = apply_pose(self.inputs.unposed(alpha, reference), reference["pose"]).index_select(0, index)
             posed = apply_pose(self.inputs.unposed(alpha.index_select(0, index), driven), driven["pose"])
-            inputs["interior_colour"], inputs["interior_opacity"] = self.interior(source, posed)
+            inputs["interior_colour"], inputs["interior_opacity"], inputs["interior_box"] = self.interior(source, posed)
         return inputs
 
     def forward(self, reference_image: torch.Tensor, inputs: dict[str, torch.Tensor], sample: bool) -> dict:
@@ -161,8 +162,8 @@ class MeshToVideo(nn.Module):
         flow = motion.flow + inputs["flow_prior"] if self.flow_prior else motion.flow
         out = self.generator(reference_image, flow, motion.occlusion)
         if self.interior is not None:
-            opacity = inputs["interior_opacity"]
-            out["frame"] = out["frame"] * (1.0 - opacity) + inputs["interior_colour"] * opacity
+            interior = (inputs[f"interior_{key}"] for key in ("colour", "opacity", "box"))
+            out["frame"] = paint(out["frame"], *interior)
         out.update(flow=flow, mu=motion.mu, logvar=motion.logvar)
         return out
 

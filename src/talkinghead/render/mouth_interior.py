@@ -119,9 +119,11 @@ class MouthInterior(nn.Module):
         self.backend = rasterizer
         self._rasterizers: dict[str, object] = {}
 
-    def forward(self, source: torch.Tensor, driven: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Colour (B, 3, H, W) and opacity (B, 1, H, W) for portraits' posed meshes ``source`` and driven
-        meshes ``driven``, both (B, N, 3) world cm; composite as ``frame · (1 − opacity) + colour · opacity``."""
+    def forward(self, source: torch.Tensor, driven: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The interior of driven meshes ``driven`` over their portraits' posed meshes ``source``, both (B, N, 3)
+        world cm, in the one box of the frame that can be painted (the lips and the blur's reach):
+        ``(colour (B, 3, h, w), opacity (B, 1, h, w), box)``, ``box`` (4,) long = x0, y0, x1, y1 pixels
+        (h = y1 − y0, w = x1 − x0; empty when the lips are outside the frame). :func:`paint` composites it."""
         device = driven.device
         if str(device) not in self._rasterizers:
             self._rasterizers[str(device)] = make_rasterizer(self.backend, device)
@@ -129,19 +131,29 @@ class MouthInterior(nn.Module):
         batch, size = driven.shape[0], self.camera.image_size
         driven_screen = self.camera.project(self.fan.with_hub(driven))
         source_screen = self.camera.project(source)
-        colour = driven.new_zeros(batch, 3, size, size)
-        coverage = driven.new_zeros(batch, 1, size, size)
-        # Only a box around the lips (and the blur's reach) can be painted: render that box alone.
         lips = driven_screen[:, self.vertices.to(device), :2].detach()
         x0, y0 = (lips.amin(dim=(0, 1)).floor() - BOX_MARGIN).clamp(0, size).long().tolist()
         x1, y1 = (lips.amax(dim=(0, 1)).ceil() + BOX_MARGIN).clamp(0, size).long().tolist()
-        if x1 > x0 and y1 > y0:
-            shift = torch.tensor([x0, y0, 0.0], device=device, dtype=driven.dtype)
-            raster = rasterizer.rasterize(driven_screen - shift, self.triangles, (y1 - y0, x1 - x0))
-            mouth = (raster.triangle_id >= self.num_face_triangles).unsqueeze(1).to(driven.dtype)
-            coordinate = self.fan.lip_coordinate.to(device, driven.dtype)[None, :, None].expand(batch, -1, -1)
-            lip_coordinate = rasterizer.interpolate(coordinate, raster, self.triangles) * mouth
-            colour[..., y0:y1, x0:x1], coverage[..., y0:y1, x0:x1] = interior_colour(lip_coordinate, mouth)
+        x1, y1 = max(x0, x1), max(y0, y1)
+        box = torch.tensor([x0, y0, x1, y1], device=device)
+        if x1 == x0 or y1 == y0:
+            return driven.new_zeros(batch, 3, y1 - y0, x1 - x0), driven.new_zeros(batch, 1, y1 - y0, x1 - x0), box
+        shift = torch.tensor([x0, y0, 0.0], device=device, dtype=driven.dtype)
+        raster = rasterizer.rasterize(driven_screen - shift, self.triangles, (y1 - y0, x1 - x0))
+        mouth = (raster.triangle_id >= self.num_face_triangles).unsqueeze(1).to(driven.dtype)
+        coordinate = self.fan.lip_coordinate.to(device, driven.dtype)[None, :, None].expand(batch, -1, -1)
+        lip_coordinate = rasterizer.interpolate(coordinate, raster, self.triangles) * mouth
+        colour, coverage = interior_colour(lip_coordinate, mouth)
         loop = self.fan.loop
         opacity = interior_opacity(source_screen[:, loop, :2], driven_screen[:, loop, :2])
-        return colour, coverage * opacity[:, None, None, None]
+        return colour, coverage * opacity[:, None, None, None], box
+
+
+def paint(frames: torch.Tensor, colour: torch.Tensor, opacity: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """Frames (B, 3, H, W) with :class:`MouthInterior`'s ``colour`` composited at ``opacity`` inside ``box``:
+    ``frame · (1 − opacity) + colour · opacity`` there, the frames unchanged elsewhere (a new tensor)."""
+    x0, y0, x1, y1 = box.tolist()
+    region = frames[..., y0:y1, x0:x1]
+    painted = frames.clone()
+    painted[..., y0:y1, x0:x1] = region * (1.0 - opacity) + colour.to(region.dtype) * opacity
+    return painted

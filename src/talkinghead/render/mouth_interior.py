@@ -88,9 +88,11 @@ def interior_colour(lip_coordinate: torch.Tensor, mouth: torch.Tensor) -> tuple[
     teeth = torch.tensor(TEETH_COLOR, dtype=dtype, device=device)[None, :, None, None]
     shade = 0.7 + 0.3 * (1.0 - (2.0 * s - 1.0).abs())  # the cavity is darkest near the lips' shadow
     colour = cavity * shade + (upper_teeth + lower_teeth).clamp(max=1.0) * (teeth - cavity * shade)
-    sigma = (EDGE_SIGMA, EDGE_SIGMA)
-    colour = gaussian_blur2d(colour * mouth, (5, 5), sigma, border_type="replicate")
-    coverage = gaussian_blur2d(mouth, (5, 5), sigma, border_type="constant")
+    # One blur for both (zero outside the mouth, so the image border needs nothing but zeros).
+    blurred = gaussian_blur2d(
+        torch.cat((colour * mouth, mouth), dim=1), (5, 5), (EDGE_SIGMA,) * 2, border_type="constant"
+    )
+    colour, coverage = blurred[:, :3], blurred[:, 3:]
     return (colour / coverage.clamp(min=1e-3)).clamp(0.0, 1.0), coverage
 
 
@@ -111,7 +113,7 @@ class MouthInterior(nn.Module):
         super().__init__()
         self.fan = LipFan(model)
         triangles = model.triangles.cpu()
-        lips = torch.isin(triangles, model.region("lips").cpu()).any(dim=1)
+        lips = torch.isin(triangles, model.region("lip_inner").cpu()).any(dim=1)
         self.num_face_triangles = int(lips.sum())
         self.triangles = torch.cat((triangles[lips], self.fan.triangles), dim=0)
         self.vertices = self.triangles.unique()

@@ -26,7 +26,7 @@ def test_configs_share_the_logger_and_callbacks_and_every_module_names_its_monit
         config = yaml.safe_load(path.read_text())
         assert not {"logger", "default_root_dir"} & set(config["trainer"]), path.name
         listed = {callback["class_path"].rsplit(".", 1)[-1] for callback in config["trainer"].get("callbacks", [])}
-        assert not {"MediaLogger", "ModelCheckpoint"} & listed, path.name
+        assert not {"MediaLogger", "ModelCheckpoint", "BestAndLastCheckpoint"} & listed, path.name
         module = import_class(config["model"]["class_path"])
         metric, mode = module.MONITOR
         assert metric.startswith("val/") and mode in ("min", "max"), path.name
@@ -56,7 +56,7 @@ def test_tiny_fit_writes_an_offline_wandb_run_and_media(tiny_corpus, tmp_path):
     saved = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())["trainer"]
     assert saved["logger"]["init_args"]["name"] == "PoseVQVAEModule-pose_vqvae_tiny"
     names = [callback["class_path"].rsplit(".", 1)[-1] for callback in saved["callbacks"]]
-    assert names == ["MediaLogger", "ModelCheckpoint", "RNGState"]
+    assert names == ["MediaLogger", "BestAndLastCheckpoint", "RNGState"]
     assert saved["callbacks"][1]["init_args"]["monitor"] == "val/angle_error_deg"
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and next(runs[0].glob("run-*.wandb")).stat().st_size > 0

@@ -57,3 +57,20 @@ def test_a_fit_resumed_mid_epoch_sees_the_batches_and_reaches_the_weights_of_an_
     assert weights.keys() == resumed_weights.keys()
     different = [name for name in weights if not torch.equal(weights[name], resumed_weights[name])]
     assert not different, different
+
+
+def test_last_checkpoint_holds_the_newest_validation_when_the_metric_stops_improving(tiny_corpus, tmp_path):
+    """With a learning rate of 0 the validation metric never improves after the first validation: the best
+    checkpoint stays the first epoch's, while ``last.ckpt`` (what ``--ckpt_path`` resumes from) holds the third
+    (Lightning's own ModelCheckpoint would leave it at the first, and a resumed fit would redo two epochs)."""
+    argv = [
+        "fit", "--config", str(TINY_CONFIG), "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(tiny_corpus),
+        "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
+        "--trainer.enable_progress_bar", "false", "--trainer.max_epochs", "3", "--trainer.check_val_every_n_epoch", "1",
+        "--data.window", "10", "--data.batch_size", "2", "--model.init_args.lr", "0.0",
+    ]  # fmt: skip
+    assert cli_main(argv) == 0
+    folder = next(tmp_path.rglob("checkpoints"))
+    assert sorted(path.name.split("-")[0] for path in folder.glob("*.ckpt")) == ["0", "last.ckpt"]
+    last = torch.load(folder / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == 3 * 4  # 4 steps an epoch (module constants above)

@@ -10,8 +10,10 @@ What every config shares is set here once instead of in each file; a config or a
 * ``trainer.default_root_dir``: ``outputs/runs/<config>``, ``<config>`` the stem of the first ``--config`` file;
 * ``trainer.logger``: :class:`~talkinghead.lightning.loggers.WandbLogger` (offline unless logged in) named
   ``<Module>-<config>`` and saving under the root dir (``lightning_configs/loggers/csv.yaml`` switches to CSV);
-* ``trainer.callbacks``: :class:`~talkinghead.lightning.media.MediaLogger`, a ``ModelCheckpoint`` keeping the
-  best checkpoint on the module's own validation metric (``MONITOR`` of the module class) and ``last.ckpt``, and
+* ``trainer.callbacks``: :class:`~talkinghead.lightning.media.MediaLogger`, a
+  :class:`~talkinghead.lightning.checkpointing.BestAndLastCheckpoint` keeping the best checkpoint on the module's
+  own validation metric (``MONITOR`` of the module class) and ``last.ckpt``, the state at the newest validation,
+  and
   :class:`~talkinghead.lightning.rng.RNGState` (the global RNG states in every checkpoint); a config that lists
   callbacks of its own (e.g. ``EMAWeightAveraging``) gets these added unless it lists them; ``fit`` with its
   standard output not a terminal (a log file, a pipe, a Slurm job) also gets
@@ -54,7 +56,8 @@ from talkinghead.lightning.stage import ConfigurationError
 USER_ERRORS = (ConfigurationError, CorruptShardError, EmptySplitError, FileNotFoundError)
 RUNS = Path("outputs/runs")
 WANDB_LOGGER = "talkinghead.lightning.loggers.WandbLogger"
-CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
+CHECKPOINT = "talkinghead.lightning.checkpointing.BestAndLastCheckpoint"  # last.ckpt follows the run
+LIGHTNING_CHECKPOINT = "lightning.pytorch.callbacks.ModelCheckpoint"
 LINE_PROGRESS = "talkinghead.lightning.progress.LineProgress"
 SHARED_CALLBACKS = (
     {"class_path": "talkinghead.lightning.media.MediaLogger", "init_args": {"every_n_validations": 1}},
@@ -97,6 +100,11 @@ def import_class(class_path: str) -> type:
     return getattr(importlib.import_module(module), name)
 
 
+def _checkpoint_alias(class_path: str) -> str:
+    """Lightning's ``ModelCheckpoint`` counts as :data:`CHECKPOINT`: a config that lists either gets no other."""
+    return CHECKPOINT if class_path == LIGHTNING_CHECKPOINT else class_path
+
+
 class TalkingHeadCLI(LightningCLI):
     """LightningCLI with the shared trainer blocks and the ``--version`` of the module docstring."""
 
@@ -128,7 +136,7 @@ class TalkingHeadCLI(LightningCLI):
                 logger.init_args.name = f"{model_class.__name__}-{stem}"
             if logger.init_args.get("save_dir") in (None, "."):
                 logger.init_args.save_dir = trainer.default_root_dir
-        listed = {callback.class_path for callback in trainer.callbacks or [] if isinstance(callback, Namespace)}
+        listed = {_checkpoint_alias(c.class_path) for c in trainer.callbacks or [] if isinstance(c, Namespace)}
         checkpoints = trainer.enable_checkpointing is not False
         wanted = [c for c in SHARED_CALLBACKS if c["class_path"] != CHECKPOINT or checkpoints]
         missing = [dict_to_namespace(callback) for callback in wanted if callback["class_path"] not in listed]
@@ -136,7 +144,9 @@ class TalkingHeadCLI(LightningCLI):
         if self.subcommand == "fit" and self._wants_line_progress(trainer):
             trainer.callbacks.append(dict_to_namespace({"class_path": LINE_PROGRESS}))
         monitor, mode = getattr(model_class, "MONITOR", (None, "min"))
-        checkpoints = [c for c in trainer.callbacks if isinstance(c, Namespace) and c.class_path == CHECKPOINT]
+        checkpoints = [
+            c for c in trainer.callbacks if isinstance(c, Namespace) and _checkpoint_alias(c.class_path) == CHECKPOINT
+        ]
         by_step = [
             c for c in checkpoints if c.init_args.get("every_n_train_steps") or c.init_args.get("train_time_interval")
         ]

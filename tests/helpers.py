@@ -11,6 +11,16 @@ CSV_LOGGER_CONFIG = ROOT / "lightning_configs" / "loggers" / "csv.yaml"
 TINY_CORPUS_ARGS = ("--clips", "6", "--seconds", "2", "--seed", "3", "--workers", "1")
 # The tiny corpus's 2-s clips (50 frames) are shorter than the tiny pose configs' 96-frame windows.
 SHORT_CLIP_WINDOW = ("--data.window", "48")
+# A small stand-in for MeshToVideo's tiny sizes (64² frames, 8–16 channels); tests add their own face parser.
+SMALL_MESH_TO_VIDEO = {
+    "image_size": 64,
+    "render_size": 64,
+    "motion_size": 32,
+    "rasterizer": "torch",
+    "motion": {"facial_channels": [8, 16], "latent_channels": 4, "facial_features": 8, "lip_channels": [8, 16],
+               "lip_features": 8, "decoder_channels": 8, "decoder_layers": 1},
+    "generator": {"channels": [8, 16], "num_residual": 1},
+}  # fmt: skip
 
 
 def load_tool(name: str) -> ModuleType:

@@ -1,7 +1,7 @@
 """The drawn mouth interior: painted only inside a driven mouth that opens wider than the portrait's, identical to
 the corpus renderer's, and composited by ``MeshToVideo(mouth_interior=True)`` without touching the rest.
 
-The stage-2 networks are small random stand-ins built here (64² frames), as in ``test_stage2_redundancy.py``.
+The stage-2 networks are small random stand-ins (``tests.helpers.SMALL_MESH_TO_VIDEO``, 64² frames).
 """
 
 import cv2
@@ -15,6 +15,7 @@ from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
 from talkinghead.models import MeshToVideo
 from talkinghead.render import FaceParser, make_rasterizer
 from talkinghead.render.mouth_interior import MouthInterior, interior_colour, paint
+from tests.helpers import SMALL_MESH_TO_VIDEO
 
 JAW_OPEN = ARKIT_BLENDSHAPES.index("jawOpen")
 
@@ -84,16 +85,7 @@ def test_interior_is_the_corpus_renderers(model, yaw):
 
 
 def test_mesh_to_video_composites_the_interior_and_changes_nothing_else():
-    small = {
-        "image_size": 64,
-        "render_size": 64,
-        "motion_size": 32,
-        "rasterizer": "torch",
-        "face_parser": f"{__name__}._HeadParser",
-        "motion": {"facial_channels": [8, 16], "latent_channels": 4, "facial_features": 8, "lip_channels": [8, 16],
-                   "lip_features": 8, "decoder_channels": 8, "decoder_layers": 1},
-        "generator": {"channels": [8, 16], "num_residual": 1},
-    }  # fmt: skip
+    small = {**SMALL_MESH_TO_VIDEO, "face_parser": f"{__name__}._HeadParser"}
     networks = {}
     for drawn in (False, True):
         torch.manual_seed(0)

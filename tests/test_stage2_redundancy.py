@@ -24,18 +24,10 @@ from talkinghead.models import MeshToVideo
 from talkinghead.models.losses import discriminator_loss
 from talkinghead.render import FaceParser
 from talkinghead.render.motion_inputs import FLOWS
+from tests.helpers import SMALL_MESH_TO_VIDEO
 
 FACE_KEYS = ("beta", "pose", "lip_offsets")
-SMALL = {
-    "image_size": 64,
-    "render_size": 64,
-    "motion_size": 32,
-    "rasterizer": "torch",
-    "face_parser": f"{__name__}._CountingParser",
-    "motion": {"facial_channels": [8, 16], "latent_channels": 4, "facial_features": 8, "lip_channels": [8, 16],
-               "lip_features": 8, "decoder_channels": 8, "decoder_layers": 1},
-    "generator": {"channels": [8, 16], "num_residual": 1},
-}  # fmt: skip
+SMALL = {**SMALL_MESH_TO_VIDEO, "face_parser": f"{__name__}._CountingParser"}
 TRAINING = {
     "perceptual": "gradients",
     "mesh_flow_weight": 0.1,

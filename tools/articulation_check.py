@@ -27,24 +27,14 @@ import numpy as np
 import soundfile
 from PIL import Image
 
-from talkinghead.audio.io import AudioError, load_audio
+from talkinghead.audio.io import load_audio
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.evaluation.evaluate import Networks, collect_jobs, evaluate
 from talkinghead.evaluation.report import CROSS, SAME, csv_text, write_text_atomic
-from talkinghead.media import VideoWriter, iter_video_frames, sidecar_audio
+from talkinghead.evaluation.video_metrics import clip_speech
+from talkinghead.media import VideoWriter, iter_video_frames
 from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
-
-
-def clip_speech(video: Path) -> np.ndarray:
-    """The clip's speech: its own audio track, else a same-stem sidecar file."""
-    try:
-        return load_audio(video)
-    except AudioError:
-        sidecar = sidecar_audio(video)
-        if sidecar is None:
-            raise
-        return load_audio(sidecar)
 
 
 def cut_clip(video: Path, seconds: float, out: Path) -> tuple[Path, Path]:

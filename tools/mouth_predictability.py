@@ -20,28 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from talkinghead.audio.io import AudioError, load_audio
+from talkinghead.audio.io import AudioError
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.data.preprocess.discover import discover_videos
 from talkinghead.evaluation.report import write_text_atomic
-from talkinghead.evaluation.video_metrics import analyse_video
-from talkinghead.media import sidecar_audio
+from talkinghead.evaluation.video_metrics import analyse_video, clip_speech
 from talkinghead.metrics.articulation import inner_lip_opening, lip_sync_r, speech_envelope
 from talkinghead.metrics.mouth_predictability import mouth_predictability, speech_features
 
 COLUMNS = ("clip", "identity", "frames", "lip_sync_r", "same_speaker_r", "other_speakers_r")
-
-
-def clip_speech(video: Path) -> np.ndarray:
-    """The clip's speech: its own audio track, else a same-stem sidecar file."""
-    try:
-        return load_audio(video)
-    except AudioError:
-        sidecar = sidecar_audio(video)
-        if sidecar is None:
-            raise
-        return load_audio(sidecar)
 
 
 def table(rows: list[dict]) -> str:

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 import torch
 
+from talkinghead.audio.io import AudioError, load_audio
 from talkinghead.conventions import CROP_SIZE, FPS
 from talkinghead.evaluation.fid import InceptionFeatures
 from talkinghead.evaluation.identity import align_face, identity_embeddings
@@ -40,7 +41,7 @@ from talkinghead.face.detection import NoFaceError, detect_face_landmarks
 from talkinghead.face.fitting import FitResult, fit_landmarks
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.regions import lip_ids
-from talkinghead.media import iter_video_frames
+from talkinghead.media import iter_video_frames, sidecar_audio
 from talkinghead.metrics.facial_motion import lip_vertex_error
 from talkinghead.metrics.image import psnr, ssim
 from talkinghead.metrics.landmarks import mouth_landmark_distance
@@ -125,6 +126,18 @@ class VideoAnalysis:
                     fit_expression=True,
                 )
         return self._fit
+
+
+def clip_speech(video: str | os.PathLike) -> np.ndarray:
+    """A real clip's speech (16-kHz mono): its own audio track, else a same-stem ``.wav``/``.flac`` beside it;
+    :class:`~talkinghead.audio.io.AudioError` when it has neither."""
+    try:
+        return load_audio(video)
+    except AudioError:
+        sidecar = sidecar_audio(Path(video))
+        if sidecar is None:
+            raise
+        return load_audio(sidecar)
 
 
 def analyse_video(

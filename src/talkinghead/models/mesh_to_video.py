@@ -148,9 +148,10 @@ class MeshToVideo(nn.Module):
         inputs = self.inputs(alpha, reference, driven, outer, pairs, flows, rendered)
         if self.interior is not None:
             index = torch.arange(driven["beta"].shape[0], device=alpha.device) if pairs is None else pairs
-            source = apply_pose(self.inputs.unposed(alpha, reference), reference["pose"]).index_select(0, index)
-            posed = apply_pose(self.inputs.unposed(alpha.index_select(0, index), driven), driven["pose"])
-            inputs["interior_colour"], inputs["interior_opacity"], inputs["interior_box"] = self.interior(source, posed)
+            shape = rendered.shape if rendered is not None else self.inputs.unposed(alpha, reference)
+            source = apply_pose(shape, reference["pose"]).index_select(0, index)
+            painted = self.interior(source, inputs["vertices_driven"])
+            inputs["interior_colour"], inputs["interior_opacity"], inputs["interior_box"] = painted
         return inputs
 
     def forward(self, reference_image: torch.Tensor, inputs: dict[str, torch.Tensor], sample: bool) -> dict:

@@ -182,7 +182,8 @@ class MotionInputRenderer(nn.Module):
             rendered: the references already rendered (computed here when None).
 
         Returns ``pt_reference``, ``pt_driven`` (B, 3, s, s), ``lip_reference``, ``lip_driven`` (B, L, s, s),
-        ``mask_driven`` (B, 1, s, s) the driven inner-face coverage M_d and, as asked in ``flows``:
+        ``mask_driven`` (B, 1, s, s) the driven inner-face coverage M_d, ``vertices_driven`` (B, N, 3) the posed
+        driven meshes (world cm) and, as asked in ``flows``:
         ``flow_mesh`` (B, 2, s, s): on M_d, the backward flow (normalized units,
         :mod:`talkinghead.models.motion_vae`) from each driven surface point to the same point of the
         reference mesh — the mesh correspondence, averaged over the covered part of each pixel; 0 off the
@@ -235,6 +236,7 @@ class MotionInputRenderer(nn.Module):
             "lip_reference": per_pair(ref.heatmaps),
             "lip_driven": self._lip_heatmaps(driven_vertices),
             "mask_driven": mask_driven,
+            "vertices_driven": driven_vertices,
         }
         if flows:
             centres = identity_grid(size, size, alpha.device, alpha.dtype).permute(0, 3, 1, 2)

@@ -86,9 +86,8 @@ class GenerationParams:
         batch_size: frames per stage-2 batch (memory ∝ batch size, not video length).
         stream_batch: a stream renders its ready frames once this many are ready (its first frame at once): each
             frame may wait ``stream_batch − 1`` frames longer, and stage 2 costs less per frame (on 2 CPU cores,
-            tiny: 19–20, 13–16, 11–13 ms per frame for 1, 2, 3 frames per batch, 12–13 for 4 with the drawn mouth
-            interior: 4 keeps a stream at about 0.4 of real time with room to spare, docs/PERFORMANCE.md); 1 =
-            every frame as soon as it is ready.
+            tiny, with its drawn mouth interior: 13–17 ms per frame in threes, 12–16 in fours, which keeps every
+            measured stream below 0.5 of real time, docs/PERFORMANCE.md); 1 = every frame as soon as it is ready.
         bf16: stage 2's networks in bfloat16 (:meth:`MeshToVideo.drive`): faster on CUDA and on CPUs with native
             bfloat16 (AVX-512 BF16, AMX), frames within rounding of float32; off by default (exact float32).
         full_frame: paste the 256² face back into the portrait (frames at most ``max_frame_side`` wide/high).

@@ -6,8 +6,9 @@ tracks the inner-lip opening at 25 fps over the whole clip, and a ridge regressi
 it (:mod:`talkinghead.metrics.mouth_predictability`): fitted on the clip's own first 70 % and scored (Pearson r)
 on its last 30 % (same speaker), or fitted on the other identities' clips and scored on all of it (other
 speakers). The clip's lip-sync r (opening against the speech envelope,
-:func:`talkinghead.metrics.articulation.lip_sync_r`) is listed beside them. Prints a markdown table; ``--csv``
-also writes it as CSV. Weight-free: nothing is downloaded.
+:func:`talkinghead.metrics.articulation.lip_sync_r`) is listed beside them. Tracking shows a progress bar (``-q``
+hides it); the table is printed as markdown and, with ``--csv``, written as CSV. Weight-free: nothing is
+downloaded.
 
     python tools/mouth_predictability.py --videos real/identities.tsv --csv outputs/predictability.csv
 """
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from talkinghead.audio.io import AudioError
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
@@ -60,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    clips, identities, sync, keys = {}, {}, {}, {}
-    for video in videos:
+    if len({video.identity for video in videos}) < 2:
+        print("error: --videos: at least two identities are needed for the other-speakers fit", file=sys.stderr)
+        return 2
+    clips, identities, sync = {}, {}, {}
+    for video in tqdm(videos, desc="tracking", unit="clip", disable=verbosity(args) < 0):
         try:
             speech = clip_speech(video.path)
         except AudioError as error:
@@ -73,17 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         opening = inner_lip_opening(track.landmarks)
         frames = min(len(opening), int(len(speech) * FPS) // SAMPLE_RATE)
-        clips[video.stem] = (speech_features(speech, frames), opening[:frames])
-        identities[video.stem] = video.identity
-        keys[video.stem] = video.key
-        sync[video.stem] = lip_sync_r(opening[:frames], speech_envelope(speech, frames))
-    if len(set(identities.values())) < 2:
-        print("error: --videos: at least two identities are needed for the other-speakers fit", file=sys.stderr)
-        return 2
+        clips[video.key] = (speech_features(speech, frames), opening[:frames])
+        identities[video.key] = video.identity
+        sync[video.key] = lip_sync_r(opening[:frames], speech_envelope(speech, frames))
     results = mouth_predictability(clips, identities)
     rows = [
         {
-            "clip": keys[name],
+            "clip": name,
             "identity": identities[name],
             "frames": result.frames,
             "lip_sync_r": sync[name],

@@ -31,7 +31,8 @@ from talkinghead.face.mouth import pearson
 N_MELS = 40
 CONTEXT = (4, 4)  # frames before and after: ±160 ms, about a syllable each way
 TRAIN_FRACTION = 0.7
-RIDGE_WEIGHT = 100.0  # on standardised features: r on held-out thirds was flat within 0.05 from 100 to 1000
+# On standardised features; the same-speaker r of nine public clips moved 0.04 on average (0.10 at most) at 1000.
+RIDGE_WEIGHT = 100.0
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""The causal speech-level control (:mod:`talkinghead.audio.level`): levels reached, dynamics kept, streams exact."""
+"""The causal speech-level control (:mod:`talkinghead.audio.level`): levels reached, dynamics kept, noise ignored,
+streams exact, and the corpus level it aims at measured on the embedded corpus."""
 
 import numpy as np
 import pytest
 
-from talkinghead.audio.level import LevelNormalizer, normalize_level
+from talkinghead.audio.level import CORPUS_LEVEL_DB, LevelNormalizer, active_level_db, normalize_level
 from talkinghead.conventions import FRAME_SAMPLES, SAMPLE_RATE
+from talkinghead.data.shards import iter_clips
 
 
 def tone(seconds: float, level_db: float, frequency: float = 220.0) -> np.ndarray:
@@ -23,19 +25,60 @@ def test_a_steady_recording_ends_at_the_target(recorded_db):
     assert level_db(out[-SAMPLE_RATE:]) == pytest.approx(-21.0, abs=0.5)
 
 
+def power_mean_db(*levels_db: float) -> float:
+    return 10 * np.log10(np.mean(10 ** (np.array(levels_db) / 10)))
+
+
+def syllables(seconds: float, loud_db: float, soft_db: float) -> np.ndarray:
+    """Alternating 200-ms segments at two levels."""
+    return np.tile(np.concatenate([tone(0.2, loud_db), tone(0.2, soft_db)]), round(seconds / 0.4))
+
+
 def test_syllables_keep_their_relative_loudness():
     """Alternating 200-ms segments 6 dB apart, recorded 10 dB below the target: after the estimate has
-    settled (2 s) the loud and soft segments are still 6 ± 0.5 dB apart and their mean is at the target ± 1 dB."""
+    settled (2 s) the loud and soft segments are still 6 ± 0.5 dB apart and their mean power is at the target
+    ± 0.5 dB."""
     segment = int(0.2 * SAMPLE_RATE)
-    pattern = np.concatenate([tone(0.2, -28.0), tone(0.2, -34.0)])
-    out = normalize_level(np.tile(pattern, 15), target_db=-21.0)
+    out = normalize_level(syllables(6.0, -28.0, -34.0), target_db=-21.0)
     loud = [level_db(out[i : i + segment]) for i in range(2 * SAMPLE_RATE, len(out) - segment, 2 * segment)]
     soft = [
         level_db(out[i + segment : i + 2 * segment])
         for i in range(2 * SAMPLE_RATE, len(out) - 2 * segment, 2 * segment)
     ]
     assert np.mean(loud) - np.mean(soft) == pytest.approx(6.0, abs=0.5)
-    assert (np.mean(loud) + np.mean(soft)) / 2 == pytest.approx(-21.0, abs=1.0)
+    assert power_mean_db(np.mean(loud), np.mean(soft)) == pytest.approx(-21.0, abs=0.5)
+
+
+def test_active_level_is_the_mean_power_of_the_speech():
+    """Exact on segments 6 dB apart (their mean power, not the −31 dB mean of their levels); 3 s of noise 26 dB
+    below the soft segments changes it by less than 0.01 dB; digital silence has no level."""
+    speech = syllables(4.0, -28.0, -34.0)
+    assert active_level_db(speech) == pytest.approx(power_mean_db(-28.0, -34.0), abs=0.01)
+    noise = (np.random.default_rng(0).standard_normal(3 * SAMPLE_RATE) * 10 ** (-60 / 20)).astype(np.float32)
+    assert active_level_db(np.concatenate([noise, speech])) == pytest.approx(active_level_db(speech), abs=0.01)
+    assert active_level_db(np.zeros(SAMPLE_RATE, np.float32)) is None
+
+
+def test_noise_before_the_speech_does_not_set_the_gain():
+    """A recording that opens on 3 s of room noise (−54 dBFS, above the silence gate) before speech at an
+    active level of −30 dBFS: from the speech's first 200 ms on, the speech is brought to the target within
+    1 dB. (A running mean of the frames' levels in dB counts the noise as speech: it leaves this speech 2.9 dB
+    too loud, and a broadcast recording opening this way 12 dB, its limit.)"""
+    rng = np.random.default_rng(0)
+    noise = (rng.standard_normal(3 * SAMPLE_RATE) * 10 ** (-54 / 20)).astype(np.float32)
+    speech = syllables(4.0, -28.5, -32.5)
+    out = normalize_level(np.concatenate([noise, speech]), target_db=-21.0)
+    settled = out[3 * SAMPLE_RATE + int(0.2 * SAMPLE_RATE) :]
+    assert active_level_db(settled) == pytest.approx(-21.0, abs=1.0)
+
+
+def test_the_embedded_corpus_speaks_at_the_corpus_level(tiny_corpus):
+    """:data:`CORPUS_LEVEL_DB` is what the corpus generator produces: the median active level of the tiny
+    corpus' six clips within 1 dB of it, every clip within 3 dB."""
+    levels = [active_level_db(clip.audio) for clip in iter_clips(tiny_corpus, fields=("audio",))]
+    assert len(levels) == 6
+    assert np.median(levels) == pytest.approx(CORPUS_LEVEL_DB, abs=1.0)
+    assert np.all(np.abs(np.array(levels) - CORPUS_LEVEL_DB) < 3.0)
 
 
 def test_pauses_do_not_move_the_gain():

@@ -67,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="scale of the predicted expression (blendshapes and lip offsets); 1 = as predicted "
-        "(default: the facial-motion checkpoint's calibration, 2 for the demo checkpoints)",
+        "(default: the facial-motion checkpoint's calibration, its config's expression_scale)",
     )
     p.add_argument(
         "--speech-level",
@@ -75,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
         default=CORPUS_LEVEL_DB,
         metavar="DBFS",
         help=f"active-speech level the motion networks hear, set by a causal gain control (default "
-        f"{CORPUS_LEVEL_DB:g}, the embedded corpus' level); the video keeps the speech as given",
+        f"{CORPUS_LEVEL_DB:g}, the embedded corpus' active-speech level); the video keeps the speech as given",
     )
     p.add_argument("--keep-speech-level", action="store_true", help="feed the recording's own gain to stage 1")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the networks run")

@@ -84,26 +84,55 @@ def test_the_embedded_corpus_speaks_at_the_corpus_level(tiny_corpus):
 @pytest.mark.parametrize("pause_db", [-70.0, -54.0])
 def test_pauses_do_not_move_the_gain(pause_db):
     """A second of digital silence (−70 dBFS, below the gate) or room noise (−54 dBFS, remembered but far below
-    the speech) between two utterances leaves the gain where the first utterance put it."""
+    the speech) between two utterances leaves the gain within 0.05 dB of where the first utterance put it (the
+    running median lets one more frame of the utterance in)."""
     normalizer = LevelNormalizer(target_db=-21.0)
     normalizer.process(tone(2.0, -30.0))
     before = normalizer.gain_db
     rng = np.random.default_rng(0)
     normalizer.process((rng.standard_normal(SAMPLE_RATE) * 10 ** (pause_db / 20)).astype(np.float32))
-    assert normalizer.gain_db == before
+    assert normalizer.gain_db == pytest.approx(before, abs=0.05)
     assert before == pytest.approx(9.0, abs=1.5)
 
 
-def test_a_loud_click_moves_the_level_by_a_few_db():
-    """One 40-ms frame at −3 dBFS in speech at −22 / −28 dBFS: the 8 s after it reach the stage-1 networks
-    within 3 dB of the same speech without the click (2.2 dB measured; a gate set by the loudest remembered frame
-    had counted the click alone and cut the speech by 10 dB)."""
-    speech = syllables(12.0, -22.0, -28.0)
+@pytest.mark.parametrize(
+    ("loud_db", "at_s", "click"),
+    [
+        (-22.0, 4, tone(0.04, -3.0, 1000.0)),  # a click in loud speech
+        (-30.0, 2, tone(0.04, -3.0, 1000.0)),  # in quiet speech, early
+        (-30.0, 1, np.sign(tone(0.04, 0.0, 500.0))),  # a full-scale pop
+        (-22.0, 1, np.array([1e30], np.float32)),  # one corrupt sample
+    ],
+)
+def test_a_click_does_not_move_the_level(loud_db, at_s, click):
+    """A 40-ms click or one corrupt sample in speech: the 8 s after it reach the stage-1 networks within 1 dB of
+    the same speech without it (a threshold set by the loudest frame had counted a −3 dBFS click alone and cut
+    loud speech by 10 dB for 10 s; P.56's threshold alone still counts it and cuts quiet speech by 7 dB)."""
+    speech = syllables(12.0, loud_db, loud_db - 6.0)
     clicked = speech.copy()
-    clicked[4 * SAMPLE_RATE : 4 * SAMPLE_RATE + FRAME_SAMPLES] = tone(0.04, -3.0, 1000.0)
-    after = slice(4 * SAMPLE_RATE + FRAME_SAMPLES, None)
+    clicked[at_s * SAMPLE_RATE : at_s * SAMPLE_RATE + len(click)] = click
+    after = slice(at_s * SAMPLE_RATE + FRAME_SAMPLES, (at_s + 8) * SAMPLE_RATE)
     with_click, without = normalize_level(clicked, -19.0)[after], normalize_level(speech, -19.0)[after]
-    assert abs(active_level_db(with_click) - active_level_db(without)) < 3.0
+    assert abs(active_level_db(with_click) - active_level_db(without)) < 1.0
+
+
+def test_the_gain_falls_and_rises_at_its_limits_and_ramps_within_frames():
+    """A constant signal at −40 dBFS for 1 s, then at −5: the gain climbs to its +12-dB limit by exactly 1 dB
+    per frame (from the second frame: the running median starts from silence), then falls by exactly 3 dB per
+    frame; sample to sample it never changes by more than 3 dB / 640."""
+    audio = np.concatenate([np.full(SAMPLE_RATE, 0.01, np.float32), np.full(SAMPLE_RATE, 10**-0.25, np.float32)])
+    normalizer = LevelNormalizer(target_db=-20.0)
+    gains = []
+    for start in range(0, len(audio), FRAME_SAMPLES):
+        normalizer.process(audio[start : start + FRAME_SAMPLES])
+        gains.append(normalizer.gain_db)
+    steps = np.diff([0.0, *gains])
+    assert steps[0] == 0.0 and np.allclose(steps[1:13], 1.0) and gains[12] == pytest.approx(12.0)
+    onset = SAMPLE_RATE // FRAME_SAMPLES
+    assert np.allclose(steps[onset + 1 : onset + 5], -3.0)  # the running median lets the onset in a frame late
+    assert steps.min() >= -3.0 - 1e-9 and steps.max() <= 1.0 + 1e-9
+    sample_gain_db = 20 * np.log10(normalize_level(audio, -20.0) / audio)
+    assert np.abs(np.diff(sample_gain_db)).max() <= 3.0 / FRAME_SAMPLES + 1e-5  # float32 output
 
 
 def test_a_non_finite_sample_is_not_remembered():
@@ -116,9 +145,9 @@ def test_a_non_finite_sample_is_not_remembered():
     assert active_level_db(out[-SAMPLE_RATE:]) == pytest.approx(-21.0, abs=1.0)
 
 
-def test_a_quieter_speaker_is_followed_gradually_once_the_louder_has_left_the_memory():
-    """12 s of speech at the target, then 14 s 10 dB quieter: the quieter speech stays quieter while the 10-s
-    memory still holds the louder (second 13: 8 dB or more below the target), is at the target within 1 dB from
+def test_a_quieter_speaker_is_followed_gradually_within_the_memory():
+    """12 s of speech at the target, then 14 s 10 dB quieter: the quieter speech is heard quieter while the 10-s
+    memory holds mostly the louder (second 13: 8 dB or more below the target), is at the target within 1 dB from
     second 24 on, and the gain rises by at most 1 dB per frame on the way."""
     audio = np.concatenate([syllables(12.0, -19.0, -23.0), syllables(14.0, -29.0, -33.0)])
     normalizer = LevelNormalizer(target_db=-19.0)

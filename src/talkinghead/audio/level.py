@@ -6,34 +6,37 @@ its head gestures follow the speech level in dBFS (:mod:`talkinghead.data.synthe
 recording 6 dB quieter than the corpus moves the head less than the same speech at the corpus level would.
 :class:`LevelNormalizer` brings the active-speech level to a target before the audio reaches the encoders.
 
-The active-speech level (:func:`frames_active_level_db`) follows ITU-T P.56: the **mean power** of the active
-frames, a frame being active when its level is within :data:`ACTIVITY_MARGIN_DB` of that mean (of the thresholds
-at which the mean of the frames above the threshold is within the margin of it, the lowest). The loud syllables
-set it; pauses, breaths and background noise tens of dB below the speech are not counted, and a single loud
-click is counted with the speech, not alone, so it moves the level by a few dB. A mean of the frames' levels in
-dB would not do: it counts a quiet frame as much as a loud one, so it reads real speech, whose consonants and
-decays spread over 30 dB, several dB lower than the corpus' even syllables, and a recording that opens on 3 s of
-room noise at −54 dBFS as 15 dB quieter than its speech.
+The active-speech level (:func:`speech_level_db`) follows ITU-T P.56: the **mean power** of the active frames, a
+frame being active when its level is within :data:`ACTIVITY_MARGIN_DB` of that mean (of the thresholds at which the
+mean of the frames above the threshold is within the margin of it, the lowest). The loud syllables set it, and
+pauses and breaths tens of dB below them are not counted. Two departures make it robust where P.56's threshold
+alone is not: each frame's level is the running median of three (:data:`MEDIAN_FRAMES`), so a click or a corrupt
+sample one frame long is no sound at all (counted alone, a −3 dBFS click made P.56's level its own and cut quiet
+speech by 7 dB for the 10 s it was remembered); and frames more than :data:`FLOOR_DB` below the 95th percentile of
+the remembered levels are left out, so noise in a pause long enough to outnumber the speech still remembered is not
+counted either. A mean of the frames' levels in dB would not do at all: it counts a quiet frame as much as a loud
+one, so it reads real speech, whose consonants and decays spread over 30 dB, several dB lower than the corpus'
+even syllables, and a recording that opens on 3 s of room noise at −54 dBFS as 15 dB quieter than its speech.
 
 It is causal, so a stream and an offline run give the same samples (:func:`normalize_level` is the same
 computation on a whole recording): per 40-ms video frame (640 samples at 16 kHz),
 
-* the frame's level (dBFS RMS) is remembered when it is above ``gate_db`` (digital silence is not), the last
-  ``memory_frames`` of them (10 s);
+* the frame's median level (dBFS RMS) is remembered when it is above ``gate_db`` (digital silence is not), the
+  last ``memory_frames`` of them (10 s);
 * the estimate ``L`` is the active-speech level of the remembered frames, averaged in dB with the target at the
   weight of ``prior_frames`` active frames (so the first syllables cannot set the gain alone). Noise heard before
-  any speech is the only sound, so it counts until the speech arrives; the first loud frames leave it below the
-  threshold;
+  any speech is the only sound, so it counts until the speech arrives; the speech's first frames leave it below
+  the threshold;
 * the gain moves towards ``clip(target − L, ±max_gain_db)`` by at most ``attack_db`` per frame downwards (a
   louder sound is brought down within a few frames) and ``release_db`` per frame upwards (a quieter one is
-  raised over seconds), and is ramped linearly over each frame from the previous frame's gain (no steps in the
-  waveform).
+  raised over a second or so), and is ramped linearly over each frame from the previous frame's gain (no steps in
+  the waveform).
 
 So within an utterance the syllables keep their relative loudness (the estimate moves with the memory, slowly).
-A change of speaker or microphone is followed within the memory: a louder one gradually (a 10-dB rise is heard
-5 dB too loud after 2 s, 2 dB after 6 s), a quieter one once the louder one's frames have left the memory, then
-at the release rate. The output may exceed ±1 where a loud sound follows quiet speech: the networks' features do
-not clip, and the video keeps the speech as given.
+A change of speaker or microphone is followed gradually, fully within the memory: a 10-dB rise is heard 5 dB too
+loud after 2 s and 2 dB after 6 s, a 10-dB fall 9 dB too quiet after 3 s and 2 dB after 9 s. The output may exceed
+±1 where a loud sound follows quiet speech: the networks' features do not clip, and the video keeps the speech as
+given.
 """
 
 from collections import deque
@@ -42,15 +45,23 @@ import numpy as np
 
 from talkinghead.conventions import FRAME_SAMPLES
 
-CORPUS_LEVEL_DB = -19.0
+CORPUS_LEVEL_DB = -20.0
 """Active-speech level (:func:`active_level_db`) of the embedded corpus' espeak-ng speech in dBFS: median of the
-64 clips of ``make demo``'s corpus −18.9 (−21.1 … −16.2 per clip)."""
+64 clips of ``make demo``'s corpus −19.9 (−21.9 … −16.7 per clip)."""
 
 GATE_DB = -60.0
 """Frames at or below this level (dBFS RMS) are silence: never part of the active-speech level."""
 
 ACTIVITY_MARGIN_DB = 15.9
 """ITU-T P.56's margin: a frame is active speech when its level is within this of the active-speech level."""
+
+MEDIAN_FRAMES = 3
+"""A frame's level is the median of its own and the previous frames' levels over this many frames (a click or
+a corrupt sample one frame long is not speech)."""
+
+FLOOR_DB = 20.0
+"""Frames more than this below the 95th percentile of the remembered levels are not speech (noise in a pause
+long enough to outnumber the speech still remembered)."""
 
 
 def frame_levels_db(audio: np.ndarray) -> np.ndarray:
@@ -62,18 +73,34 @@ def frame_levels_db(audio: np.ndarray) -> np.ndarray:
 
 
 def frames_active_level_db(levels_db: np.ndarray, margin_db: float = ACTIVITY_MARGIN_DB) -> tuple[float, int]:
-    """P.56's active level of frame levels (n ≥ 1 finite values, dBFS) → (level, number of active frames)."""
+    """P.56's active level of frame levels (n ≥ 1 finite values, dBFS) → (level, number of active frames): of the
+    thresholds at which the mean power of the frames above is within ``margin_db`` of the threshold, the lowest."""
     ordered = np.sort(levels_db)[::-1]
     means = 10.0 * np.log10(np.cumsum(10.0 ** (ordered / 10.0)) / np.arange(1, len(ordered) + 1))
-    count = int(np.flatnonzero(means - ordered <= margin_db)[-1]) + 1  # the lowest consistent threshold
+    count = int(np.flatnonzero(means - ordered <= margin_db)[-1]) + 1
     return float(means[count - 1]), count
+
+
+def speech_level_db(remembered_db: np.ndarray, margin_db: float = ACTIVITY_MARGIN_DB) -> tuple[float, int]:
+    """Active level of remembered frame levels (n ≥ 1) above the floor (:data:`FLOOR_DB`) → (level, count)."""
+    floor = np.percentile(remembered_db, 95) - FLOOR_DB
+    return frames_active_level_db(remembered_db[remembered_db >= floor], margin_db)
+
+
+def median_levels_db(levels_db: np.ndarray) -> np.ndarray:
+    """Causal running median over :data:`MEDIAN_FRAMES` frames, the frames before the first counting as silence
+    (−inf); a non-finite level counts as +inf (a corrupt frame is an impulse, removed like a click)."""
+    levels = np.concatenate((np.full(MEDIAN_FRAMES - 1, -np.inf), np.where(np.isfinite(levels_db), levels_db, np.inf)))
+    if len(levels_db) == 0:
+        return np.zeros(0)
+    return np.median(np.lib.stride_tricks.sliding_window_view(levels, MEDIAN_FRAMES), axis=-1)
 
 
 def active_level_db(audio: np.ndarray, gate_db: float = GATE_DB, margin_db: float = ACTIVITY_MARGIN_DB) -> float | None:
     """Active-speech level of a whole recording (module docstring) in dBFS; None when every frame is silence."""
-    levels = frame_levels_db(audio)
+    levels = median_levels_db(frame_levels_db(audio))
     levels = levels[np.isfinite(levels) & (levels > gate_db)]
-    return frames_active_level_db(levels, margin_db)[0] if len(levels) else None
+    return speech_level_db(levels, margin_db)[0] if len(levels) else None
 
 
 class LevelNormalizer:
@@ -106,6 +133,7 @@ class LevelNormalizer:
         self.gate_db = gate_db
         self.margin_db = margin_db
         self.prior_frames = prior_frames
+        self.recent_db: deque[float] = deque([-np.inf] * (MEDIAN_FRAMES - 1), maxlen=MEDIAN_FRAMES)
         self.remembered_db: deque[float] = deque(maxlen=memory_frames)
         self.max_gain_db = max_gain_db
         self.attack_db, self.release_db = attack_db, release_db
@@ -115,9 +143,11 @@ class LevelNormalizer:
 
     def _gain_db(self, level_db: float) -> float:
         """Update the estimate with one whole frame's level; → the frame's gain (dB)."""
+        self.recent_db.append(level_db if np.isfinite(level_db) else np.inf)
+        level_db = float(np.median(np.fromiter(self.recent_db, float)))
         if np.isfinite(level_db) and level_db > self.gate_db:
             self.remembered_db.append(level_db)
-            active_db, count = frames_active_level_db(np.fromiter(self.remembered_db, float), self.margin_db)
+            active_db, count = speech_level_db(np.fromiter(self.remembered_db, float), self.margin_db)
             weights = self.prior_frames + count
             self.level_db = (self.prior_frames * self.target_db + count * active_db) / weights
         wanted = float(np.clip(self.target_db - self.level_db, -self.max_gain_db, self.max_gain_db))

@@ -87,18 +87,23 @@ def speech_level_db(remembered_db: np.ndarray, margin_db: float = ACTIVITY_MARGI
     return frames_active_level_db(remembered_db[remembered_db >= floor], margin_db)
 
 
-def median_levels_db(levels_db: np.ndarray) -> np.ndarray:
-    """Causal running median over :data:`MEDIAN_FRAMES` frames, the frames before the first counting as silence
-    (−inf); a non-finite level counts as +inf (a corrupt frame is an impulse, removed like a click)."""
-    levels = np.concatenate((np.full(MEDIAN_FRAMES - 1, -np.inf), np.where(np.isfinite(levels_db), levels_db, np.inf)))
-    if len(levels_db) == 0:
-        return np.zeros(0)
-    return np.median(np.lib.stride_tricks.sliding_window_view(levels, MEDIAN_FRAMES), axis=-1)
+def median_levels_db(levels_db: np.ndarray, previous_db: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Causal running median over :data:`MEDIAN_FRAMES` frames → (medians, the ``previous_db`` of the frames that
+    follow). ``previous_db`` holds the levels of the ``MEDIAN_FRAMES − 1`` frames before these (None = silence,
+    −inf, before a recording); a non-finite level counts as +inf (a corrupt frame is an impulse, removed like a
+    click)."""
+    if previous_db is None:
+        previous_db = np.full(MEDIAN_FRAMES - 1, -np.inf)
+    levels = np.concatenate((previous_db, np.where(np.isfinite(levels_db), levels_db, np.inf)))
+    history = levels[len(levels) - (MEDIAN_FRAMES - 1) :]
+    if not len(levels_db):
+        return np.zeros(0), history
+    return np.median(np.lib.stride_tricks.sliding_window_view(levels, MEDIAN_FRAMES), axis=-1), history
 
 
 def active_level_db(audio: np.ndarray, gate_db: float = GATE_DB, margin_db: float = ACTIVITY_MARGIN_DB) -> float | None:
     """Active-speech level of a whole recording (module docstring) in dBFS; None when every frame is silence."""
-    levels = median_levels_db(frame_levels_db(audio))
+    levels = median_levels_db(frame_levels_db(audio))[0]
     levels = levels[np.isfinite(levels) & (levels > gate_db)]
     return speech_level_db(levels, margin_db)[0] if len(levels) else None
 
@@ -133,7 +138,7 @@ class LevelNormalizer:
         self.gate_db = gate_db
         self.margin_db = margin_db
         self.prior_frames = prior_frames
-        self.recent_db: deque[float] = deque([-np.inf] * (MEDIAN_FRAMES - 1), maxlen=MEDIAN_FRAMES)
+        self.previous_db: np.ndarray | None = None  # the last raw frame levels, for the running median
         self.remembered_db: deque[float] = deque(maxlen=memory_frames)
         self.max_gain_db = max_gain_db
         self.attack_db, self.release_db = attack_db, release_db
@@ -142,9 +147,7 @@ class LevelNormalizer:
         self.pending = np.zeros(0, np.float32)
 
     def _gain_db(self, level_db: float) -> float:
-        """Update the estimate with one whole frame's level; → the frame's gain (dB)."""
-        self.recent_db.append(level_db if np.isfinite(level_db) else np.inf)
-        level_db = float(np.median(np.fromiter(self.recent_db, float)))
+        """Update the estimate with one whole frame's median level; → the frame's gain (dB)."""
         if np.isfinite(level_db) and level_db > self.gate_db:
             self.remembered_db.append(level_db)
             active_db, count = speech_level_db(np.fromiter(self.remembered_db, float), self.margin_db)
@@ -160,7 +163,9 @@ class LevelNormalizer:
         whole = len(self.pending) // FRAME_SAMPLES * FRAME_SAMPLES
         frames = self.pending[:whole].reshape(-1, FRAME_SAMPLES)
         self.pending = self.pending[whole:]
-        gains = np.array([self.gain_db, *(self._gain_db(float(level)) for level in frame_levels_db(frames.ravel()))])
+        levels = frame_levels_db(frames.ravel())
+        medians, self.previous_db = median_levels_db(levels, self.previous_db)
+        gains = np.array([self.gain_db, *(self._gain_db(float(level)) for level in medians)])
         ramp = np.arange(1, FRAME_SAMPLES + 1) / FRAME_SAMPLES  # each frame ramps from the previous frame's gain
         ramps_db = gains[:-1, None] + (gains[1:] - gains[:-1])[:, None] * ramp
         return (frames * 10.0 ** (ramps_db / 20.0)).reshape(-1).astype(np.float32)

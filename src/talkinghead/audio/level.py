@@ -6,7 +6,7 @@ its head gestures follow the speech level in dBFS (:mod:`talkinghead.data.synthe
 recording 6 dB quieter than the corpus moves the head less than the same speech at the corpus level would.
 :class:`LevelNormalizer` brings the active-speech level to a target before the audio reaches the encoders.
 
-The active-speech level (:func:`speech_level_db`) follows ITU-T P.56: the **mean power** of the active frames, a
+The active-speech level (:func:`floored_active_level_db`) follows ITU-T P.56: the **mean power** of the active frames, a
 frame being active when its level is within :data:`ACTIVITY_MARGIN_DB` of that mean (of the thresholds at which the
 mean of the frames above the threshold is within the margin of it, the lowest). The loud syllables set it, and
 pauses and breaths tens of dB below them are not counted. Two departures make it robust where P.56's threshold
@@ -65,7 +65,9 @@ long enough to outnumber the speech still remembered)."""
 
 
 def frame_levels_db(audio: np.ndarray) -> np.ndarray:
-    """RMS level (dBFS) of each whole 40-ms frame of 16-kHz audio."""
+    """RMS level (dBFS) of each whole 40-ms frame of 16-kHz audio, each frame on its own (not
+    :func:`~talkinghead.audio.envelope.speech_energy`'s running sum, through which one non-finite sample would
+    spoil every later frame)."""
     whole = len(audio) // FRAME_SAMPLES * FRAME_SAMPLES
     frames = np.asarray(audio[:whole], np.float64).reshape(-1, FRAME_SAMPLES)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -81,7 +83,7 @@ def frames_active_level_db(levels_db: np.ndarray, margin_db: float = ACTIVITY_MA
     return float(means[count - 1]), count
 
 
-def speech_level_db(remembered_db: np.ndarray, margin_db: float = ACTIVITY_MARGIN_DB) -> tuple[float, int]:
+def floored_active_level_db(remembered_db: np.ndarray, margin_db: float = ACTIVITY_MARGIN_DB) -> tuple[float, int]:
     """Active level of remembered frame levels (n ≥ 1) above the floor (:data:`FLOOR_DB`) → (level, count)."""
     floor = np.percentile(remembered_db, 95) - FLOOR_DB
     return frames_active_level_db(remembered_db[remembered_db >= floor], margin_db)
@@ -105,7 +107,7 @@ def active_level_db(audio: np.ndarray, gate_db: float = GATE_DB, margin_db: floa
     """Active-speech level of a whole recording (module docstring) in dBFS; None when every frame is silence."""
     levels = median_levels_db(frame_levels_db(audio))[0]
     levels = levels[np.isfinite(levels) & (levels > gate_db)]
-    return speech_level_db(levels, margin_db)[0] if len(levels) else None
+    return floored_active_level_db(levels, margin_db)[0] if len(levels) else None
 
 
 class LevelNormalizer:
@@ -150,7 +152,7 @@ class LevelNormalizer:
         """Update the estimate with one whole frame's median level; → the frame's gain (dB)."""
         if np.isfinite(level_db) and level_db > self.gate_db:
             self.remembered_db.append(level_db)
-            active_db, count = speech_level_db(np.fromiter(self.remembered_db, float), self.margin_db)
+            active_db, count = floored_active_level_db(np.fromiter(self.remembered_db, float), self.margin_db)
             weights = self.prior_frames + count
             self.level_db = (self.prior_frames * self.target_db + count * active_db) / weights
         wanted = float(np.clip(self.target_db - self.level_db, -self.max_gain_db, self.max_gain_db))

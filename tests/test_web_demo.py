@@ -214,7 +214,7 @@ def test_api_generate_stream_yields_segments_that_play_the_offline_video(url, in
     # The first output is the lookahead alone; segments follow, the first while the speech is still being fed
     # (its status has no report yet); the last carries the report ``talkinghead-generate --stream`` prints.
     assert outputs[0][1] == (
-        "lookahead 280 ms (audio features 40 ms, facial motion 120 ms, head pose 0 ms, stage-2 batch 120 ms)"
+        "lookahead 240 ms (audio features 40 ms, facial motion 80 ms, head pose 0 ms, stage-2 batch 120 ms)"
     )
     streamed = [video for video, _ in outputs if isinstance(video, dict) and video.get("is_stream")]
     assert len(streamed) == 2 and "real-time factor" not in outputs[1][1]

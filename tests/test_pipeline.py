@@ -218,3 +218,15 @@ def test_cli_missing_checkpoints_are_named(inputs, tmp_path, capsys):
     ]
     assert generate_main(argv) == 2
     assert "facial_motion.ckpt" in capsys.readouterr().err
+
+
+def test_portraits_are_fitted_on_the_cpu_whatever_the_networks_device(pipeline, tiny_checkpoints, inputs):
+    """Networks on another device (``meta`` stands in for CUDA: an operation mixing it with CPU tensors raises,
+    as one mixing CUDA and CPU tensors does) still prepare a portrait: the landmark fit runs on the CPU and
+    gives exactly the CPU pipeline's α, β and pose."""
+    elsewhere = TalkingHeadPipeline.from_checkpoints(tiny_checkpoints, device="meta")
+    assert next(elsewhere.motion_vae.parameters()).device.type == "meta"
+    fitted = elsewhere.prepare_file(inputs["portrait"]).portrait
+    reference = pipeline.prepare_file(inputs["portrait"]).portrait
+    for name in ("alpha", "beta", "pose"):
+        assert torch.equal(getattr(fitted, name), getattr(reference, name)), name

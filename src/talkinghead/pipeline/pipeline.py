@@ -25,6 +25,7 @@ pose, lip offsets), the audio and the stage-1 key/value caches (bounded by the n
 when set), a few MB for ten minutes.
 """
 
+import copy
 import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
@@ -167,6 +168,9 @@ class TalkingHeadPipeline:
         device: str | torch.device = "cpu",
     ):
         self.device = torch.device(device)
+        # Landmark fitting (a few hundred small Adam steps on one portrait or pose video) runs on the CPU,
+        # where it is fastest, whatever device the networks use; the fitted tensors move to that device later.
+        self.fitting_face = copy.deepcopy(facial_motion.face).cpu()
         self.facial_motion = facial_motion.eval().to(self.device)
         self.pose_mapper = pose_mapper.eval().to(self.device)
         self.motion_vae = motion_vae.eval().to(self.device, memory_format=torch.channels_last)
@@ -259,7 +263,7 @@ class TalkingHeadPipeline:
         if not faces:
             raise GenerationInputError(f"image {name!r}: the face is not found again in its 256² crop")
         points = faces[0]
-        portrait = fit_portrait(crop, points[:, :2], points[:, 2], person_mask(crop), self.face, self.camera)
+        portrait = fit_portrait(crop, points[:, :2], points[:, 2], person_mask(crop), self.fitting_face, self.camera)
         return PreparedPortrait(image, box, portrait, notes)
 
     def prepare_file(self, image: str | Path, face_index: int | None = None) -> PreparedPortrait:
@@ -294,7 +298,7 @@ class TalkingHeadPipeline:
         elif params.pose == "still":
             poses = reference_pose.expand(num_frames, -1)
         else:
-            relative = load_pose_file(params.pose, self.face, self.camera).to(self.device)
+            relative = load_pose_file(params.pose, self.fitting_face, self.camera).to(self.device)
             poses = reference_pose + follow(relative, num_frames)
         return {**face, "pose": poses}
 

@@ -338,7 +338,8 @@ class MotionStream:
         elif params.pose == "still":
             self.pose = FixedPoseStream(reference_pose, None)
         else:
-            self.pose = FixedPoseStream(reference_pose, load_pose_file(params.pose, pipeline.face, pipeline.camera))
+            relative = load_pose_file(params.pose, pipeline.fitting_face, pipeline.camera)
+            self.pose = FixedPoseStream(reference_pose, relative)
         self.pending: dict[str, list[torch.Tensor]] = {"beta": [], "lip_offsets": [], "pose": []}
         self.closed = False
 

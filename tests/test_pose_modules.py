@@ -11,6 +11,7 @@ from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.lightning.cli import main as cli_main
 from talkinghead.lightning.pose_mapper import PoseMapperModule
 from talkinghead.lightning.pose_vqvae import PoseVQVAEModule
+from talkinghead.lightning.stage import ConfigurationError
 from talkinghead.media import probe_video
 from tests.helpers import CSV_LOGGER_CONFIG, SHORT_CLIP_WINDOW, logged_metrics
 
@@ -94,6 +95,25 @@ def test_mapper_checkpoint_is_self_contained(batch, vqvae_checkpoint, tmp_path):
     assert not restored.model.vqvae.training and not any(p.requires_grad for p in restored.model.vqvae.parameters())
     for name, tensor in module.state_dict().items():
         assert torch.equal(restored.state_dict()[name], tensor), name
+
+
+def test_a_mapper_restores_its_own_vqvae_where_its_path_now_names_another(batch, vqvae_checkpoint, tmp_path, caplog):
+    """A relative ``vqvae_checkpoint`` read from another folder can name another VQ-VAE there (or the file was
+    replaced): the mapper checkpoint's own network and weights are restored, with a warning naming the file; a
+    new fit on such a mismatch stops with one line instead of training on a VQ-VAE it never loaded."""
+    module = PoseMapperModule(str(vqvae_checkpoint), network=SMALL_MAPPER).eval()
+    path = _save(module, tmp_path / "mapper.ckpt")
+    torch.manual_seed(1)
+    other = _save(PoseVQVAEModule(network={**SMALL_VQVAE, "num_codes": 16}), tmp_path / "other.ckpt")
+    restored = PoseMapperModule.load_from_checkpoint(path, weights_only=True, vqvae_checkpoint=str(other)).eval()
+    assert "other.ckpt" in caplog.text and "another PoseVQVAE" in caplog.text
+    assert restored.model.vqvae.quantizer.num_codes == SMALL_VQVAE["num_codes"]
+    for name, tensor in module.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], tensor), name
+    fresh = PoseMapperModule(str(other), network=SMALL_MAPPER, vqvae_network=dict(module.hparams.vqvae_network))
+    trainer = lightning.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, max_steps=1)
+    with pytest.raises(ConfigurationError, match="other.ckpt"):
+        trainer.fit(fresh, [batch])
 
 
 def test_missing_vqvae_checkpoint_names_the_path(tmp_path):

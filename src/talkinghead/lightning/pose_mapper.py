@@ -38,6 +38,7 @@ Metrics (``val/``, ``test/``), on autoregressive generation from the window's au
 * ``jerk_deg`` / ``jerk_cm``: mean third-difference magnitude of the sampled sequences (per frame³).
 """
 
+import logging
 from pathlib import Path
 
 import torch
@@ -52,6 +53,8 @@ from talkinghead.metrics.pose import head_pose_diversity, mean_jerk, pose_errors
 from talkinghead.models.checkpoints import load_strict, read_checkpoint, substate
 from talkinghead.models.head_pose import HeadPoseGenerator
 
+log = logging.getLogger(__name__)
+
 METRICS = ("angle_error_deg", "translation_error_cm", "hpd_generated", "hpd_ground_truth", "jerk_deg", "jerk_cm")
 DIVERSITY_METRICS = ("diversity_deg", "diversity_cm")
 
@@ -62,8 +65,10 @@ class PoseMapperModule(StageModule):
     Args:
         vqvae_checkpoint: path of the ``PoseVQVAEModule`` checkpoint (reconstruction phase).
         vqvae_network: set by the constructor from that checkpoint and saved with the hyperparameters; when
-            reloading a mapper checkpoint whose ``vqvae_checkpoint`` is gone, the VQ-VAE is rebuilt from it and
-            its weights come from the mapper checkpoint's ``model.vqvae.*``. Not meant to be set by hand.
+            reloading a mapper checkpoint whose ``vqvae_checkpoint`` is gone or now holds another network (a
+            relative path read from another folder), the VQ-VAE is rebuilt from it and its weights come from the
+            mapper checkpoint's ``model.vqvae.*``; fitting or evaluating without either is a
+            :class:`ConfigurationError`. Not meant to be set by hand.
         audio_encoder, audio_encoder_args, identity_dim, normalize_identity, network: the arguments of
             :class:`HeadPoseGenerator` (features, α normalisation, the mapper's sizes and ``use_initial_pose``).
         pose_weight, latent_weight: weights of the two terms of Eq. 13.
@@ -110,9 +115,18 @@ class PoseMapperModule(StageModule):
                     "reconstruction phase (train lightning_configs/pose_vqvae*.yaml first)"
                 )
             checkpoint = read_checkpoint(vqvae_checkpoint)
-            vqvae_network = dict(checkpoint.get("hyper_parameters", {}).get("network") or {})
-            vqvae_state = substate(checkpoint, "net.")
-            self.hparams["vqvae_network"] = vqvae_network
+            stored = dict(checkpoint.get("hyper_parameters", {}).get("network") or {})
+            if vqvae_network is None or stored == vqvae_network:
+                vqvae_network, vqvae_state = stored, substate(checkpoint, "net.")
+                self.hparams["vqvae_network"] = vqvae_network
+            else:  # a relative path read from another folder, or a replaced file: keep this mapper's own VQ-VAE
+                log.warning(
+                    "vqvae_checkpoint %s holds another PoseVQVAE than the one this mapper was trained with; "
+                    "the mapper checkpoint's own VQ-VAE is used",
+                    vqvae_checkpoint,
+                )
+        # Without weights from vqvae_checkpoint, only a restored mapper checkpoint supplies them (on_load_checkpoint).
+        self._vqvae_without_weights = None if vqvae_state is not None else str(vqvae_checkpoint)
         self.model = HeadPoseGenerator(
             vqvae_network, audio_encoder, audio_encoder_args, identity_dim, normalize_identity, network
         )
@@ -123,6 +137,27 @@ class PoseMapperModule(StageModule):
         names = METRICS + (DIVERSITY_METRICS if num_eval_seeds > 1 else ())
         self.metrics = self.split_metrics(lambda: {name: MeanMetric() for name in names})
         self.use_speech_augmentation(speech_augmentation)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._vqvae_without_weights = None
+
+    def _require_vqvae_weights(self) -> None:
+        """Refuse to train or evaluate on a frozen VQ-VAE that neither file nor checkpoint loaded."""
+        if self._vqvae_without_weights is not None:
+            raise ConfigurationError(
+                f"the PoseVQVAE weights were never loaded: vqvae_checkpoint {self._vqvae_without_weights} is missing "
+                "or holds another network than vqvae_network; name the VQ-VAE checkpoint this mapper was trained "
+                "with, or restore a mapper checkpoint (--ckpt_path)"
+            )
+
+    def on_fit_start(self) -> None:
+        self._require_vqvae_weights()
+
+    def on_validation_start(self) -> None:
+        self._require_vqvae_weights()
+
+    def on_test_start(self) -> None:
+        self._require_vqvae_weights()
 
     def forward(
         self,

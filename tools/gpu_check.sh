@@ -2,7 +2,9 @@
 # One command for a CUDA machine: the `gpu`-marked tests (nvdiffrast against the torch rasterizer included), each
 # paper-size config for a few optimizer steps on 1 and 2 GPUs with bf16 under DDP, and the inference and streaming
 # benchmarks. Prints each check's row as it ends and one table at the end (everything is written to $OUT_DIR,
-# default outputs/gpu_check). Each check is stopped after $STEP_TIMEOUT seconds (default 900). Run from anywhere:
+# default outputs/gpu_check). Each check is stopped after $STEP_TIMEOUT seconds (default 900). The training corpus
+# is built in $OUT_DIR/corpus unless one is already there (`synth` needs espeak-ng: on a machine without it, copy
+# a corpus built elsewhere to that folder). Run from anywhere:
 #   tools/gpu_check.sh                       # stand-ins: a small random wav2vec 2.0, the weight-free perceptual loss
 #   WAV2VEC2=/models/wav2vec2-base-960h VGG19=/models/vgg19-dcbb9e9d.pth STEPS=50 tools/gpu_check.sh
 set -uo pipefail

@@ -12,7 +12,8 @@ Two settings, both judged from the outside by MediaPipe FaceMesh (:mod:`talkingh
 
 The real clips are measured too (their opening spread, lip-sync r and head motion), the yardstick for the
 second setting. Writes ``OUT/report.csv`` (every video, ``talkinghead-evaluate``'s columns) and prints a
-markdown summary, also saved as ``OUT/summary.md``; nothing is written outside ``OUT``.
+markdown summary — each measurement's mean and range, then how many videos meet each real-people goal of
+``docs/RESULTS.md`` (:data:`GOALS`) — also saved as ``OUT/summary.md``; nothing is written outside ``OUT``.
 
     python tools/articulation_check.py --checkpoints outputs/demo/checkpoints --clips real/*.mp4 \\
         --portraits photos/*.png --speech speech/*.wav --out outputs/articulation
@@ -72,6 +73,32 @@ def _stat(rows: list[dict], key: str) -> str:
     return f"{np.mean(values):.3f} (min {np.min(values):.3f}, max {np.max(values):.3f})"
 
 
+# The real-people goals (docs/RESULTS.md, "Real people"): setting, column, test, wording.
+GOALS = (
+    ("same", "mouth_r", lambda value: value >= 0.5, "mouth-opening r ≥ 0.5"),
+    ("same", "mouth_amplitude_ratio", lambda value: 0.8 <= value <= 1.2, "amplitude ratio in 0.8–1.2"),
+    ("cross", "mouth_open_std", lambda value: value >= 0.02, "mouth-opening std ≥ 0.02"),
+    ("cross", "lip_sync_r", lambda value: value >= 0.3, "lip-sync r ≥ 0.3"),
+    ("cross", "head_motion", lambda value: value >= 0.06, "head motion ≥ 0.06"),
+    ("cross", "frames_without_face", lambda value: value == 0, "a face in every frame"),
+)
+
+
+def goal_lines(same_rows: list[dict], cross_rows: list[dict]) -> list[str]:
+    """One table row per goal: how many videos meet it (a NaN meets none), and the same-identity values."""
+    lines = ["| goal | videos meeting it |", "|---|---|"]
+    for setting, key, test, wording in GOALS:
+        rows = same_rows if setting == "same" else cross_rows
+        values = _values(rows, key)
+        if not values:
+            continue
+        met = sum(bool(test(value)) for value in values)
+        shown = " (" + " ".join(f"{value:.2f}" for value in values) + ")" if setting == "same" else ""
+        title = "same identity" if setting == "same" else "unseen portraits"
+        lines.append(f"| {title}: {wording} | {met} of {len(values)}{shown} |")
+    return lines
+
+
 def summary(real_rows: list[dict], same_rows: list[dict], cross_rows: list[dict]) -> str:
     lines = ["| measurement | real clips | same identity (pose still) | unseen portraits (generated pose) |"]
     lines.append("|---|---|---|---|")
@@ -87,7 +114,7 @@ def summary(real_rows: list[dict], same_rows: list[dict], cross_rows: list[dict]
         cells = [_stat(rows, key) for rows in (real_rows, same_rows, cross_rows)]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     videos = f"{len(real_rows)} real clips, {len(same_rows)} same-identity and {len(cross_rows)} unseen-portrait videos"
-    return "\n".join(lines) + f"\n\n{videos}\n"
+    return "\n".join(lines) + f"\n\n{videos}\n\n" + "\n".join(goal_lines(same_rows, cross_rows)) + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:

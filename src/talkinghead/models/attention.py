@@ -290,7 +290,8 @@ class CausalDecoder(nn.Module):
         ``cache.max_context`` (not the decoder's) decides which past frames are kept and attended to.
         ``memory_start``: the frame of ``memory_kv``'s first entry (streaming keeps only the recent memory).
         """
-        query = torch.tensor([position], device=x.device)
+        # filled on the device: a tensor built from a Python list is copied there, which waits for the GPU
+        query = torch.full((1,), position, dtype=torch.long, device=x.device)
         keys = query if cache.positions is None else torch.cat((cache.positions, query))
         self_mask = self.self_mask(query, keys, cache.max_context)
         w_past, w_future = self.audio_window

@@ -210,7 +210,8 @@ class BranchStack:
         """
         n, batch = len(self), memory_kv[0][0].shape[0] // len(self)
         x = self.start_tokens.expand(n, batch, 1, -1) if previous is None else self.embed(previous)
-        query = torch.tensor([position], device=x.device)
+        # filled on the device: a tensor built from a Python list is copied there, which waits for the GPU
+        query = torch.full((1,), position, dtype=torch.long, device=x.device)
         keys = query if cache.positions is None else torch.cat((cache.positions, query))
         self_mask = biased_causal_mask(query, keys, self.slopes, self.period, cache.max_context)
         lo = max(0, position - self.audio_window[0]) - memory_start

@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 from talkinghead.audio.io import num_video_frames
+from talkinghead.audio.spectrum import CORPUS_SPECTRUM_DB
 from talkinghead.conventions import FRAME_SAMPLES
 from talkinghead.image_tensors import to_uint8
 from talkinghead.media import iter_video_frames, probe_video
@@ -65,6 +66,19 @@ def test_streamed_motion_equals_offline_motion_for_any_chunk_size(pipeline, prep
     assert len(streamed["pose"]) == num_video_frames(len(audio)) == 82
     for key, value in offline.items():
         torch.testing.assert_close(streamed[key], value, atol=1e-5, rtol=0, msg=key)  # float rounding only
+
+
+def test_an_equalized_stream_equals_the_offline_equalized_motion(pipeline, prepared):
+    """With the speech equaliser on, 333-sample chunks give the offline motion to float rounding, and the
+    equaliser acts (the motion differs from the unequalised speech's)."""
+    audio = speech_like(SECONDS, seed=1)
+    params = GenerationParams(pose="generated", seed=3, speech_spectrum_db=CORPUS_SPECTRUM_DB)
+    offline = pipeline.motion(prepared, audio, params)
+    streamed = streamed_motion(pipeline, prepared, audio, params, 333)
+    for key, value in offline.items():
+        torch.testing.assert_close(streamed[key], value, atol=1e-5, rtol=0, msg=key)
+    plain = pipeline.motion(prepared, audio, GenerationParams(pose="generated", seed=3))
+    assert (plain["beta"] - offline["beta"]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("bf16", [False, True])

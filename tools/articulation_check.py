@@ -29,6 +29,7 @@ import soundfile
 from PIL import Image
 
 from talkinghead.audio.io import load_audio
+from talkinghead.audio.spectrum import CORPUS_SPECTRUM_DB
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.evaluation.evaluate import Networks, collect_jobs, evaluate
@@ -130,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="talkinghead-generate's --expression-scale (default: the facial-motion checkpoint's, as there)",
     )
+    parser.add_argument(
+        "--equalize-speech",
+        action="store_true",
+        help="talkinghead-generate's --equalize-speech: stage 1 hears every recording with the corpus' spectrum",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     add_common_arguments(parser)
     return parser
@@ -144,8 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {str(path)!r}: no such file", file=sys.stderr)
             return 2
     pipeline = TalkingHeadPipeline.load(args.checkpoints)
-    still = GenerationParams(pose="still", expression_scale=args.expression_scale)
-    generated = functools.partial(GenerationParams, expression_scale=args.expression_scale)
+    generated = functools.partial(
+        GenerationParams,
+        expression_scale=args.expression_scale,
+        speech_spectrum_db=CORPUS_SPECTRUM_DB if args.equalize_speech else None,
+    )
+    still = generated(pose="still")
     for folder in ("same", "cross"):
         (args.out / folder).mkdir(parents=True, exist_ok=True)
     for clip in args.clips:

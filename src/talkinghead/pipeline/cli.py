@@ -10,6 +10,7 @@ import sys
 
 from talkinghead.audio.io import AudioError, load_audio
 from talkinghead.audio.level import CORPUS_LEVEL_DB
+from talkinghead.audio.spectrum import CORPUS_SPECTRUM_DB
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.conventions import FPS
 from talkinghead.media import VideoError
@@ -78,6 +79,13 @@ def parser() -> argparse.ArgumentParser:
         f"{CORPUS_LEVEL_DB:g}, the embedded corpus' active-speech level); the video keeps the speech as given",
     )
     p.add_argument("--keep-speech-level", action="store_true", help="feed the recording's own gain to stage 1")
+    p.add_argument(
+        "--equalize-speech",
+        action="store_true",
+        help="bring the long-term spectrum the motion networks hear to the embedded corpus' (a causal octave-band "
+        "equaliser): the mouth opens wider on recordings darker than espeak-ng's voices, and follows a noisy "
+        "recording's pauses more; the video keeps the speech as given",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the networks run")
     p.add_argument("--batch-size", type=int, default=16, help="frames per stage-2 batch (bounds memory)")
     p.add_argument(
@@ -122,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         top_k=args.top_k or None,
         expression_scale=args.expression_scale,
         speech_level_db=None if args.keep_speech_level else args.speech_level,
+        speech_spectrum_db=CORPUS_SPECTRUM_DB if args.equalize_speech else None,
         batch_size=args.batch_size,
         bf16=args.bf16,
         stream_batch=GenerationParams.stream_batch if args.stream_batch is None else args.stream_batch,

@@ -7,7 +7,8 @@ Steps of :meth:`TalkingHeadPipeline.generate`:
    (:func:`talkinghead.face.portrait.fit_portrait`);
 2. speech → 16 kHz mono (:func:`talkinghead.audio.load_audio`), ``T = ⌊25 · seconds⌋`` frames; what the
    stage-1 networks hear is brought to ``speech_level_db`` by a causal gain control
-   (:mod:`talkinghead.audio.level`; the video keeps the speech as given);
+   (:mod:`talkinghead.audio.level`), and on request to the long-term spectrum ``speech_spectrum_db`` by a causal
+   equaliser before it (:mod:`talkinghead.audio.equalizer`); the video keeps the speech as given;
 3. facial motion β̂, Ô_lip (stage 1, autoregressive with a key/value cache, Eq. 2–3), scaled by
    ``expression_scale`` (β clamped to [0, 1]);
 4. head pose: the mapper's sampled codes decoded by the frozen codebook decoder, ``P⁰ + P̂_r`` with
@@ -36,6 +37,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from talkinghead.audio.equalizer import equalize_spectrum
 from talkinghead.audio.io import load_audio, num_video_frames
 from talkinghead.audio.level import CORPUS_LEVEL_DB, normalize_level
 from talkinghead.conventions import FPS, SAMPLE_RATE
@@ -84,6 +86,10 @@ class GenerationParams:
         speech_level_db: the active-speech level (dBFS) stage 1 hears, reached by a causal gain control
             (:mod:`talkinghead.audio.level`); the default is the embedded corpus' level, None leaves the
             recording's own gain.
+        speech_spectrum_db: the long-term spectrum (dB per octave band) stage 1 hears, reached by a causal
+            equaliser before the gain control (:mod:`talkinghead.audio.equalizer`), e.g.
+            :data:`~talkinghead.audio.spectrum.CORPUS_SPECTRUM_DB`, the embedded corpus'; None (the default)
+            leaves the recording's own colour.
         batch_size: frames per stage-2 batch (memory ∝ batch size, not video length).
         stream_batch: a stream renders its ready frames once this many are ready (its first frame at once): each
             frame may wait ``stream_batch − 1`` frames longer, and stage 2 costs less per frame (on 2 CPU cores,
@@ -102,6 +108,7 @@ class GenerationParams:
     top_k: int | None = None
     expression_scale: float | None = None
     speech_level_db: float | None = CORPUS_LEVEL_DB
+    speech_spectrum_db: tuple[float, ...] | None = None
     batch_size: int = 16
     stream_batch: int = 4
     bf16: bool = False
@@ -283,6 +290,8 @@ class TalkingHeadPipeline:
     ) -> dict[str, torch.Tensor]:
         """Stage 1: β (T, 52), lip offsets (T, L, 3) and absolute poses (T, 6) for ``T = ⌊25 · seconds⌋``."""
         num_frames = num_video_frames(len(audio), FPS, SAMPLE_RATE)
+        if params.speech_spectrum_db is not None:
+            audio = equalize_spectrum(audio, params.speech_spectrum_db)
         if params.speech_level_db is not None:
             audio = normalize_level(audio, params.speech_level_db)
         speech = torch.from_numpy(audio)[None].to(self.device)

@@ -6,8 +6,9 @@ can finish, and :meth:`StreamSession.close` (end of speech) flushes the rest. Th
 :meth:`TalkingHeadPipeline.generate`'s, ``T = ⌊25 · seconds⌋`` frames, because each stage waits for exactly the
 context its offline counterpart uses:
 
-* the speech level (:mod:`talkinghead.audio.level`): a causal gain control per 40-ms frame, the same
-  computation offline, so it holds a frame's samples only until the frame is whole;
+* the speech's colour and level (:mod:`talkinghead.audio.equalizer`, :mod:`talkinghead.audio.level`): a causal
+  equaliser and gain control per 40-ms frame, the same computations offline, so they hold a frame's samples
+  only until the frame is whole;
 * audio features (:mod:`talkinghead.audio.encoders`): the encoder runs on a sliding window with its
   ``stream_context`` (left, right) frames around the new frames; the log-mel features are exact with one frame
   (40 ms) each side. wav2vec 2.0 sees the whole utterance offline (attention and normalisation), so streaming
@@ -49,6 +50,7 @@ import numpy as np
 import torch
 
 from talkinghead.audio.encoders import AudioEncoder
+from talkinghead.audio.equalizer import SpectrumEqualizer
 from talkinghead.audio.io import num_video_frames
 from talkinghead.audio.level import LevelNormalizer
 from talkinghead.conventions import FPS, FRAME_SAMPLES, SAMPLE_RATE
@@ -331,6 +333,7 @@ class MotionStream:
         alpha = portrait.alpha[None].to(device)
         reference_pose = portrait.pose[None].to(device)
         self.audio = SampleBuffer()
+        self.equalizer = None if params.speech_spectrum_db is None else SpectrumEqualizer(params.speech_spectrum_db)
         self.level = None if params.speech_level_db is None else LevelNormalizer(params.speech_level_db)
         self.face = FacialMotionStream(pipeline.facial_motion, alpha, params.expression_scale, audio_context, device)
         if params.pose == "generated":
@@ -361,13 +364,22 @@ class MotionStream:
         if self.closed:
             raise RuntimeError("the stream is closed")
         samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
-        self.audio.append(samples if self.level is None else self.level.process(samples))
+        self.audio.append(self._heard(samples))
         return self._update(None)
+
+    def _heard(self, samples: np.ndarray) -> np.ndarray:
+        """What stage 1 hears of new samples: equalised, then level-normalised (those steps that are on)."""
+        if self.equalizer is not None:
+            samples = self.equalizer.process(samples)
+        return samples if self.level is None else self.level.process(samples)
 
     @torch.no_grad()
     def close(self) -> dict[str, torch.Tensor]:
         """End of speech: the remaining frames of ``T = ⌊25 · seconds⌋`` (none for less than one frame of speech)."""
         self.closed = True
+        if self.equalizer is not None:
+            rest = self.equalizer.flush()
+            self.audio.append(rest if self.level is None else self.level.process(rest))
         if self.level is not None:
             self.audio.append(self.level.flush())
         final = num_video_frames(self.audio.received)

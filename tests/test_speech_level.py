@@ -180,3 +180,60 @@ def test_chunked_processing_equals_the_whole_recording(chunk):
     assert len(streamed) == len(audio)
     np.testing.assert_array_equal(streamed, normalize_level(audio))
     assert all(len(part) % FRAME_SAMPLES == 0 for part in parts[:-1])
+
+
+def speech_with_pauses(
+    seconds: float, speech_db: float = -25.0, pause_db: float = -50.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Alternating 400-ms syllables (two levels 4 dB apart around ``speech_db``) and 320-ms pauses of noise
+    at ``pause_db`` → (samples, mask of the 40-ms frames that are pause)."""
+    rng = np.random.default_rng(0)
+    parts, pause_frames = [], []
+    for i in range(int(seconds / 0.72)):
+        parts.append(tone(0.4, speech_db + (2.0 if i % 2 else -2.0)))
+        parts.append((rng.standard_normal(int(0.32 * SAMPLE_RATE)) * 10 ** (pause_db / 20)).astype(np.float32))
+        pause_frames += [False] * 10 + [True] * 8
+    return np.concatenate(parts), np.array(pause_frames)
+
+
+def frame_db(samples: np.ndarray) -> np.ndarray:
+    whole = len(samples) // FRAME_SAMPLES * FRAME_SAMPLES
+    return 10 * np.log10(np.mean(np.square(samples[:whole].reshape(-1, FRAME_SAMPLES), dtype=np.float64), axis=1))
+
+
+def test_pauses_are_attenuated_and_speech_is_not():
+    """With ``pause_depth_db=20``, after 2 s the noise in the pauses (25 dB below the speech) leaves 20 dB
+    quieter than without it from the pause's fifth frame on (the attenuation falls 5 dB per frame, ramped within
+    each frame), while the syllables from their second frame on leave as loud as without it (within 0.1 dB)."""
+    audio, pause = speech_with_pauses(6.0)
+    plain = frame_db(normalize_level(audio, -21.0))
+    gated = frame_db(normalize_level(audio, -21.0, pause_depth_db=20.0))
+    settled = np.arange(len(pause)) >= 50
+    deep = pause & np.roll(pause, 4) & np.roll(pause, 3) & np.roll(pause, 2) & np.roll(pause, 1) & settled
+    assert deep.sum() >= 20
+    np.testing.assert_allclose(gated[deep] - plain[deep], -20.0, atol=0.1)
+    speaking = ~pause & ~np.roll(pause, 1) & settled
+    np.testing.assert_allclose(gated[speaking], plain[speaking], atol=0.1)
+
+
+def test_the_pause_attenuation_closes_at_its_limit_and_lifts_at_once():
+    """The attenuation falls by at most 5 dB per frame to its depth, and is 0 on every syllable frame (after the
+    first second, while the level estimate settles)."""
+    normalizer = LevelNormalizer(-21.0, pause_depth_db=20.0, pause_close_db=5.0)
+    audio, pause = speech_with_pauses(3.0)
+    depths = []
+    for start in range(0, len(audio), FRAME_SAMPLES):
+        normalizer.process(audio[start : start + FRAME_SAMPLES])
+        depths.append(normalizer.pause_db)
+    depths = np.array(depths[: len(pause)])
+    assert np.diff(depths).min() >= -5.0 - 1e-9
+    assert depths.min() == -20.0
+    assert np.all(depths[~pause & (np.arange(len(pause)) >= 25)] == 0.0)
+
+
+@pytest.mark.parametrize("chunk", [333, 3517])
+def test_chunked_processing_with_pauses_equals_the_whole_recording(chunk):
+    audio, _ = speech_with_pauses(2.4)
+    normalizer = LevelNormalizer(pause_depth_db=20.0)
+    parts = [normalizer.process(audio[i : i + chunk]) for i in range(0, len(audio), chunk)] + [normalizer.flush()]
+    np.testing.assert_array_equal(np.concatenate(parts), normalize_level(audio, pause_depth_db=20.0))

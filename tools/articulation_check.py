@@ -136,6 +136,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="talkinghead-generate's --equalize-speech: stage 1 hears every recording with the corpus' spectrum",
     )
+    parser.add_argument(
+        "--pause-depth",
+        type=float,
+        default=GenerationParams.pause_depth_db,
+        metavar="DB",
+        help="talkinghead-generate's --pause-depth: attenuation of the speech's pauses stage 1 hears",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     add_common_arguments(parser)
     return parser
@@ -154,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         GenerationParams,
         expression_scale=args.expression_scale,
         speech_spectrum_db=CORPUS_SPECTRUM_DB if args.equalize_speech else None,
+        pause_depth_db=args.pause_depth,
     )
     still = generated(pose="still")
     for folder in ("same", "cross"):

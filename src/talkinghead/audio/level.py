@@ -30,7 +30,12 @@ computation on a whole recording): per 40-ms video frame (640 samples at 16 kHz)
 * the gain moves towards ``clip(target − L, ±max_gain_db)`` by at most ``attack_db`` per frame downwards (a
   louder sound is brought down within a few frames) and ``release_db`` per frame upwards (a quieter one is
   raised over a second or so), and is ramped linearly over each frame from the previous frame's gain (no steps in
-  the waveform).
+  the waveform);
+* optionally (``pause_depth_db`` > 0) the pauses are turned down further, as a broadcast noise gate does: a frame
+  whose own level is more than ``pause_margin_db`` below ``L`` is a pause, its gain lowered by up to
+  ``pause_depth_db`` (by at most ``pause_close_db`` more per frame), and the first frame that is not a pause has
+  its full gain again. The corpus' espeak-ng speech pauses in near silence; a recording's pauses hold its room and
+  microphone noise, which the networks would otherwise hear as quiet speech and move the mouth to.
 
 So within an utterance the syllables keep their relative loudness (the estimate moves with the memory, slowly).
 A change of speaker or microphone is followed gradually, fully within the memory: a 10-dB rise is heard 5 dB too
@@ -58,6 +63,12 @@ ACTIVITY_MARGIN_DB = 15.9
 MEDIAN_FRAMES = 3
 """A frame's level is the median of its own and the previous frames' levels over this many frames (a click or
 a corrupt sample one frame long is not speech)."""
+
+PAUSE_DEPTH_DB = 20.0
+"""How far the pipeline turns a recording's pauses down for stage 1 (docs/RESULTS.md, twelfth pass)."""
+
+PAUSE_MARGIN_DB = 10.0
+"""A frame more than this below the active-speech level estimate is a pause (docs/RESULTS.md, twelfth pass)."""
 
 FLOOR_DB = 20.0
 """Frames more than this below the 95th percentile of the remembered levels are not speech (noise in a pause
@@ -121,6 +132,10 @@ class LevelNormalizer:
         memory_frames: number of frames above ``gate_db`` remembered.
         max_gain_db: largest boost or cut.
         attack_db, release_db: largest fall and rise of the gain from one frame to the next.
+        pause_depth_db: attenuation of the pauses (frames whose own level is more than ``pause_margin_db`` below
+            the active-speech level estimate), on top of the gain; 0 leaves them at the gain.
+        pause_margin_db: how far below the active-speech level a frame is a pause.
+        pause_close_db: largest fall of the pause attenuation from one frame to the next (it lifts at once).
     """
 
     def __init__(
@@ -133,9 +148,14 @@ class LevelNormalizer:
         max_gain_db: float = 12.0,
         attack_db: float = 3.0,
         release_db: float = 1.0,
+        pause_depth_db: float = 0.0,
+        pause_margin_db: float = PAUSE_MARGIN_DB,
+        pause_close_db: float = 5.0,
     ) -> None:
         if prior_frames < 1 or memory_frames < 1:
             raise ValueError(f"need prior_frames ≥ 1 and memory_frames ≥ 1, got {prior_frames} and {memory_frames}")
+        if pause_depth_db < 0 or pause_close_db <= 0:
+            raise ValueError(f"need pause_depth_db ≥ 0 and pause_close_db > 0, got {pause_depth_db}, {pause_close_db}")
         self.target_db = target_db
         self.gate_db = gate_db
         self.margin_db = margin_db
@@ -146,10 +166,13 @@ class LevelNormalizer:
         self.attack_db, self.release_db = attack_db, release_db
         self.level_db = target_db
         self.gain_db = 0.0
+        self.pause_depth_db, self.pause_margin_db, self.pause_close_db = pause_depth_db, pause_margin_db, pause_close_db
+        self.pause_db = 0.0
         self.pending = np.zeros(0, np.float32)
 
-    def _gain_db(self, level_db: float) -> float:
-        """Update the estimate with one whole frame's median level; → the frame's gain (dB)."""
+    def _gain_db(self, level_db: float, own_db: float) -> float:
+        """Update the estimate with one whole frame's median level (``own_db``: its own level); → the frame's gain
+        (dB), pause included."""
         if np.isfinite(level_db) and level_db > self.gate_db:
             self.remembered_db.append(level_db)
             active_db, count = floored_active_level_db(np.fromiter(self.remembered_db, float), self.margin_db)
@@ -157,7 +180,10 @@ class LevelNormalizer:
             self.level_db = (self.prior_frames * self.target_db + count * active_db) / weights
         wanted = float(np.clip(self.target_db - self.level_db, -self.max_gain_db, self.max_gain_db))
         self.gain_db = float(np.clip(wanted, self.gain_db - self.attack_db, self.gain_db + self.release_db))
-        return self.gain_db
+        if self.pause_depth_db > 0.0:
+            pause = own_db < self.level_db - self.pause_margin_db
+            self.pause_db = max(-self.pause_depth_db, self.pause_db - self.pause_close_db) if pause else 0.0
+        return self.gain_db + self.pause_db
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Append samples; → the normalised samples of every frame completed so far (whole frames, maybe none)."""
@@ -167,7 +193,9 @@ class LevelNormalizer:
         self.pending = self.pending[whole:]
         levels = frame_levels_db(frames.ravel())
         medians, self.previous_db = median_levels_db(levels, self.previous_db)
-        gains = np.array([self.gain_db, *(self._gain_db(float(level)) for level in medians)])
+        gains = [self.gain_db + self.pause_db]
+        gains += [self._gain_db(float(median), float(own)) for median, own in zip(medians, levels, strict=True)]
+        gains = np.array(gains)
         ramp = np.arange(1, FRAME_SAMPLES + 1) / FRAME_SAMPLES  # each frame ramps from the previous frame's gain
         ramps_db = gains[:-1, None] + (gains[1:] - gains[:-1])[:, None] * ramp
         return (frames * 10.0 ** (ramps_db / 20.0)).reshape(-1).astype(np.float32)
@@ -175,10 +203,11 @@ class LevelNormalizer:
     def flush(self) -> np.ndarray:
         """The samples of the last, partial frame at the last frame's gain."""
         rest, self.pending = self.pending, np.zeros(0, np.float32)
-        return (rest * 10.0 ** (self.gain_db / 20.0)).astype(np.float32)
+        return (rest * 10.0 ** ((self.gain_db + self.pause_db) / 20.0)).astype(np.float32)
 
 
-def normalize_level(audio: np.ndarray, target_db: float = CORPUS_LEVEL_DB) -> np.ndarray:
-    """A whole recording through a fresh :class:`LevelNormalizer` (the samples a stream of it would give)."""
-    normalizer = LevelNormalizer(target_db)
+def normalize_level(audio: np.ndarray, target_db: float = CORPUS_LEVEL_DB, **pauses: float) -> np.ndarray:
+    """A whole recording through a fresh :class:`LevelNormalizer` (the samples a stream of it would give);
+    ``pauses``: its ``pause_*`` arguments."""
+    normalizer = LevelNormalizer(target_db, **pauses)
     return np.concatenate((normalizer.process(audio), normalizer.flush()))

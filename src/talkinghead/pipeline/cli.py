@@ -80,6 +80,16 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keep-speech-level", action="store_true", help="feed the recording's own gain to stage 1")
     p.add_argument(
+        "--pause-depth",
+        type=float,
+        default=GenerationParams.pause_depth_db,
+        metavar="DB",
+        help="turn the speech's pauses (frames 10 dB or more below its active level: the recording's noise) down by "
+        "DB for the motion networks, so the mouth does not follow the noise (default "
+        f"{GenerationParams.pause_depth_db:g}; 0 = as loud as the gain leaves them); the video keeps the speech as "
+        "given",
+    )
+    p.add_argument(
         "--equalize-speech",
         action="store_true",
         help="bring the long-term spectrum the motion networks hear to the embedded corpus' (a causal octave-band "
@@ -131,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         expression_scale=args.expression_scale,
         speech_level_db=None if args.keep_speech_level else args.speech_level,
         speech_spectrum_db=CORPUS_SPECTRUM_DB if args.equalize_speech else None,
+        pause_depth_db=args.pause_depth,
         batch_size=args.batch_size,
         bf16=args.bf16,
         stream_batch=GenerationParams.stream_batch if args.stream_batch is None else args.stream_batch,
@@ -143,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
             raise GenerationInputError("--realtime needs --stream")
         if args.stream_batch is not None and not args.stream:
             raise GenerationInputError("--stream-batch needs --stream")
+        if args.pause_depth < 0:
+            raise GenerationInputError(f"--pause-depth must be 0 or more dB, got {args.pause_depth:g}")
         if args.device == "cuda":
             import torch
 

@@ -6,9 +6,10 @@ Steps of :meth:`TalkingHeadPipeline.generate`:
    the corpus / preprocessing convention (:func:`talkinghead.face.crop.crop_box`) and fit α, β_ref, P_ref
    (:func:`talkinghead.face.portrait.fit_portrait`);
 2. speech → 16 kHz mono (:func:`talkinghead.audio.load_audio`), ``T = ⌊25 · seconds⌋`` frames; what the
-   stage-1 networks hear is brought to ``speech_level_db`` by a causal gain control
-   (:mod:`talkinghead.audio.level`), and on request to the long-term spectrum ``speech_spectrum_db`` by a causal
-   equaliser before it (:mod:`talkinghead.audio.equalizer`); the video keeps the speech as given;
+   stage-1 networks hear is brought to ``speech_level_db`` by a causal gain control that also turns its pauses
+   down by ``pause_depth_db`` (:mod:`talkinghead.audio.level`), and on request to the long-term spectrum
+   ``speech_spectrum_db`` by a causal equaliser before it (:mod:`talkinghead.audio.equalizer`); the video keeps
+   the speech as given;
 3. facial motion β̂, Ô_lip (stage 1, autoregressive with a key/value cache, Eq. 2–3), scaled by
    ``expression_scale`` (β clamped to [0, 1]);
 4. head pose: the mapper's sampled codes decoded by the frozen codebook decoder, ``P⁰ + P̂_r`` with
@@ -39,7 +40,7 @@ from tqdm import tqdm
 
 from talkinghead.audio.equalizer import equalize_spectrum
 from talkinghead.audio.io import load_audio, num_video_frames
-from talkinghead.audio.level import CORPUS_LEVEL_DB, normalize_level
+from talkinghead.audio.level import CORPUS_LEVEL_DB, PAUSE_DEPTH_DB, PAUSE_MARGIN_DB, normalize_level
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.crop import crop_box, crop_image
@@ -90,6 +91,10 @@ class GenerationParams:
             equaliser before the gain control (:mod:`talkinghead.audio.equalizer`), e.g.
             :data:`~talkinghead.audio.spectrum.CORPUS_SPECTRUM_DB`, the embedded corpus'; None (the default)
             leaves the recording's own colour.
+        pause_depth_db, pause_margin_db: the gain control turns down by ``pause_depth_db`` (20 dB by default) the
+            frames more than ``pause_margin_db`` (10 dB) below the speech's active level
+            (:mod:`talkinghead.audio.level`: the noise in a recording's pauses, which stage 1 would hear as quiet
+            speech); 0 leaves the pauses at the gain.
         batch_size: frames per stage-2 batch (memory ∝ batch size, not video length).
         stream_batch: a stream renders its ready frames once this many are ready (its first frame at once): each
             frame may wait ``stream_batch − 1`` frames longer, and stage 2 costs less per frame (on 2 CPU cores,
@@ -109,6 +114,8 @@ class GenerationParams:
     expression_scale: float | None = None
     speech_level_db: float | None = CORPUS_LEVEL_DB
     speech_spectrum_db: tuple[float, ...] | None = None
+    pause_depth_db: float = PAUSE_DEPTH_DB
+    pause_margin_db: float = PAUSE_MARGIN_DB
     batch_size: int = 16
     stream_batch: int = 4
     bf16: bool = False
@@ -293,7 +300,12 @@ class TalkingHeadPipeline:
         if params.speech_spectrum_db is not None:
             audio = equalize_spectrum(audio, params.speech_spectrum_db)
         if params.speech_level_db is not None:
-            audio = normalize_level(audio, params.speech_level_db)
+            audio = normalize_level(
+                audio,
+                params.speech_level_db,
+                pause_depth_db=params.pause_depth_db,
+                pause_margin_db=params.pause_margin_db,
+            )
         speech = torch.from_numpy(audio)[None].to(self.device)
         alpha = prepared.portrait.alpha[None].to(self.device)
         reference_pose = prepared.portrait.pose[None].to(self.device)

@@ -334,7 +334,13 @@ class MotionStream:
         reference_pose = portrait.pose[None].to(device)
         self.audio = SampleBuffer()
         self.equalizer = None if params.speech_spectrum_db is None else SpectrumEqualizer(params.speech_spectrum_db)
-        self.level = None if params.speech_level_db is None else LevelNormalizer(params.speech_level_db)
+        self.level = (
+            None
+            if params.speech_level_db is None
+            else LevelNormalizer(
+                params.speech_level_db, pause_depth_db=params.pause_depth_db, pause_margin_db=params.pause_margin_db
+            )
+        )
         self.face = FacialMotionStream(pipeline.facial_motion, alpha, params.expression_scale, audio_context, device)
         if params.pose == "generated":
             self.pose = GeneratedPoseStream(pipeline.pose_mapper, alpha, reference_pose, params, audio_context, device)

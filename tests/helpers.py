@@ -98,3 +98,13 @@ def speech_like(seconds: float, seed: int = 0, sample_rate: int = 16000):
             position = end
         position += int(rng.uniform(0.2, 0.8) * sample_rate)
     return out
+
+
+def assert_streams_like_whole(processor, audio, whole, chunk: int) -> None:
+    """A causal audio processor fed ``audio`` in ``chunk``-sample pieces (``process`` each, then ``flush``) gives
+    exactly ``whole``, the whole-recording samples, and only whole 640-sample frames until the flush."""
+    import numpy as np
+
+    parts = [processor.process(audio[i : i + chunk]) for i in range(0, len(audio), chunk)] + [processor.flush()]
+    assert all(len(part) % 640 == 0 for part in parts[:-1])
+    np.testing.assert_array_equal(np.concatenate(parts), whole)

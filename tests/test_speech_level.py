@@ -7,6 +7,7 @@ import pytest
 from talkinghead.audio.level import CORPUS_LEVEL_DB, LevelNormalizer, active_level_db, normalize_level
 from talkinghead.conventions import FRAME_SAMPLES, SAMPLE_RATE
 from talkinghead.data.shards import iter_clips
+from tests.helpers import assert_streams_like_whole
 
 
 def tone(seconds: float, level_db: float, frequency: float = 220.0) -> np.ndarray:
@@ -174,12 +175,7 @@ def test_chunked_processing_equals_the_whole_recording(chunk):
     audio = (rng.standard_normal(int(2.3 * SAMPLE_RATE)) * np.repeat(rng.uniform(0.001, 0.1, 23), 1600)).astype(
         np.float32
     )
-    normalizer = LevelNormalizer()
-    parts = [normalizer.process(audio[i : i + chunk]) for i in range(0, len(audio), chunk)] + [normalizer.flush()]
-    streamed = np.concatenate(parts)
-    assert len(streamed) == len(audio)
-    np.testing.assert_array_equal(streamed, normalize_level(audio))
-    assert all(len(part) % FRAME_SAMPLES == 0 for part in parts[:-1])
+    assert_streams_like_whole(LevelNormalizer(), audio, normalize_level(audio), chunk)
 
 
 def speech_with_pauses(
@@ -234,6 +230,5 @@ def test_the_pause_attenuation_closes_at_its_limit_and_lifts_at_once():
 @pytest.mark.parametrize("chunk", [333, 3517])
 def test_chunked_processing_with_pauses_equals_the_whole_recording(chunk):
     audio, _ = speech_with_pauses(2.4)
-    normalizer = LevelNormalizer(pause_depth_db=20.0)
-    parts = [normalizer.process(audio[i : i + chunk]) for i in range(0, len(audio), chunk)] + [normalizer.flush()]
-    np.testing.assert_array_equal(np.concatenate(parts), normalize_level(audio, pause_depth_db=20.0))
+    whole = normalize_level(audio, pause_depth_db=20.0)
+    assert_streams_like_whole(LevelNormalizer(pause_depth_db=20.0), audio, whole, chunk)

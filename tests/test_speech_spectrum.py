@@ -16,6 +16,7 @@ from talkinghead.audio.spectrum import (
 )
 from talkinghead.conventions import FRAME_SAMPLES, SAMPLE_RATE
 from talkinghead.data.shards import iter_clips
+from tests.helpers import assert_streams_like_whole
 
 TARGET = np.array(CORPUS_SPECTRUM_DB)
 DARK_MICROPHONE_DB = np.array([3.0, 0.0, -1.0, -6.0, -9.0, -12.0, -4.0])
@@ -88,12 +89,7 @@ def test_silence_stays_silence():
 def test_chunked_processing_equals_the_whole_recording(chunk):
     """Chunk sizes that do not divide the 640-sample frame give exactly the whole-recording samples."""
     audio = coloured(speech_like(3.3, seed=1), DARK_MICROPHONE_DB)
-    equalizer = SpectrumEqualizer()
-    parts = [equalizer.process(audio[i : i + chunk]) for i in range(0, len(audio), chunk)] + [equalizer.flush()]
-    streamed = np.concatenate(parts)
-    assert len(streamed) == len(audio)
-    np.testing.assert_array_equal(streamed, equalize_spectrum(audio))
-    assert all(len(part) % FRAME_SAMPLES == 0 for part in parts[:-1])
+    assert_streams_like_whole(SpectrumEqualizer(), audio, equalize_spectrum(audio), chunk)
 
 
 def test_a_target_needs_one_value_per_band():

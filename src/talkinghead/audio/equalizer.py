@@ -43,6 +43,9 @@ from talkinghead.audio.spectrum import (
 )
 from talkinghead.conventions import FRAME_SAMPLES
 
+CROSSFADE = np.arange(1, FRAME_SAMPLES + 1) / FRAME_SAMPLES
+"""Weight of a frame's own filter over its samples (the previous frame's filter has the rest)."""
+
 
 class SpectrumEqualizer:
     """Causal octave-band equaliser (module docstring): :meth:`process` chunks of any length, :meth:`flush` at the end.
@@ -106,11 +109,9 @@ class SpectrumEqualizer:
         if np.abs(gains - self.gains_db).max() >= self.hold_db:
             self.gains_db, self.taps = gains, equalizing_filter(gains)
         old = self._filter(frame, previous)
-        out = old if self.taps is previous else old + (self._filter(frame, self.taps) - old) * self._ramp
+        out = old if self.taps is previous else old + (self._filter(frame, self.taps) - old) * CROSSFADE
         self.history = np.concatenate((self.history, frame))[len(frame) :]
         return out
-
-    _ramp = np.arange(1, FRAME_SAMPLES + 1) / FRAME_SAMPLES
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Append samples; → the equalised samples of every frame completed so far (whole frames, maybe none)."""

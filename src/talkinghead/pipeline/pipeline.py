@@ -38,9 +38,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from talkinghead.audio.equalizer import equalize_spectrum
 from talkinghead.audio.io import load_audio, num_video_frames
-from talkinghead.audio.level import CORPUS_LEVEL_DB, PAUSE_DEPTH_DB, PAUSE_MARGIN_DB, normalize_level
+from talkinghead.audio.level import CORPUS_LEVEL_DB, PAUSE_DEPTH_DB, PAUSE_MARGIN_DB
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.crop import crop_box, crop_image
@@ -53,6 +52,7 @@ from talkinghead.models.checkpoints import load_network
 from talkinghead.models.export import ExportError, export_files, is_export, is_hub_id, load_export, locate_export
 from talkinghead.models.head_pose import HeadPoseGenerator
 from talkinghead.models.mesh_to_video import MeshToVideo, PreparedReference
+from talkinghead.pipeline.heard_speech import heard_speech
 from talkinghead.pipeline.inputs import (
     GenerationInputError,
     choose_face,
@@ -297,15 +297,7 @@ class TalkingHeadPipeline:
     ) -> dict[str, torch.Tensor]:
         """Stage 1: β (T, 52), lip offsets (T, L, 3) and absolute poses (T, 6) for ``T = ⌊25 · seconds⌋``."""
         num_frames = num_video_frames(len(audio), FPS, SAMPLE_RATE)
-        if params.speech_spectrum_db is not None:
-            audio = equalize_spectrum(audio, params.speech_spectrum_db)
-        if params.speech_level_db is not None:
-            audio = normalize_level(
-                audio,
-                params.speech_level_db,
-                pause_depth_db=params.pause_depth_db,
-                pause_margin_db=params.pause_margin_db,
-            )
+        audio = heard_speech(audio, params)
         speech = torch.from_numpy(audio)[None].to(self.device)
         alpha = prepared.portrait.alpha[None].to(self.device)
         reference_pose = prepared.portrait.pose[None].to(self.device)

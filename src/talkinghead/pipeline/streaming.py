@@ -50,9 +50,7 @@ import numpy as np
 import torch
 
 from talkinghead.audio.encoders import AudioEncoder
-from talkinghead.audio.equalizer import SpectrumEqualizer
 from talkinghead.audio.io import num_video_frames
-from talkinghead.audio.level import LevelNormalizer
 from talkinghead.conventions import FPS, FRAME_SAMPLES, SAMPLE_RATE
 from talkinghead.image_tensors import to_uint8
 from talkinghead.media import FragmentedVideoWriter
@@ -61,6 +59,7 @@ from talkinghead.models.facial_motion import merge_blendshapes
 from talkinghead.models.head_pose import HeadPoseGenerator
 from talkinghead.models.pose_mapper import pool_to_codes
 from talkinghead.models.pose_vqvae import streaming_decoder
+from talkinghead.pipeline.heard_speech import HeardSpeech
 from talkinghead.pipeline.inputs import GenerationInputError, follow, load_pose_file
 from talkinghead.pipeline.paste_back import PasteBack
 
@@ -333,14 +332,7 @@ class MotionStream:
         alpha = portrait.alpha[None].to(device)
         reference_pose = portrait.pose[None].to(device)
         self.audio = SampleBuffer()
-        self.equalizer = None if params.speech_spectrum_db is None else SpectrumEqualizer(params.speech_spectrum_db)
-        self.level = (
-            None
-            if params.speech_level_db is None
-            else LevelNormalizer(
-                params.speech_level_db, pause_depth_db=params.pause_depth_db, pause_margin_db=params.pause_margin_db
-            )
-        )
+        self.heard = HeardSpeech(params)
         self.face = FacialMotionStream(pipeline.facial_motion, alpha, params.expression_scale, audio_context, device)
         if params.pose == "generated":
             self.pose = GeneratedPoseStream(pipeline.pose_mapper, alpha, reference_pose, params, audio_context, device)
@@ -370,24 +362,14 @@ class MotionStream:
         if self.closed:
             raise RuntimeError("the stream is closed")
         samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
-        self.audio.append(self._heard(samples))
+        self.audio.append(self.heard.process(samples))
         return self._update(None)
-
-    def _heard(self, samples: np.ndarray) -> np.ndarray:
-        """What stage 1 hears of new samples: equalised, then level-normalised (those steps that are on)."""
-        if self.equalizer is not None:
-            samples = self.equalizer.process(samples)
-        return samples if self.level is None else self.level.process(samples)
 
     @torch.no_grad()
     def close(self) -> dict[str, torch.Tensor]:
         """End of speech: the remaining frames of ``T = ⌊25 · seconds⌋`` (none for less than one frame of speech)."""
         self.closed = True
-        if self.equalizer is not None:
-            rest = self.equalizer.flush()
-            self.audio.append(rest if self.level is None else self.level.process(rest))
-        if self.level is not None:
-            self.audio.append(self.level.flush())
+        self.audio.append(self.heard.flush())
         final = num_video_frames(self.audio.received)
         return self._update(final) if final > 0 else {}
 

@@ -39,6 +39,16 @@ def tiny_corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_speech_corpus(tmp_path_factory):
+    """The tiny corpus built with ``--no-frames``: its speech and motion without frames (~3 s)."""
+    from talkinghead.data.cli import main as data_main
+
+    root = tmp_path_factory.mktemp("tiny_speech_corpus")
+    assert data_main(["synth", "--out", str(root), *TINY_CORPUS_ARGS, "--no-frames"]) == 0
+    return root
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoints(tmp_path_factory) -> Path:
     """A folder like ``outputs/demo/checkpoints`` with the four stages built from the ``*_tiny.yaml`` model
     arguments and **random weights** (no training, a few seconds): for contract tests of the pipeline and the

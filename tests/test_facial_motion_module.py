@@ -96,15 +96,18 @@ def test_checkpoint_round_trip_gives_identical_outputs(batch, tmp_path):
     assert first["beta"].shape == (size, 25, 52) and first["lip_offsets"].shape == (size, 25, 40, 3)
 
 
-def test_cli_fit_then_test_on_the_tiny_config(tiny_corpus, tmp_path):
+def test_cli_fit_then_test_on_the_tiny_config(tiny_corpus, tiny_speech_corpus, tmp_path):
+    """Fit on the config's two kinds of corpus (one with frames, one speech-only), test on the framed one."""
     common = [
-        "--config", str(TINY_CONFIG), "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(tiny_corpus),
+        "--config", str(TINY_CONFIG), "--config", str(CSV_LOGGER_CONFIG),
         "--trainer.default_root_dir", str(tmp_path), "--trainer.logger.init_args.save_dir", str(tmp_path),
         "--trainer.enable_progress_bar", "false",
     ]  # fmt: skip
-    assert cli_main(["fit", *common, "--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1"]) == 0
+    roots = f"[{tiny_corpus}, {tiny_speech_corpus}]"
+    fit = ["--data.root", roots, "--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1"]
+    assert cli_main(["fit", *common, *fit]) == 0
     checkpoint = next(tmp_path.rglob("last.ckpt"))
-    assert cli_main(["test", *common, "--ckpt_path", str(checkpoint)]) == 0
+    assert cli_main(["test", *common, "--data.root", str(tiny_corpus), "--ckpt_path", str(checkpoint)]) == 0
     metrics = logged_metrics(tmp_path)
     for name in (
         "blendshape_mae",

@@ -10,10 +10,10 @@ import torch.nn.functional as F  # noqa: N812 - the usual alias
 from skimage import data
 
 from talkinghead.data.synthetic.frame_renderer import MeshWarpRenderer
-from talkinghead.data.synthetic.portrait_variation import vary_portrait
+from talkinghead.data.synthetic.portrait_variation import portrait_variant
 from talkinghead.face import PerspectiveCamera, apply_pose, builtin_identity_std, builtin_morphable_model
 from talkinghead.face.detection import NoFaceError, detect_face_landmarks
-from talkinghead.face.portrait import prepare_portrait
+from talkinghead.face.portrait import fit_portrait, prepare_portrait
 from talkinghead.face.regions import mirror_permutation
 from talkinghead.render import make_rasterizer
 
@@ -148,15 +148,18 @@ def test_mesh_landmarks_agree_with_the_flow(model, portrait, renderer, camera):
 
 
 def test_horizontal_flip_mirrors_the_landmarks(model, portrait):
-    flipped = vary_portrait(
-        portrait,
-        np.random.default_rng(0),
-        model=model,
-        flip_probability=1.0,
-        max_scale=0.0,
-        max_shift=0.0,
-        max_rotation_deg=0.0,
-        background_probability=0.0,
+    flipped = fit_portrait(
+        *portrait_variant(
+            portrait,
+            np.random.default_rng(0),
+            model=model,
+            flip_probability=1.0,
+            max_scale=0.0,
+            max_shift=0.0,
+            max_rotation_deg=0.0,
+            background_probability=0.0,
+        ),
+        model,
     )
     permutation = mirror_permutation(model.mean_shape.numpy())
     expected = np.stack((256.0 - portrait.landmarks[:, 0], portrait.landmarks[:, 1]), axis=1)

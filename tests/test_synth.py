@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from talkinghead.data.cli import main as data_main
+from talkinghead.data.datamodule import EmptySplitError, ShardWindowDataset
 from talkinghead.data.shards import iter_clips, load_index
 from talkinghead.data.synthetic.synth import SynthConfig, make_clip
 from talkinghead.face import PerspectiveCamera, apply_pose, builtin_morphable_model
@@ -57,6 +58,26 @@ def test_rerun_resumes_without_rewriting(tiny_corpus):
     assert data_main(["synth", "--out", str(corpus), *TINY_CORPUS_ARGS]) == 0
     assert {path.name: path.stat().st_mtime_ns for path in corpus.glob("shard-*.tar")} == before
     assert json.loads((corpus / "index.json").read_text())["clips"].keys() == load_index(corpus)["clips"].keys()
+
+
+def test_corpus_without_frames_has_the_framed_corpus_speech_and_expression(tiny_corpus, tiny_speech_corpus):
+    """``--no-frames`` keeps every draw: the same audio, α, β and O_lip as the framed corpus, the head pose moved
+    by one constant per clip (the unvaried portrait's P_ref), no frame; stage 1 reads it, stage 2 finds no pair."""
+    speech = tiny_speech_corpus
+    assert load_index(speech)["splits"] == load_index(tiny_corpus)["splits"]
+    framed = {clip.clip_id: clip for clip in iter_clips(tiny_corpus)}
+    clips = list(iter_clips(speech))
+    assert len(clips) == 6
+    for clip in clips:
+        assert clip.frames is None
+        for name in ("audio", "alpha", "beta", "lip_offsets"):
+            np.testing.assert_array_equal(getattr(clip, name), getattr(framed[clip.clip_id], name), err_msg=name)
+        moved = clip.pose - framed[clip.clip_id].pose
+        np.testing.assert_allclose(moved, np.broadcast_to(moved[0], moved.shape), atol=1e-5)
+    windows = [item["clip_id"] for item in ShardWindowDataset(speech, "train", window=48, train=False)]
+    assert sorted(windows) == sorted(load_index(speech)["splits"]["train"])
+    with pytest.raises(EmptySplitError, match="train"):
+        ShardWindowDataset(speech, "train", mode="stage2").check_usable()
 
 
 @pytest.mark.parametrize(

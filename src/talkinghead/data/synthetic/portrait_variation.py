@@ -8,9 +8,8 @@ import cv2
 import numpy as np
 
 from talkinghead.face.builtin import builtin_morphable_model
-from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.morphable_model import MorphableModel
-from talkinghead.face.portrait import Portrait, fit_portrait
+from talkinghead.face.portrait import Portrait
 from talkinghead.face.regions import mirror_permutation
 
 
@@ -40,18 +39,20 @@ def _shift_colours(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(shifted * gain, 0.0, 1.0)
 
 
-def vary_portrait(
+def portrait_variant(
     portrait: Portrait,
     rng: np.random.Generator,
     model: MorphableModel | None = None,
-    camera: PerspectiveCamera | None = None,
     flip_probability: float = 0.5,
     max_scale: float = 0.08,
     max_shift: float = 0.04,
     max_rotation_deg: float = 5.0,
     background_probability: float = 0.5,
-) -> Portrait:
-    """A per-clip variant of a portrait, re-fitted (about 0.5 s) to its moved landmarks.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(image uint8, landmarks, landmark depth, person mask) of a per-clip variant of a portrait.
+
+    ``fit_portrait(*portrait_variant(...))`` makes it a :class:`Portrait` (about 0.5 s: α, β and P_ref re-fitted to
+    the moved landmarks).
 
     * horizontal flip (``flip_probability``): the image and masks are mirrored, the landmarks mirrored
       (``x → W − x``) and renumbered with the mesh's mirror permutation, so landmark *i* stays vertex *i*;
@@ -87,4 +88,4 @@ def vary_portrait(
     if rng.random() < background_probability:
         image = person * image + (1.0 - person) * _random_background(rng, size)
     image = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return fit_portrait(image, landmarks.astype(np.float32), depth, mask, model, camera)
+    return image, landmarks.astype(np.float32), depth, mask

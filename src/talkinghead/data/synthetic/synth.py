@@ -33,7 +33,7 @@ from talkinghead.data.clip import Clip
 from talkinghead.data.shards import ShardWriter, write_index
 from talkinghead.data.synthetic.frame_renderer import MeshWarpRenderer
 from talkinghead.data.synthetic.motion_synthesis import blink_curves, brow_curves, head_pose_trajectory
-from talkinghead.data.synthetic.portrait_variation import vary_portrait
+from talkinghead.data.synthetic.portrait_variation import portrait_variant
 from talkinghead.data.synthetic.visemes import lip_offset_targets, viseme_curves
 from talkinghead.face import (
     MorphableModel,
@@ -43,7 +43,7 @@ from talkinghead.face import (
     builtin_morphable_model,
 )
 from talkinghead.face.images import load_image_rgb
-from talkinghead.face.portrait import Portrait, prepare_portrait
+from talkinghead.face.portrait import Portrait, fit_portrait, prepare_portrait
 from talkinghead.image_tensors import to_uint8
 from talkinghead.render import make_rasterizer
 
@@ -61,6 +61,7 @@ class SynthConfig:
     clips_per_identity: int = 2
     clips_per_shard: int = 8
     identity_scale: float = 1.0  # α ~ N(0, (scale · std)²)
+    frames: bool = True  # False: speech and motion only, for stage 1 (about 40× cheaper to build)
 
     def clip_id(self, index: int) -> str:
         return f"synth-{index:05d}"
@@ -80,11 +81,18 @@ def _renderer() -> tuple[MeshWarpRenderer, MorphableModel]:
     return MeshWarpRenderer(model, PerspectiveCamera(), make_rasterizer("torch")), model
 
 
+@lru_cache(maxsize=4)
 def _identity(config: SynthConfig, identity: int) -> tuple[Portrait, np.ndarray, str]:
-    """(portrait variation, α, voice) of one identity, a function of (seed, identity) only."""
+    """(portrait variation, α, voice) of one identity, a function of (seed, identity) only.
+
+    Without frames the variant is drawn (so α and the voice are those of the framed corpus) but not fitted: the
+    source portrait stands in, and only the head pose's constant P_ref differs from the framed corpus.
+    """
     rng = np.random.default_rng([config.seed, identity, 0])
     sources = [None, *config.images]
-    portrait = vary_portrait(_base_portrait(sources[identity % len(sources)]), rng)
+    base = _base_portrait(sources[identity % len(sources)])
+    variant = portrait_variant(base, rng)
+    portrait = fit_portrait(*variant) if config.frames else base
     alpha = rng.normal(size=builtin_identity_std().shape[0]) * builtin_identity_std().numpy() * config.identity_scale
     return portrait, alpha.astype(np.float32), VOICES[int(rng.integers(len(VOICES)))]
 
@@ -116,8 +124,10 @@ def make_clip(config: SynthConfig, index: int) -> Clip:
         model.vertices(torch.from_numpy(alpha), torch.from_numpy(beta), torch.from_numpy(lip_offsets)),
         torch.from_numpy(pose.astype(np.float32)),
     )
-    source, image = portrait.source_vertices(model), portrait.image_tensor()
-    frames = torch.cat([renderer.render(image, source, batch) for batch in driven.split(RENDER_BATCH)])
+    frames = None
+    if config.frames:
+        source, image = portrait.source_vertices(model), portrait.image_tensor()
+        frames = to_uint8(torch.cat([renderer.render(image, source, batch) for batch in driven.split(RENDER_BATCH)]))
     camera = renderer.camera
     meta = {
         "clip_id": config.clip_id(index),
@@ -141,7 +151,7 @@ def make_clip(config: SynthConfig, index: int) -> Clip:
         pose=pose.astype(np.float32),
         lip_offsets=lip_offsets,
         landmarks=camera.project(driven)[..., :2].numpy(),
-        frames=to_uint8(frames),
+        frames=frames,
     )
 
 
@@ -158,7 +168,7 @@ def build_corpus(config: SynthConfig, out_dir: str | Path, workers: int = 1, pro
         bar = tqdm(total=len(clip_ids), initial=len(clip_ids) - len(jobs), unit="clip", disable=not progress)
         if workers > 1 and len(jobs) > 1:
             with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                for clip_id, clip in pool.imap(_make_clip_job, jobs):
+                for clip_id, clip in pool.imap(_make_clip_job, jobs, chunksize=config.clips_per_identity):
                     writer.put(clip_id, clip)
                     bar.update()
         else:

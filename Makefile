@@ -82,7 +82,7 @@ $(DEMO_DIR)/ncc_sheet.png: | venv
 $(CORPUS)/index.json: | venv
 	$(BIN)/talkinghead-data synth --out $(CORPUS)
 
-# Speech and motion without frames (about 45 s on 2 cores): the facial-motion stage trains on both corpora.
+# Speech and motion without frames (80 s on one core, 540 MB): the facial-motion stage trains on both corpora.
 $(SPEECH_CORPUS)/index.json: | venv
 	$(BIN)/talkinghead-data synth --out $(SPEECH_CORPUS) --no-frames --clips 1024 --seed 11
 

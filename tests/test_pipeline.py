@@ -22,7 +22,7 @@ from talkinghead.media import iter_video_frames, probe_video
 from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
 from talkinghead.pipeline.cli import main as generate_main
 from talkinghead.pipeline.inputs import follow
-from tests.helpers import speech_like
+from tests.helpers import save_checkpoint, speech_like, tiny_init_args
 
 ROOT = Path(__file__).resolve().parents[1]
 SECONDS = 1.6
@@ -159,18 +159,25 @@ def test_the_recording_colour_does_not_reach_the_motion_when_equalized(pipeline)
     assert raw > 3 * equalized, (raw, equalized)
 
 
-def test_expression_scale_defaults_to_the_checkpoints_calibration(pipeline):
-    """``expression_scale=None`` (the default) takes the facial-motion checkpoint's own scale, the tiny config's
-    calibration carried by its checkpoint; a given scale replaces it: β̂ = clamp(g · raw, 0, 1) and
+def test_expression_scale_defaults_to_the_checkpoints_calibration(pipeline, tiny_checkpoints, tmp_path):
+    """``expression_scale=None`` (the default) takes the facial-motion checkpoint's own scale (the tiny config's
+    calibration, or 1.5 saved in another checkpoint); a given scale replaces it: β̂ = clamp(g · raw, 0, 1) and
     Ô_lip = g · raw, raw being scale 1."""
+    from talkinghead.lightning import FacialMotionModule
+
     config = yaml.safe_load((ROOT / "lightning_configs" / "facial_motion_tiny.yaml").read_text())
-    calibrated = config["model"]["init_args"]["expression_scale"]
-    assert calibrated > 1 and pipeline.facial_motion.expression_scale == calibrated
+    assert pipeline.facial_motion.expression_scale == config["model"]["init_args"]["expression_scale"]
+    calibrated = 1.5
+    torch.manual_seed(0)
+    module = FacialMotionModule(**{**tiny_init_args("facial_motion"), "expression_scale": calibrated})
+    path = save_checkpoint(module, tmp_path / "facial_motion.ckpt")
+    scaled = TalkingHeadPipeline.from_checkpoints(tiny_checkpoints, facial_motion=path)
+    assert scaled.facial_motion.expression_scale == calibrated
     speech = speech_like(1.2, seed=4).astype(np.float32)
-    prepared = pipeline.prepare(skimage.data.astronaut())
+    prepared = scaled.prepare(skimage.data.astronaut())
 
     def motion(scale):
-        return pipeline.motion(prepared, speech, GenerationParams(pose="still", expression_scale=scale))
+        return scaled.motion(prepared, speech, GenerationParams(pose="still", expression_scale=scale))
 
     raw, default, half = motion(1.0), motion(None), motion(0.5)
     for scale, out in ((calibrated, default), (0.5, half)):

@@ -80,6 +80,14 @@ def test_corpus_without_frames_has_the_framed_corpus_speech_and_expression(tiny_
         ShardWindowDataset(speech, "train", mode="stage2").check_usable()
 
 
+def test_inspect_of_a_corpus_without_frames_draws_no_sheet(tiny_speech_corpus, tmp_path, capsys):
+    assert data_main(["inspect", str(tiny_speech_corpus)]) == 0
+    assert "6 clips" in capsys.readouterr().out and not (tiny_speech_corpus / "contact_sheet.png").exists()
+    assert data_main(["inspect", str(tiny_speech_corpus), "--sheet", str(tmp_path / "sheet.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no clip with frames" in err and len(err.splitlines()) == 1 and not (tmp_path / "sheet.png").exists()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

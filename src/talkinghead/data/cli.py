@@ -97,7 +97,8 @@ def _export(args: argparse.Namespace) -> int:
 def contact_sheet(root: Path, clips: int = 6, frames: int = 5) -> np.ndarray:
     """(H, W, 3) uint8: ``frames`` evenly spaced frames of the first ``clips`` clips with their landmarks."""
     rows = []
-    for clip in islice(iter_clips(root, fields=("frames", "landmarks")), clips):
+    framed = (clip for clip in iter_clips(root, fields=("frames", "landmarks")) if clip.frames is not None)
+    for clip in islice(framed, clips):
         picks = np.linspace(0, clip.num_frames - 1, frames).round().astype(int)
         tiles = []
         for t in picks:
@@ -156,6 +157,11 @@ def _inspect(args: argparse.Namespace) -> int:
     checks = preprocessing_checks([clip.meta for clip in iter_clips(root, fields=(), skip_bad=args.skip_bad)])
     if checks:
         print(checks)
+    if not any(clip.get("has_frames", True) for clip in clips.values()):
+        if args.sheet:
+            raise ValueError(f"--sheet: {root} holds no clip with frames (a --no-frames corpus)")
+        print("contact sheet: none, no clip has frames")
+        return 0
     sheet = contact_sheet(root)
     out = Path(args.sheet) if args.sheet else root / CONTACT_SHEET
     write_png_atomic(torch.from_numpy(sheet).permute(2, 0, 1).float() / 255, out)

@@ -12,6 +12,9 @@ different random sentences. Per clip:
    (Eq. 4, 8) by :class:`~talkinghead.data.synthetic.frame_renderer.MeshWarpRenderer`, with a drawn mouth interior;
 4. landmarks: the driven mesh's vertices projected by the crop camera.
 
+With ``frames=False`` (``talkinghead-data synth --no-frames``) step 3 and the portrait fit are skipped: a corpus of
+speech and motion for the facial-motion stage, about 40× cheaper to build.
+
 Everything is a function of ``(seed, clip index)``, so a clip is identical whichever worker makes it and
 a rerun reproduces the corpus byte for byte. Limits: synthetic (espeak-ng) speech; one real photo by
 default (scikit-image's ``astronaut``) — pass a folder of your own portraits with ``--images`` for real
@@ -61,7 +64,7 @@ class SynthConfig:
     clips_per_identity: int = 2
     clips_per_shard: int = 8
     identity_scale: float = 1.0  # α ~ N(0, (scale · std)²)
-    frames: bool = True  # False: speech and motion only, for stage 1 (about 40× cheaper to build)
+    frames: bool = True  # False: speech and motion only (module docstring)
 
     def clip_id(self, index: int) -> str:
         return f"synth-{index:05d}"

@@ -398,6 +398,32 @@ def test_mapper_ablations_build_and_run(absolute_pose, use_initial_pose):
         assert torch.equal(codes, other)
 
 
+def test_condition_noise_perturbs_the_normalised_conditions_in_training_only():
+    """σ = 0.5: in training, the style MLP and the P⁰ embedding see α / σ_α and P⁰ / pose_scale plus noise whose
+    mean is within 0.02 of 0 and standard deviation within 0.02 of 0.5 (4 000 × 40 and × 6 draws); in eval mode
+    the conditions equal those of the same weights without noise, bit for bit."""
+    torch.manual_seed(0)
+    vqvae = PoseVQVAE(**SMALL_VQVAE).eval()
+    noisy, plain = _mapper(vqvae, condition_noise=0.5), _mapper(vqvae)
+    plain.load_state_dict(noisy.state_dict())
+    _, alpha, initial = _mapper_inputs()
+    noisy.eval()
+    plain.eval()
+    with torch.no_grad():
+        assert torch.equal(noisy.condition(alpha, initial), plain.condition(alpha, initial))
+    seen = {}
+    noisy.style[0].register_forward_hook(lambda module, args, out: seen.update(style=args[0]))
+    noisy.initial_pose.register_forward_hook(lambda module, args, out: seen.update(pose=args[0]))
+    noisy.train()
+    alpha, initial = torch.randn(4000, 40), torch.randn(4000, 6) * 0.1
+    with torch.no_grad():
+        noisy.condition(alpha, initial)
+    for noise in (seen["style"] - alpha / noisy.identity_std, seen["pose"] - initial / noisy.pose_scale):
+        assert abs(noise.mean().item()) < 0.02 and abs(noise.std().item() - 0.5) < 0.02
+    with pytest.raises(ValueError, match="condition_noise"):
+        _mapper(vqvae, condition_noise=-1.0)
+
+
 def test_pool_to_codes():
     features = torch.arange(10.0).reshape(1, 10, 1)
     pooled = pool_to_codes(features, 4)

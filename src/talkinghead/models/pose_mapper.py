@@ -141,6 +141,7 @@ class PoseMapper(nn.Module):
         return cond
 
     def _noisy(self, normalised: torch.Tensor) -> torch.Tensor:
+        """A normalised condition, plus N(0, condition_noise²) noise in training mode."""
         if not (self.training and self.condition_noise > 0):
             return normalised
         return normalised + self.condition_noise * torch.randn_like(normalised)

@@ -15,6 +15,7 @@ import sys
 import warnings
 
 import pytest
+import yaml
 
 from talkinghead.cli_conventions import configure_logging, package_version
 from talkinghead.data.cli import main as data_main
@@ -124,5 +125,17 @@ def test_training_cli_flags(capsys):
         ["fit", "--config", "c.yaml", "--trainer.enable_progress_bar=false"],
     )
     assert split_verbosity(["--quiet", "--help"]) == (-1, ["--help"])
+    # A dotted override inside a dictionary argument is parsed as YAML, not kept as a string ('false' is truthy):
+    # the README's ablations (Fig. 7, Table 3) and a width.
+    mapper_overrides = {"use_initial_pose": "false", "d_model": "32"}
+    for stem, overrides, expected in (
+        ("facial_motion_tiny", {"use_vertex_offsets": "false"}, {"use_vertex_offsets": False, "d_model": 64}),
+        ("pose_mapper_tiny", mapper_overrides, {"use_initial_pose": False, "d_model": 32}),
+    ):
+        dotted = [item for key, value in overrides.items() for item in (f"--model.init_args.network.{key}", value)]
+        with pytest.raises(SystemExit, match="0"):
+            main(["fit", "--config", str(ROOT / f"lightning_configs/{stem}.yaml"), *dotted, "--print_config"])
+        network = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["network"]
+        assert {key: network.get(key) for key in expected} == expected
     assert main(["fit", "-q", "-v"]) == 2
     assert capsys.readouterr().err == "talkinghead: error: -q/--quiet and -v/--verbose exclude each other\n"

@@ -21,6 +21,8 @@ validation and test run the autoregressive, cached generation of the inference n
 * ``upper_face_dynamics_deviation``: FDD over the eye and brow vertices (cm).
 """
 
+from typing import Any
+
 import torch
 from torchmetrics import MeanMetric, PearsonCorrCoef
 
@@ -66,15 +68,15 @@ class FacialMotionModule(StageModule):
     def __init__(
         self,
         audio_encoder: str = "mel",
-        audio_encoder_args: dict | None = None,
+        audio_encoder_args: dict[str, Any] | None = None,
         face_model: str = "builtin",
-        network: dict | None = None,
+        network: dict[str, Any] | None = None,
         blendshape_weight: float = 1.0,
         mesh_weight: float = 1.0,
         lip_weight: float = 1.0,
         velocity_weight: float = 0.0,
         teacher_forcing_ratio: float = 1.0,
-        speech_augmentation: dict | None = None,
+        speech_augmentation: dict[str, Any] | None = None,
         expression_scale: float = 1.0,
         lr: float = 1e-4,
         weight_decay: float = 0.0,

@@ -28,6 +28,8 @@ landmarks detected on the generated and on the real frame — and ``mouth_detect
 pairs where both detections succeeded.
 """
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
@@ -120,11 +122,11 @@ class MotionVAEGeneratorModule(StageModule):
         rasterizer: str = "auto",
         face_parser: str = "mediapipe",
         heatmap_sigma: float = 1.0,
-        motion: dict | None = None,
-        generator: dict | None = None,
-        discriminator: dict | None = None,
+        motion: dict[str, Any] | None = None,
+        generator: dict[str, Any] | None = None,
+        discriminator: dict[str, Any] | None = None,
         perceptual: str = "vgg19",
-        perceptual_args: dict | None = None,
+        perceptual_args: dict[str, Any] | None = None,
         l1_weight: float = 1.0,
         perceptual_weight: float = 1.0,
         kl_weight: float = 1e-4,

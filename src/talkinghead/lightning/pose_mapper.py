@@ -40,6 +40,7 @@ Metrics (``val/``, ``test/``), on autoregressive generation from the window's au
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torchmetrics import MeanMetric
@@ -89,21 +90,21 @@ class PoseMapperModule(StageModule):
         self,
         vqvae_checkpoint: str | None = None,
         audio_encoder: str = "mel",
-        audio_encoder_args: dict | None = None,
+        audio_encoder_args: dict[str, Any] | None = None,
         identity_dim: int = 40,
         normalize_identity: bool = True,
-        network: dict | None = None,
+        network: dict[str, Any] | None = None,
         pose_weight: float = 1.0,
         latent_weight: float = 1.0,
         code_weight: float = 1.0,
         num_eval_seeds: int = 3,
         sample_temperature: float = 1.0,
         sample_top_k: int | None = None,
-        speech_augmentation: dict | None = None,
+        speech_augmentation: dict[str, Any] | None = None,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
-        vqvae_network: dict | None = None,
+        vqvae_network: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

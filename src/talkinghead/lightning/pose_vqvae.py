@@ -13,6 +13,8 @@ error), ``codebook_usage`` (fraction of the codes used over the epoch, all group
 the entropy of the epoch's code histogram, averaged over the groups), ``loss``.
 """
 
+from typing import Any
+
 import torch
 from torchmetrics import MeanMetric, Metric
 
@@ -57,7 +59,7 @@ class PoseVQVAEModule(StageModule):
 
     def __init__(
         self,
-        network: dict | None = None,
+        network: dict[str, Any] | None = None,
         reconstruction_weight: float = 1.0,
         lr: float = 1e-3,
         weight_decay: float = 0.0,

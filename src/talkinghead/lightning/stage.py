@@ -1,6 +1,7 @@
 """The skeleton every stage module shares: per-split metrics, evaluation hooks, epoch logging and the optimizer."""
 
 from collections.abc import Callable
+from typing import Any
 
 import lightning
 import torch
@@ -49,7 +50,7 @@ class StageModule(lightning.LightningModule):
     def loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def use_speech_augmentation(self, arguments: dict | None) -> None:
+    def use_speech_augmentation(self, arguments: dict[str, Any] | None) -> None:
         """Train on speech under random recording conditions (:class:`SpeechAugmentation` of ``arguments``);
         ``None`` keeps the speech as recorded."""
         self.augment = None if arguments is None else SpeechAugmentation(**arguments)

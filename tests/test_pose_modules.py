@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from talkinghead.data.datamodule import TalkingHeadDataModule
+from talkinghead.lightning.cli import TalkingHeadCLI
 from talkinghead.lightning.cli import main as cli_main
 from talkinghead.lightning.pose_mapper import PoseMapperModule
 from talkinghead.lightning.pose_vqvae import PoseVQVAEModule
@@ -139,7 +140,7 @@ def _common(config: Path, corpus: Path, out: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
+def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path, monkeypatch):
     vq_dir, map_dir = tmp_path / "vqvae", tmp_path / "mapper"
     common = [*_common(VQVAE_CONFIG, tiny_corpus, vq_dir), *SHORT_CLIP_WINDOW]
     epochs = ["--trainer.max_epochs", "2", "--trainer.check_val_every_n_epoch", "1"]
@@ -175,6 +176,15 @@ def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path):
     assert metrics["test/hpd_ground_truth"] > 0
     video = sorted(map_dir.rglob("media/*-head_pose_sampled_vs_truth.mp4"))[-1]
     assert probe_video(video).has_audio and probe_video(video).width == 512
+
+    # With --ckpt_path the checkpoint's arguments rebuild the network (d_model 32 given, the checkpoint's 64 built);
+    # the evaluation arguments keep the values given (2 seeds, temperature 0.5; the checkpoint's: 5 and 1).
+    built = {}
+    monkeypatch.setattr(TalkingHeadCLI, "_run_subcommand", lambda cli, name: built.update(cli.model.hparams))
+    given = ["--model.init_args.num_eval_seeds", "2", "--model.init_args.sample_temperature", "0.5"]
+    given += ["--model.init_args.network.d_model", "32"]
+    assert cli_main(["test", *common, "--ckpt_path", str(mapper_ckpt), *given]) == 0
+    assert (built["num_eval_seeds"], built["sample_temperature"], built["network"]["d_model"]) == (2, 0.5, 64)
 
 
 def test_cli_reports_a_missing_vqvae_checkpoint(tiny_corpus, tmp_path, capsys):

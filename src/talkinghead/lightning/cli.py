@@ -159,6 +159,21 @@ class TalkingHeadCLI(LightningCLI):
                 callback.init_args.monitor, callback.init_args.mode = monitor, mode
                 callback.init_args.filename = f"{{epoch}}-{{{monitor}:.3f}}"
 
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI rebuilds the model from a ``--ckpt_path`` checkpoint's hyper-parameters, which replace the
+        model arguments given (the network must match its weights); the module's ``EVALUATION_ARGS`` (e.g. the pose
+        mapper's sampling temperature) keep the values given."""
+        subcommand = self.config.get("subcommand")
+        model = self.config[subcommand].get("model") if subcommand else None
+        given = model.clone() if isinstance(model, Namespace) and model.get("init_args") is not None else None
+        super()._parse_ckpt_path()
+        model = self.config[subcommand].get("model") if subcommand else None
+        if given is None or not isinstance(model, Namespace) or model.get("class_path") != given.class_path:
+            return
+        for name in getattr(import_class(model.class_path), "EVALUATION_ARGS", ()):
+            if name in given.init_args:
+                model.init_args[name] = given.init_args[name]
+
     @staticmethod
     def _wants_line_progress(trainer: Namespace) -> bool:
         """Whether a fit gets :class:`~talkinghead.lightning.progress.LineProgress`: output not a terminal, the

@@ -85,6 +85,7 @@ class PoseMapperModule(StageModule):
     """
 
     MONITOR = ("val/angle_error_deg", "min")
+    EVALUATION_ARGS = ("num_eval_seeds", "sample_temperature", "sample_top_k")
 
     def __init__(
         self,

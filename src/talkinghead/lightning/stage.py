@@ -32,9 +32,12 @@ class StageModule(lightning.LightningModule):
     parameters with the subclass's ``lr`` and ``weight_decay`` hyperparameters (frozen stages are left out).
     ``log_media(batch, datamodule)`` lists the pictures and videos :class:`~talkinghead.lightning.media.MediaLogger`
     writes for a validation or test batch (none by default). ``MONITOR`` = (validation metric, ``"min"`` or ``"max"``)
-    is what the CLI's checkpoint callback keeps the best checkpoint on."""
+    is what the CLI's checkpoint callback keeps the best checkpoint on. ``EVALUATION_ARGS`` names the constructor
+    arguments that change only how the module evaluates (not its network): given with ``--ckpt_path``, they keep
+    the values given instead of the checkpoint's."""
 
     MONITOR: tuple[str, str] | None = None
+    EVALUATION_ARGS: tuple[str, ...] = ()
 
     metrics: torch.nn.ModuleDict
 

@@ -137,5 +137,11 @@ def test_training_cli_flags(capsys):
             main(["fit", "--config", str(ROOT / f"lightning_configs/{stem}.yaml"), *dotted, "--print_config"])
         network = yaml.safe_load(capsys.readouterr().out)["model"]["init_args"]["network"]
         assert {key: network.get(key) for key in expected} == expected
+    # Every module builds its own optimizers (AdamW and warm-up; stage 2 steps two by hand): LightningCLI's
+    # --optimizer would replace them and --lr_scheduler would be ignored, so both are refused.
+    for option, value in (("--optimizer", "SGD"), ("--lr_scheduler", "StepLR")):
+        with pytest.raises(SystemExit, match="2"):
+            main(["fit", "--config", str(ROOT / "lightning_configs/pose_vqvae_tiny.yaml"), option, value])
+        assert f"error: unrecognized arguments: {option} {value}" in capsys.readouterr().err
     assert main(["fit", "-q", "-v"]) == 2
     assert capsys.readouterr().err == "talkinghead: error: -q/--quiet and -v/--verbose exclude each other\n"

@@ -185,6 +185,9 @@ def test_cli_fit_then_test_vqvae_then_mapper(tiny_corpus, tmp_path, monkeypatch)
     given += ["--model.init_args.network.d_model", "32"]
     assert cli_main(["test", *common, "--ckpt_path", str(mapper_ckpt), *given]) == 0
     assert (built["num_eval_seeds"], built["sample_temperature"], built["network"]["d_model"]) == (2, 0.5, 64)
+    # A value equal to the constructor's default (3 seeds) is what a command line without it gives: the checkpoint's.
+    assert cli_main(["test", *common, "--ckpt_path", str(mapper_ckpt), "--model.init_args.num_eval_seeds", "3"]) == 0
+    assert built["num_eval_seeds"] == 5
 
 
 def test_cli_reports_a_missing_vqvae_checkpoint(tiny_corpus, tmp_path, capsys):

@@ -37,7 +37,8 @@ def fit(corpus: Path, folder: Path, steps: int, num_workers: int, *extra: str) -
 def test_a_fit_resumed_mid_epoch_sees_the_batches_and_reaches_the_weights_of_an_uninterrupted_fit(
     tiny_corpus, tmp_path, num_workers
 ):
-    """Run A trains STEPS steps; run B stops after STOP (a step checkpoint's last.ckpt) and resumes with --ckpt_path.
+    """Run A trains STEPS steps; run B stops after STOP (a step checkpoint's last.ckpt) and resumes with --ckpt_path
+    (the file, or ``last``: the newest under the root directory, which a new logger version would not find).
     The weights are bitwise equal: the same CPU operations run in the same order on the same batches and draws."""
     uninterrupted = torch.load(fit(tiny_corpus, tmp_path / "a", STEPS, num_workers), weights_only=True)
     stopped = fit(tiny_corpus, tmp_path / "b", STOP, num_workers)
@@ -47,7 +48,8 @@ def test_a_fit_resumed_mid_epoch_sees_the_batches_and_reaches_the_weights_of_an_
     ]
     assert [path.name for path in stopped.parent.glob("last*")] == ["last.ckpt"]  # one last.ckpt, at the step
     resumed = torch.load(
-        fit(tiny_corpus, tmp_path / "b", STEPS, num_workers, "--ckpt_path", str(stopped)), weights_only=True
+        fit(tiny_corpus, tmp_path / "b", STEPS, num_workers, "--ckpt_path", "last" if num_workers else str(stopped)),
+        weights_only=True,
     )
     assert resumed["global_step"] == uninterrupted["global_step"] == STEPS
     batches = recorded(tmp_path / "a" / "batches")
@@ -74,3 +76,12 @@ def test_last_checkpoint_holds_the_newest_validation_when_the_metric_stops_impro
     assert sorted(path.name.split("-")[0] for path in folder.glob("*.ckpt")) == ["0", "last.ckpt"]
     last = torch.load(folder / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 2 and last["global_step"] == 3 * 4  # 4 steps an epoch (module constants above)
+
+
+def test_resuming_the_last_checkpoint_of_a_run_that_has_none_is_one_line(tiny_corpus, tmp_path, capsys):
+    argv = ["fit", "--config", str(TINY_CONFIG), "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(tiny_corpus)]
+    argv += ["--trainer.default_root_dir", str(tmp_path / "run"), "--ckpt_path", "last"]
+    assert cli_main(argv) == 2
+    assert capsys.readouterr().err == (
+        f"talkinghead: error: no checkpoints/last.ckpt under {tmp_path / 'run'}: nothing to resume, train first\n"
+    )

@@ -16,14 +16,12 @@ import torch
 
 from talkinghead.atomic import atomic_output
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
+from talkinghead.lightning.checkpointing import newest_last_checkpoint
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:
     """The best checkpoint of the newest training run under ``run_dir`` (module docstring)."""
-    versions = sorted(Path(run_dir).rglob("checkpoints/last.ckpt"), key=lambda path: path.stat().st_mtime)
-    if not versions:
-        raise FileNotFoundError(f"no checkpoints/last.ckpt under {run_dir}: train first")
-    last = versions[-1]
+    last = newest_last_checkpoint(run_dir)
     state = torch.load(last, map_location="cpu", weights_only=True)
     for callback in state.get("callbacks", {}).values():
         best = callback.get("best_model_path") if isinstance(callback, dict) else None

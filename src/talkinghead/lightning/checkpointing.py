@@ -3,9 +3,22 @@
 Lightning's (2.6) writes ``last.ckpt`` only together with a top-k checkpoint. With a monitored metric that stops
 improving, ``last.ckpt`` stays at the last improvement, and a fit resumed from it (``--ckpt_path last.ckpt``)
 repeats every epoch after: a 400-epoch fit whose best validation was at epoch 99 resumes at epoch 100.
+
+:func:`newest_last_checkpoint` finds the ``last.ckpt`` a run directory's newest training wrote (every logger
+version keeps its own ``checkpoints/`` folder).
 """
 
+from pathlib import Path
+
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+
+
+def newest_last_checkpoint(run_dir: str | Path) -> Path:
+    """The most recently written ``checkpoints/last.ckpt`` under ``run_dir``; FileNotFoundError if there is none."""
+    found = sorted(Path(run_dir).rglob("checkpoints/last.ckpt"), key=lambda path: path.stat().st_mtime)
+    if not found:
+        raise FileNotFoundError(f"no checkpoints/last.ckpt under {run_dir}: nothing to resume, train first")
+    return found[-1]
 
 
 class BestAndLastCheckpoint(LightningModelCheckpoint):

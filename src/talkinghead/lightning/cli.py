@@ -39,6 +39,7 @@ Lightning's own loggers (device summary, model summary, tips) to errors only.
 """
 
 import importlib
+import inspect
 import logging
 import sys
 from pathlib import Path
@@ -51,8 +52,10 @@ from lightning.pytorch.cli import LightningCLI
 from talkinghead.cli_conventions import QUIET_FLAGS, VERBOSE_FLAGS, configure_logging, package_version
 from talkinghead.data.datamodule import EmptySplitError, TalkingHeadDataModule
 from talkinghead.data.shards import CorruptShardError
+from talkinghead.lightning.checkpointing import newest_last_checkpoint
 from talkinghead.lightning.stage import ConfigurationError
 
+log = logging.getLogger(__name__)
 USER_ERRORS = (ConfigurationError, CorruptShardError, EmptySplitError, FileNotFoundError)
 RUNS = Path("outputs/runs")
 WANDB_LOGGER = "talkinghead.lightning.loggers.WandbLogger"
@@ -122,11 +125,16 @@ class TalkingHeadCLI(LightningCLI):
             }
         )
 
+    @staticmethod
+    def _stem(config: Namespace) -> str:
+        """The first ``--config`` file's stem, else the model class's name."""
+        files = config.get("config") or []
+        return Path(str(files[0])).stem if files else import_class(config.model.class_path).__name__
+
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         model_class = import_class(config.model.class_path)
-        files = config.get("config") or []
-        stem = Path(str(files[0])).stem if files else model_class.__name__
+        stem = self._stem(config)
         trainer = config.trainer
         if trainer.default_root_dir is None:
             trainer.default_root_dir = str(RUNS / stem)
@@ -160,18 +168,26 @@ class TalkingHeadCLI(LightningCLI):
                 callback.init_args.filename = f"{{epoch}}-{{{monitor}:.3f}}"
 
     def _parse_ckpt_path(self) -> None:
-        """LightningCLI rebuilds the model from a ``--ckpt_path`` checkpoint's hyper-parameters, which replace the
-        model arguments given (the network must match its weights); the module's ``EVALUATION_ARGS`` (e.g. the pose
-        mapper's sampling temperature) keep the values given."""
+        """``--ckpt_path last`` is the newest ``last.ckpt`` under the run's root directory (Lightning looks only in
+        this run's new logger version, finds none and starts over). LightningCLI rebuilds the model from the
+        checkpoint's hyper-parameters, which replace the model arguments given (the network must match its weights);
+        the module's ``EVALUATION_ARGS`` (e.g. the pose mapper's sampling temperature) keep the values given where
+        they differ from the constructor's defaults."""
         subcommand = self.config.get("subcommand")
+        if subcommand and self.config[subcommand].get("ckpt_path") == "last":
+            config = self.config[subcommand]
+            config.ckpt_path = str(newest_last_checkpoint(config.trainer.default_root_dir or RUNS / self._stem(config)))
+            log.info("resuming from %s", config.ckpt_path)
         model = self.config[subcommand].get("model") if subcommand else None
         given = model.clone() if isinstance(model, Namespace) and model.get("init_args") is not None else None
         super()._parse_ckpt_path()
         model = self.config[subcommand].get("model") if subcommand else None
         if given is None or not isinstance(model, Namespace) or model.get("class_path") != given.class_path:
             return
-        for name in getattr(import_class(model.class_path), "EVALUATION_ARGS", ()):
-            if name in given.init_args:
+        model_class = import_class(model.class_path)
+        defaults = inspect.signature(model_class.__init__).parameters
+        for name in getattr(model_class, "EVALUATION_ARGS", ()):
+            if name in given.init_args and given.init_args[name] != defaults[name].default:
                 model.init_args[name] = given.init_args[name]
 
     @staticmethod
@@ -206,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             TalkingHeadDataModule,
             subclass_mode_model=True,
             save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,  # each module builds its own (AdamW, warm-up; stage 2 two optimizers)
             args=args,
         )
     except (*USER_ERRORS, ValueError) as error:

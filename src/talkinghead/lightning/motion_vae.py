@@ -112,6 +112,7 @@ class MotionVAEGeneratorModule(StageModule):
     """
 
     MONITOR = ("val/psnr", "max")
+    EVALUATION_ARGS = ("mouth_metric", "num_samples", "rasterizer")
 
     def __init__(
         self,

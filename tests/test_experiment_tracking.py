@@ -114,3 +114,47 @@ def test_a_fit_to_a_log_file_prints_lines_of_progress(tiny_corpus, tmp_path, cap
     assert [c["init_args"]["interval"] for c in listed if c["class_path"].endswith("LineProgress")] == [1e-9]
     assert cli_main([*argv, "--trainer.enable_progress_bar", "false"]) == 0
     assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("run: epoch")]
+
+
+def _callbacks(monkeypatch, tmp_path, config: str, *extra: str) -> list:
+    """The callbacks a ``talkinghead fit`` would train with (the command stops before training)."""
+    from talkinghead.lightning.cli import TalkingHeadCLI
+
+    built = []
+    monkeypatch.setattr(TalkingHeadCLI, "_run_subcommand", lambda cli, name: built.extend(cli.trainer.callbacks))
+    argv = ["fit", "--config", str(ROOT / "lightning_configs" / config), "--data.root", str(tmp_path)]
+    argv += ["--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "false", *extra]
+    assert cli_main(argv) == 0
+    return built
+
+
+@pytest.mark.parametrize("config", ["pose_vqvae_tiny.yaml", "facial_motion_tiny.yaml"])
+def test_callbacks_given_on_the_command_line_are_kept_as_given(monkeypatch, tmp_path, config):
+    """With a config that lists callbacks (facial_motion_tiny: EMA) or none (pose_vqvae_tiny): a MediaLogger given
+    replaces the shared one (one, every 5 validations); a step checkpoint keeps the best checkpoint on the module's
+    metric beside it (the run's only last.ckpt is the step one's); a checkpoint's own file name stays; checkpointing
+    turned off drops the shared checkpoint."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from talkinghead.lightning.checkpointing import BestAndLastCheckpoint
+    from talkinghead.lightning.media import MediaLogger
+
+    media = [
+        "--trainer.callbacks+=talkinghead.lightning.media.MediaLogger",
+        "--trainer.callbacks.every_n_validations",
+        "5",
+    ]
+    loggers = [c for c in _callbacks(monkeypatch, tmp_path, config, *media) if isinstance(c, MediaLogger)]
+    assert [logger.every_n_validations for logger in loggers] == [5]
+
+    step = ["--trainer.callbacks+=ModelCheckpoint", "--trainer.callbacks.every_n_train_steps", "500"]
+    step += ["--trainer.callbacks.save_last", "true", "--trainer.callbacks.filename", "step-{step}"]
+    saved = [c for c in _callbacks(monkeypatch, tmp_path, config, *step) if isinstance(c, ModelCheckpoint)]
+    assert [(type(c), c.filename, bool(c.save_last)) for c in saved] == [
+        (ModelCheckpoint, "step-{step}", True),
+        (BestAndLastCheckpoint, "{epoch}-{val/angle_error_deg:.3f}" if "pose" in config else
+         "{epoch}-{val/lip_vertex_error:.3f}", False),
+    ]  # fmt: skip
+
+    off = _callbacks(monkeypatch, tmp_path, config, "--trainer.enable_checkpointing", "false")
+    assert not [c for c in off if isinstance(c, ModelCheckpoint)] and any(isinstance(c, MediaLogger) for c in off)

@@ -23,8 +23,9 @@ What every config shares is set here once instead of in each file; a config or a
 A ``ModelCheckpoint`` that saves by step or time (``every_n_train_steps``, ``train_time_interval``) gets no
 validation metric to monitor: Lightning would hold such a save back until the next validation. With
 ``save_last`` it writes the run's only ``last.ckpt`` (the others' ``save_last`` is turned off, so Lightning
-writes no ``last-v1.ckpt`` beside it), at the step it saved, e.g. for resuming after a preemption, which
-continues the epoch with the same batches and random draws as an uninterrupted run::
+writes no ``last-v1.ckpt`` beside it; the best checkpoint on the validation metric is kept as before), at the step
+it saved, e.g. for resuming after a preemption, which continues the epoch with the same batches and random draws as
+an uninterrupted run::
 
     talkinghead fit --config CONFIG --trainer.callbacks+=ModelCheckpoint \
         --trainer.callbacks.every_n_train_steps 500 --trainer.callbacks.save_last true
@@ -83,6 +84,12 @@ def _user_error(error: BaseException) -> BaseException | None:
     return None
 
 
+def _saves_by_step(callback: Namespace) -> bool:
+    """Whether a checkpoint callback's configuration saves by step or time rather than on validation."""
+    init_args = callback.get("init_args") or {}
+    return bool(init_args.get("every_n_train_steps") or init_args.get("train_time_interval"))
+
+
 def split_verbosity(argv: list[str]) -> tuple[int, list[str]]:
     """(verbosity of :mod:`talkinghead.cli_conventions`, the arguments for LightningCLI): ``-v``, ``-vv``,
     ``--verbose``, ``-q``, ``--quiet`` taken out of ``argv``; with ``-q`` a subcommand's progress bar is turned off
@@ -118,12 +125,7 @@ class TalkingHeadCLI(LightningCLI):
         return parser
 
     def add_arguments_to_parser(self, parser) -> None:
-        parser.set_defaults(
-            {
-                "trainer.logger": {"class_path": WANDB_LOGGER, "init_args": {"project": "talkinghead"}},
-                "trainer.callbacks": [dict(callback) for callback in SHARED_CALLBACKS],
-            }
-        )
+        parser.set_defaults({"trainer.logger": {"class_path": WANDB_LOGGER, "init_args": {"project": "talkinghead"}}})
 
     @staticmethod
     def _stem(config: Namespace) -> str:
@@ -144,7 +146,11 @@ class TalkingHeadCLI(LightningCLI):
                 logger.init_args.name = f"{model_class.__name__}-{stem}"
             if logger.init_args.get("save_dir") in (None, "."):
                 logger.init_args.save_dir = trainer.default_root_dir
-        listed = {_checkpoint_alias(c.class_path) for c in trainer.callbacks or [] if isinstance(c, Namespace)}
+        listed = {
+            _checkpoint_alias(c.class_path)
+            for c in trainer.callbacks or []
+            if isinstance(c, Namespace) and not _saves_by_step(c)
+        }
         checkpoints = trainer.enable_checkpointing is not False
         wanted = [c for c in SHARED_CALLBACKS if c["class_path"] != CHECKPOINT or checkpoints]
         missing = [dict_to_namespace(callback) for callback in wanted if callback["class_path"] not in listed]
@@ -155,9 +161,7 @@ class TalkingHeadCLI(LightningCLI):
         checkpoints = [
             c for c in trainer.callbacks if isinstance(c, Namespace) and _checkpoint_alias(c.class_path) == CHECKPOINT
         ]
-        by_step = [
-            c for c in checkpoints if c.init_args.get("every_n_train_steps") or c.init_args.get("train_time_interval")
-        ]
+        by_step = [c for c in checkpoints if _saves_by_step(c)]
         for callback in checkpoints:
             if callback in by_step:
                 continue
@@ -165,7 +169,8 @@ class TalkingHeadCLI(LightningCLI):
                 callback.init_args.save_last = False  # one last.ckpt: the one a resumed run continues from
             if monitor is not None and callback.init_args.get("monitor") is None:
                 callback.init_args.monitor, callback.init_args.mode = monitor, mode
-                callback.init_args.filename = f"{{epoch}}-{{{monitor}:.3f}}"
+                if callback.init_args.get("filename") is None:
+                    callback.init_args.filename = f"{{epoch}}-{{{monitor}:.3f}}"
 
     def _parse_ckpt_path(self) -> None:
         """``--ckpt_path last`` is the newest ``last.ckpt`` under the run's root directory (Lightning looks only in

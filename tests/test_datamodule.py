@@ -71,6 +71,9 @@ def test_validation_windows_are_fixed_and_short_clips_skipped(corpus):
     clips = sorted(cid for cid in index["splits"]["train"] if cid != "short")
     assert sorted(items) == sorted((cid, start) for cid in clips for start in (0, 3, 6))
     assert items == keys(dataset)
+    for bad in ({"stride": 0}, {"frames_per_pair": 0}):  # 0 is refused, not read as "unset"
+        with pytest.raises(ValueError, match="window, stride, pairs_per_clip and frames_per_pair must be ≥ 1"):
+            ShardWindowDataset(root, "train", window=WINDOW, train=False, **bad)
 
 
 def test_training_windows_change_with_the_epoch_and_repeat_for_the_same_epoch(corpus):

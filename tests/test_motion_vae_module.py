@@ -154,6 +154,13 @@ def test_discriminator_waits_for_its_warm_up(raw_batch):
     assert [owner for owner, _ in recorder.events] == ["generator", "end"] * 2
 
 
+def test_the_discriminator_learning_rate_defaults_to_the_generators_and_may_be_zero():
+    rates = [[optimizer.param_groups[0]["lr"] for optimizer in _module(**args).configure_optimizers()] for args in (
+        {"lr": 1e-3}, {"lr": 1e-3, "discriminator_lr": 4e-4}, {"lr": 1e-3, "discriminator_lr": 0.0}
+    )]  # fmt: skip
+    assert rates == [[1e-3, 1e-3], [1e-3, 4e-4], [1e-3, 0.0]]
+
+
 def _reference_and_driven(raw_batch, count: int = 3):
     reference = {"alpha": raw_batch["alpha"][:1], **{k: raw_batch[f"reference_{k}"][:1] for k in FACE_KEYS}}
     driven = {k: raw_batch[f"driven_{k}"][:1].expand(count, *raw_batch[f"driven_{k}"].shape[1:]) for k in FACE_KEYS}

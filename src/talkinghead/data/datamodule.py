@@ -230,12 +230,13 @@ class ShardWindowDataset(IterableDataset):
         self.fields = tuple(allowed if fields is None else fields)
         if set(self.fields) - set(allowed):
             raise ValueError(f"{mode} fields must come from {allowed}, got {self.fields}")
-        if min(window, stride or 1, pairs_per_clip, frames_per_pair or 1) < 1:
+        optional = [value for value in (stride, frames_per_pair) if value is not None]
+        if min(window, pairs_per_clip, *optional) < 1:
             raise ValueError("window, stride, pairs_per_clip and frames_per_pair must be ≥ 1")
         self.corpora = load_corpora(root, weights, index, shards, skip_bad=skip_bad)
         self.root = self.corpora[0].root
         self.split, self.mode = split, mode
-        self.window, self.stride = window, stride or window
+        self.window, self.stride = window, window if stride is None else stride
         self.pairs_per_clip, self.frames_per_pair = pairs_per_clip, frames_per_pair
         self.train = split == "train" if train is None else train
         self.seed, self.epoch = seed, 0

@@ -303,7 +303,7 @@ class MotionVAEGeneratorModule(StageModule):
             torch.optim.AdamW(generator, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay),
             torch.optim.AdamW(
                 self.criterion.discriminator.parameters(),
-                lr=hp.discriminator_lr or hp.lr,
+                lr=hp.lr if hp.discriminator_lr is None else hp.discriminator_lr,
                 betas=tuple(hp.betas),
                 weight_decay=hp.weight_decay,
             ),

@@ -3,12 +3,16 @@
 import numpy as np
 import pytest
 import skimage.data
+import soundfile as sf
 import torch
 from PIL import Image
 
+from talkinghead.audio.level import CORPUS_LEVEL_DB
 from talkinghead.face.builtin import builtin_morphable_model
 from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.media import VideoError, VideoWriter, iter_video_frames, probe_video
+from talkinghead.pipeline.cli import generation_params, parser
+from talkinghead.pipeline.cli import main as generate_main
 from talkinghead.pipeline.inputs import (
     MIN_FACE_SIZE,
     GenerationInputError,
@@ -18,7 +22,8 @@ from talkinghead.pipeline.inputs import (
     load_pose_file,
 )
 from talkinghead.pipeline.paste_back import PasteBack, feather_mask
-from talkinghead.pipeline.pipeline import check_output_path
+from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline, check_output_path
+from tests.helpers import speech_like
 
 ASTRONAUT = skimage.data.astronaut()
 
@@ -171,3 +176,141 @@ def test_video_writer_round_trip_with_audio_and_atomicity(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
     with pytest.raises(VideoError, match="no such file"):
         probe_video(tmp_path / "missing.mp4")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_checkpoints) -> TalkingHeadPipeline:
+    return TalkingHeadPipeline.from_checkpoints(tiny_checkpoints)
+
+
+@pytest.fixture
+def generate_files(tmp_path) -> list[str]:
+    """``--image`` and ``--audio`` of a readable portrait and speech, so that only the flags a test adds can be
+    at fault."""
+    Image.fromarray(ASTRONAUT).save(tmp_path / "portrait.png")
+    sf.write(tmp_path / "speech.wav", speech_like(0.4, seed=7), 16000)
+    return ["--image", str(tmp_path / "portrait.png"), "--audio", str(tmp_path / "speech.wav")]
+
+
+def generate_error(argv: list[str], capsys) -> str:
+    """``talkinghead-generate argv`` in-process: asserts exit 2 and one line on stderr, returns that line."""
+    assert generate_main([*argv, "--quiet"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    return lines[0]
+
+
+GAIN_OFF = (
+    "cannot be combined with --keep-speech-level, which turns the gain control (and with it the pause attenuation) off"
+)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--keep-speech-level", "--speech-level", "-30"], f"--speech-level {GAIN_OFF}"),
+        (["--keep-speech-level", "--pause-depth", "10"], f"--pause-depth {GAIN_OFF}"),
+        (
+            ["--pause-depth", "0", "--keep-speech-level", "--speech-level", "-26"],
+            f"--speech-level and --pause-depth {GAIN_OFF}",
+        ),
+        (["--expression-scale", "nan"], "--expression-scale must be 0 or more, got nan"),
+        (["--expression-scale", "-2"], "--expression-scale must be 0 or more, got -2"),
+        (["--pause-depth", "nan"], "--pause-depth must be 0 or more dB, got nan"),
+        (["--temperature", "-1"], "--temperature must be 0 or more, got -1"),
+        (["--temperature", "nan"], "--temperature must be 0 or more, got nan"),
+        (["--top-k", "-3"], "--top-k must be 0 (all codes) or more, got -3"),
+        (["--speech-level", "nan"], "--speech-level must be a finite level in dBFS, got nan"),
+        (
+            ["--stream", "--batch-size", "2", "--stream-batch", "4"],
+            "--stream-batch 4 exceeds --batch-size 2: a stream renders its ready frames as one stage-2 batch",
+        ),
+    ],
+)
+def test_cli_flag_values_and_combinations_are_checked(
+    tiny_checkpoints, generate_files, tmp_path, capsys, flags, message
+):
+    """A flag the run would drop or a value outside its domain: the exact one-line error, exit 2, no output."""
+    argv = [*generate_files, "--checkpoints", str(tiny_checkpoints), "--out", str(tmp_path / "out.mp4"), *flags]
+    assert generate_error(argv, capsys) == f"talkinghead-generate: error: {message}"
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_cli_flags_left_out_take_their_defaults():
+    """--speech-level and --pause-depth default to the corpus level and 20 dB; --keep-speech-level alone turns the
+    gain control off; --top-k 0 is all codes; the stream batch defaults to 4, or to a smaller --batch-size."""
+    required = ["--image", "p.png", "--audio", "s.wav", "--out", "o.mp4"]
+    params = generation_params(parser().parse_args(required))
+    assert (params.speech_level_db, params.pause_depth_db, params.top_k) == (CORPUS_LEVEL_DB, 20.0, None)
+    assert generation_params(parser().parse_args([*required, "--keep-speech-level"])).speech_level_db is None
+    streamed = [*required, "--stream", "--batch-size"]
+    assert generation_params(parser().parse_args([*streamed, "2"])).stream_batch == 2
+    assert generation_params(parser().parse_args([*streamed, "16"])).stream_batch == 4
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (GenerationParams(expression_scale=float("nan")), "expression_scale must be 0 or more, got nan"),
+        (GenerationParams(temperature=-1.0), "temperature must be 0 or more, got -1"),
+        (GenerationParams(top_k=0), "top_k must be 1 or more (None = all codes), got 0"),
+        (GenerationParams(speech_level_db=float("inf")), "speech_level_db must be a finite level in dBFS, got inf"),
+        (GenerationParams(pause_depth_db=-3.0), "pause_depth_db must be 0 or more dB, got -3"),
+        (GenerationParams(batch_size=0), "batch_size must be ≥ 1, got 0"),
+    ],
+)
+def test_the_python_api_checks_its_params_before_writing(pipeline, generate_files, tmp_path, params, message):
+    """``generate`` and ``open_stream`` reject a value outside its domain, naming the field, before any output or
+    portrait fit."""
+    image, audio = generate_files[1], generate_files[3]
+    with pytest.raises(GenerationInputError) as error:
+        pipeline.generate(image, audio, tmp_path / "out.mp4", params)
+    assert str(error.value) == message
+    assert not (tmp_path / "out.mp4").exists()
+    with pytest.raises(GenerationInputError) as error:
+        pipeline.open_stream(image, params)
+    assert str(error.value) == message
+
+
+def test_a_stream_batch_larger_than_the_batch_size_is_rejected(pipeline, generate_files):
+    with pytest.raises(GenerationInputError) as error:
+        pipeline.open_stream(generate_files[1], GenerationParams(batch_size=2))
+    message = "stream_batch 4 exceeds batch_size 2: a stream renders its ready frames as one stage-2 batch"
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize(
+    ("flag", "file", "stage", "network"),
+    [
+        ("--facial-motion", "pose_mapper.ckpt", "facial_motion", "AudioToMotion"),
+        ("--pose-mapper", "pose_vqvae.ckpt", "pose_mapper", "HeadPoseGenerator"),
+        ("--motion-vae", "pose_mapper.ckpt", "motion_vae", "MeshToVideo"),
+    ],
+)
+def test_cli_another_stages_checkpoint_is_named(
+    tiny_checkpoints, generate_files, tmp_path, capsys, flag, file, stage, network
+):
+    path = tiny_checkpoints / file
+    argv = [
+        *generate_files,
+        "--checkpoints",
+        str(tiny_checkpoints),
+        "--out",
+        str(tmp_path / "out.mp4"),
+        flag,
+        str(path),
+    ]
+    assert generate_error(argv, capsys) == (
+        f"talkinghead-generate: error: checkpoint {str(path)!r}: not a {stage} checkpoint (its hyperparameters and "
+        f"weights do not fit the {network} network)"
+    )
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint"])
+def test_an_unreadable_checkpoint_is_named(tiny_checkpoints, tmp_path, content):
+    path = tmp_path / "motion_vae.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(GenerationInputError) as error:
+        TalkingHeadPipeline.from_checkpoints(tiny_checkpoints, motion_vae=path)
+    assert str(error.value) == f"checkpoint {str(path)!r} (motion_vae): not a readable checkpoint"

@@ -20,13 +20,30 @@ from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline,
 from talkinghead.pipeline.streaming import stream_to_mp4
 
 DEFAULT_CHECKPOINTS = "outputs/demo/checkpoints"
+FLAGS = {
+    "temperature": "--temperature",
+    "top_k": "--top-k",
+    "expression_scale": "--expression-scale",
+    "speech_level_db": "--speech-level",
+    "pause_depth_db": "--pause-depth",
+    "batch_size": "--batch-size",
+    "stream_batch": "--stream-batch",
+}
+"""The flag of each :class:`GenerationParams` field that :meth:`GenerationParams.check` may name."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's default appended to its help, unless None (its help says what leaving it out means)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="talkinghead-generate",
         description="Make a talking-head video of PORTRAIT speaking SPEECH (VividTalk, end to end).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "--image",
@@ -56,7 +73,9 @@ def parser() -> argparse.ArgumentParser:
         "talkinghead-data preprocess does)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the head-pose sampling (same seed, same video)")
-    p.add_argument("--temperature", type=float, default=1.0, help="pose sampling temperature (0 = nearest code)")
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help="pose sampling temperature, 0 or more (0 = nearest code)"
+    )
     p.add_argument(
         "--top-k",
         type=int,
@@ -67,25 +86,28 @@ def parser() -> argparse.ArgumentParser:
         "--expression-scale",
         type=float,
         default=None,
-        help="scale of the predicted expression (blendshapes and lip offsets); 1 = as predicted "
+        help="scale of the predicted expression (blendshapes and lip offsets), 0 or more; 1 = as predicted "
         "(default: the facial-motion checkpoint's calibration, its config's expression_scale)",
     )
     p.add_argument(
         "--speech-level",
         type=float,
-        default=CORPUS_LEVEL_DB,
         metavar="DBFS",
         help=f"active-speech level the motion networks hear, set by a causal gain control (default "
         f"{CORPUS_LEVEL_DB:g}, the embedded corpus' active-speech level); the video keeps the speech as given",
     )
-    p.add_argument("--keep-speech-level", action="store_true", help="feed the recording's own gain to stage 1")
+    p.add_argument(
+        "--keep-speech-level",
+        action="store_true",
+        help="feed the recording's own gain to stage 1: no gain control, so no pause attenuation either "
+        "(not with --speech-level or --pause-depth)",
+    )
     p.add_argument(
         "--pause-depth",
         type=float,
-        default=GenerationParams.pause_depth_db,
         metavar="DB",
         help="turn the speech's pauses (frames 10 dB or more below its active level: the recording's noise) down by "
-        "DB for the motion networks, so the mouth does not follow the noise (default "
+        "DB for the motion networks, a step of the gain control, so the mouth does not follow the noise (default "
         f"{GenerationParams.pause_depth_db:g}; 0 = as loud as the gain leaves them); the video keeps the speech as "
         "given",
     )
@@ -123,9 +145,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stream-batch",
         type=int,
+        metavar="N",
         help="with --stream: render the ready frames once N are ready (the first at once); each frame may wait "
-        f"N − 1 frames longer, stage 2 costs less per frame (default {GenerationParams.stream_batch}; 1 = lowest "
-        "latency)",
+        "N − 1 frames longer, stage 2 costs less per frame; at most --batch-size (default "
+        f"{GenerationParams.stream_batch}, or --batch-size if smaller; 1 = lowest latency)",
     )
     return p
 
@@ -133,29 +156,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging(verbosity(args))
-    params = GenerationParams(
-        pose=args.pose,
-        seed=args.seed,
-        temperature=args.temperature,
-        top_k=args.top_k or None,
-        expression_scale=args.expression_scale,
-        speech_level_db=None if args.keep_speech_level else args.speech_level,
-        speech_spectrum_db=CORPUS_SPECTRUM_DB if args.equalize_speech else None,
-        pause_depth_db=args.pause_depth,
-        batch_size=args.batch_size,
-        bf16=args.bf16,
-        stream_batch=GenerationParams.stream_batch if args.stream_batch is None else args.stream_batch,
-        full_frame=args.full_frame,
-        face_index=args.face_index,
-        side_by_side=args.side_by_side,
-    )
     try:
-        if args.realtime and not args.stream:
-            raise GenerationInputError("--realtime needs --stream")
-        if args.stream_batch is not None and not args.stream:
-            raise GenerationInputError("--stream-batch needs --stream")
-        if args.pause_depth < 0:
-            raise GenerationInputError(f"--pause-depth must be 0 or more dB, got {args.pause_depth:g}")
+        params = generation_params(args)
         if args.device == "cuda":
             import torch
 
@@ -185,6 +187,47 @@ def main(argv: list[str] | None = None) -> int:
     extra = f" and {result.side_by_side}" if result.side_by_side else ""
     print(f"wrote {result.video}{extra}: {result.num_frames} frames at {FPS} fps")
     return 0
+
+
+def generation_params(args: argparse.Namespace) -> GenerationParams:
+    """The flags → checked :class:`GenerationParams` (the defaults for flags not given); a flag mistake
+    (a value outside its domain, a combination that would drop a flag) is a :class:`GenerationInputError`."""
+    if args.realtime and not args.stream:
+        raise GenerationInputError("--realtime needs --stream")
+    if args.stream_batch is not None and not args.stream:
+        raise GenerationInputError("--stream-batch needs --stream")
+    if args.keep_speech_level:
+        dropped = [flag for flag in ("speech_level", "pause_depth") if getattr(args, flag) is not None]
+        if dropped:
+            flags = " and ".join(f"--{flag.replace('_', '-')}" for flag in dropped)
+            raise GenerationInputError(
+                f"{flags} cannot be combined with --keep-speech-level, which turns the gain control "
+                "(and with it the pause attenuation) off"
+            )
+    if args.top_k < 0:
+        raise GenerationInputError(f"--top-k must be 0 (all codes) or more, got {args.top_k}")
+    level = CORPUS_LEVEL_DB if args.speech_level is None else args.speech_level
+    stream_batch = args.stream_batch
+    if stream_batch is None:
+        stream_batch = min(GenerationParams.stream_batch, args.batch_size)
+    params = GenerationParams(
+        pose=args.pose,
+        seed=args.seed,
+        temperature=args.temperature,
+        top_k=args.top_k or None,
+        expression_scale=args.expression_scale,
+        speech_level_db=None if args.keep_speech_level else level,
+        speech_spectrum_db=CORPUS_SPECTRUM_DB if args.equalize_speech else None,
+        pause_depth_db=GenerationParams.pause_depth_db if args.pause_depth is None else args.pause_depth,
+        batch_size=args.batch_size,
+        bf16=args.bf16,
+        stream_batch=stream_batch,
+        full_frame=args.full_frame,
+        face_index=args.face_index,
+        side_by_side=args.side_by_side,
+    )
+    params.check(FLAGS, stream=args.stream)
+    return params
 
 
 def generate_stream(pipeline: TalkingHeadPipeline, args: argparse.Namespace, params: GenerationParams) -> int:

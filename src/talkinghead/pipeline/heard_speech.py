@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 class HeardSpeech:
-    """The causal chain of ``params`` (module docstring); with neither step on, samples pass unchanged."""
+    """The causal chain of ``params`` (module docstring); with neither step on, samples pass unchanged. The pause
+    attenuation is part of the gain control: with ``speech_level_db`` None the pauses pass unchanged too."""
 
     def __init__(self, params: "GenerationParams") -> None:
         self.steps: list[SpectrumEqualizer | LevelNormalizer] = []

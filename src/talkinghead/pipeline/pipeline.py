@@ -28,8 +28,10 @@ when set), a few MB for ten minutes.
 """
 
 import copy
+import math
 import os
-from collections.abc import Callable, Iterable, Iterator
+import pickle
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +50,7 @@ from talkinghead.face.portrait import Portrait, fit_portrait
 from talkinghead.image_tensors import to_uint8
 from talkinghead.media import VideoWriter
 from talkinghead.models.audio_to_motion import AudioToMotion
-from talkinghead.models.checkpoints import load_network
+from talkinghead.models.checkpoints import Network, build_network, read_checkpoint
 from talkinghead.models.export import ExportError, export_files, is_export, is_hub_id, load_export, locate_export
 from talkinghead.models.head_pose import HeadPoseGenerator
 from talkinghead.models.mesh_to_video import MeshToVideo, PreparedReference
@@ -94,7 +96,8 @@ class GenerationParams:
         pause_depth_db, pause_margin_db: the gain control turns down by ``pause_depth_db`` (20 dB by default) the
             frames more than ``pause_margin_db`` (10 dB) below the speech's active level
             (:mod:`talkinghead.audio.level`: the noise in a recording's pauses, which stage 1 would hear as quiet
-            speech); 0 leaves the pauses at the gain.
+            speech); 0 leaves the pauses at the gain. The attenuation is a step of the gain control: with
+            ``speech_level_db`` None the pauses stay as recorded.
         batch_size: frames per stage-2 batch (memory ∝ batch size, not video length).
         stream_batch: a stream renders its ready frames once this many are ready (its first frame at once): each
             frame may wait ``stream_batch − 1`` frames longer, and stage 2 costs less per frame (on 2 CPU cores,
@@ -105,6 +108,9 @@ class GenerationParams:
         full_frame: paste the 256² face back into the portrait (frames at most ``max_frame_side`` wide/high).
         face_index: which face when the image has several (0 = largest, the default).
         side_by_side: also write ``<out>_side_by_side.mp4`` (NCC mesh render | result).
+
+    :meth:`check` rejects values outside these domains; :meth:`TalkingHeadPipeline.generate` and
+    :meth:`TalkingHeadPipeline.open_stream` call it.
     """
 
     pose: str = "generated"
@@ -123,6 +129,38 @@ class GenerationParams:
     max_frame_side: int = 1280
     face_index: int | None = None
     side_by_side: bool = False
+
+    def check(self, names: Mapping[str, str] | None = None, stream: bool = False) -> None:
+        """Raise a one-line :class:`GenerationInputError` for the first value outside its domain: temperature,
+        expression scale and pause depth finite and ≥ 0, the speech level finite, ``top_k`` None or ≥ 1, the
+        batch sizes ≥ 1, and for a stream (``stream``) ``stream_batch`` at most ``batch_size`` (a stream renders
+        its ready frames as one stage-2 batch). The message names each field by ``names[field]`` (e.g. the CLI's
+        flags), else by the field's name."""
+
+        def name(field_name: str) -> str:
+            return (names or {}).get(field_name, field_name)
+
+        temperature, top_k, scale = self.temperature, self.top_k, self.expression_scale
+        level, depth = self.speech_level_db, self.pause_depth_db
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise GenerationInputError(f"{name('temperature')} must be 0 or more, got {temperature:g}")
+        if top_k is not None and top_k < 1:
+            raise GenerationInputError(f"{name('top_k')} must be 1 or more (None = all codes), got {top_k}")
+        if scale is not None and not (math.isfinite(scale) and scale >= 0):
+            raise GenerationInputError(f"{name('expression_scale')} must be 0 or more, got {scale:g}")
+        if level is not None and not math.isfinite(level):
+            raise GenerationInputError(f"{name('speech_level_db')} must be a finite level in dBFS, got {level:g}")
+        if not (math.isfinite(depth) and depth >= 0):
+            raise GenerationInputError(f"{name('pause_depth_db')} must be 0 or more dB, got {depth:g}")
+        if self.batch_size < 1:
+            raise GenerationInputError(f"{name('batch_size')} must be ≥ 1, got {self.batch_size}")
+        if self.stream_batch < 1:
+            raise GenerationInputError(f"{name('stream_batch')} must be ≥ 1, got {self.stream_batch}")
+        if stream and self.stream_batch > self.batch_size:
+            raise GenerationInputError(
+                f"{name('stream_batch')} {self.stream_batch} exceeds {name('batch_size')} {self.batch_size}: "
+                "a stream renders its ready frames as one stage-2 batch"
+            )
 
 
 @dataclass
@@ -164,6 +202,24 @@ def check_output_path(out: str | Path) -> Path:
     if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
         raise GenerationInputError(f"output {str(out)!r}: not writable")
     return out
+
+
+def load_stage(network: type[Network], path: Path, stage: str) -> Network:
+    """``network`` from the Lightning checkpoint ``path`` of ``stage``
+    (:func:`~talkinghead.models.checkpoints.build_network`); a file ``torch.load`` cannot read, or whose
+    hyperparameters or weights do not make ``network`` (another stage's checkpoint), is a one-line
+    :class:`GenerationInputError` naming it."""
+    try:
+        checkpoint = read_checkpoint(path)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as error:
+        raise GenerationInputError(f"checkpoint {str(path)!r} ({stage}): not a readable checkpoint") from error
+    try:
+        return build_network(network, checkpoint, f"checkpoint {path}")
+    except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise GenerationInputError(
+            f"checkpoint {str(path)!r}: not a {stage} checkpoint (its hyperparameters and weights do not fit the "
+            f"{network.__name__} network)"
+        ) from error
 
 
 class TalkingHeadPipeline:
@@ -217,9 +273,9 @@ class TalkingHeadPipeline:
                 )
             paths[stage] = Path(path)
         return cls(
-            load_network(AudioToMotion, paths["facial_motion"]),
-            load_network(HeadPoseGenerator, paths["pose_mapper"]),
-            load_network(MeshToVideo, paths["motion_vae"]),
+            load_stage(AudioToMotion, paths["facial_motion"], "facial_motion"),
+            load_stage(HeadPoseGenerator, paths["pose_mapper"], "pose_mapper"),
+            load_stage(MeshToVideo, paths["motion_vae"], "motion_vae"),
             device=device,
         )
 
@@ -357,8 +413,7 @@ class TalkingHeadPipeline:
         """Portrait file + speech file → ``out`` (mp4); see the module docstring for the steps. ``progress``
         shows a terminal progress bar; ``on_frames(done, total)`` is called after each encoded batch."""
         params = params or GenerationParams()
-        if params.batch_size < 1:
-            raise GenerationInputError(f"batch size must be ≥ 1, got {params.batch_size}")
+        params.check()
         out = check_output_path(out)
         speech = load_audio(audio)
         prepared = self.prepare_file(image, params.face_index)
@@ -393,6 +448,7 @@ class TalkingHeadPipeline:
         16-kHz speech chunks of any length, get frame batches as soon as their audio has arrived
         (:mod:`talkinghead.pipeline.streaming`; ``audio_context`` overrides the encoders' window in frames)."""
         params = params or GenerationParams()
+        params.check(stream=True)
         prepared = image if isinstance(image, PreparedPortrait) else self.prepare_file(image, params.face_index)
         return StreamSession(self, prepared, params, on_frame, audio_context)
 

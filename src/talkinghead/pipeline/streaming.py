@@ -60,7 +60,7 @@ from talkinghead.models.head_pose import HeadPoseGenerator
 from talkinghead.models.pose_mapper import pool_to_codes
 from talkinghead.models.pose_vqvae import streaming_decoder
 from talkinghead.pipeline.heard_speech import HeardSpeech
-from talkinghead.pipeline.inputs import GenerationInputError, follow, load_pose_file
+from talkinghead.pipeline.inputs import follow, load_pose_file
 from talkinghead.pipeline.paste_back import PasteBack
 
 if TYPE_CHECKING:
@@ -421,8 +421,7 @@ class StreamSession:
         on_frame: Callable[[int, np.ndarray], None] | None = None,
         audio_context: tuple[int, int] | None = None,
     ) -> None:
-        if params.batch_size < 1:
-            raise GenerationInputError(f"batch size must be ≥ 1, got {params.batch_size}")
+        params.check(stream=True)
         self.pipeline = pipeline
         self.prepared = prepared
         self.batch_size = params.batch_size
@@ -433,9 +432,7 @@ class StreamSession:
         self.paste = PasteBack(prepared.image, prepared.box, params.max_frame_side) if params.full_frame else None
         self.on_frame = on_frame
         self.frames_made = 0
-        if params.stream_batch < 1:
-            raise GenerationInputError(f"stream batch must be ≥ 1, got {params.stream_batch}")
-        self.stream_batch = min(params.stream_batch, params.batch_size)
+        self.stream_batch = params.stream_batch
         self.held: dict[str, torch.Tensor] = {}
 
     @property

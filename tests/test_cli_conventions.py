@@ -145,3 +145,30 @@ def test_training_cli_flags(capsys):
         assert f"error: unrecognized arguments: {option} {value}" in capsys.readouterr().err
     assert main(["fit", "-q", "-v"]) == 2
     assert capsys.readouterr().err == "talkinghead: error: -q/--quiet and -v/--verbose exclude each other\n"
+
+
+def test_verbosity_flags_on_both_sides_of_a_subcommand(tmp_path, capsys):
+    """``-v`` before and after a subcommand add up; ``-q`` on one side with ``-v`` on the other is the error the
+    pair gets on one side. (``inspect`` of a missing folder fails after the logging is set up.)"""
+    missing = str(tmp_path / "missing")
+    for argv, level in (
+        (["-v", "inspect", missing, "-v"], logging.DEBUG),
+        (["-vv", "inspect", missing, "-v"], logging.DEBUG),
+        (["inspect", missing, "-v"], logging.INFO),
+        (["-q", "inspect", missing, "-q"], logging.ERROR),
+    ):
+        assert data_main(argv) == 2
+        assert logging.getLogger("talkinghead").level == level, argv
+    capsys.readouterr()
+    q_then_v = "argument -v/--verbose: not allowed with argument -q/--quiet"
+    for argv, error in (
+        (["-q", "inspect", missing, "-v"], f"talkinghead-data: error: {q_then_v}"),
+        (["-vv", "inspect", missing, "--quiet"], "talkinghead-data: error: argument -q/--quiet: not allowed with "
+         "argument -v/--verbose"),
+        (["inspect", missing, "-q", "-v"], f"talkinghead-data inspect: error: {q_then_v}"),  # one side
+    ):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_info:
+            data_main(argv)
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1] == error
+    configure_logging(0)

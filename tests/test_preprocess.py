@@ -495,3 +495,20 @@ def test_bad_syncnet_weights_are_one_error_line(tmp_path, capsys):
     assert error.startswith("talkinghead-data preprocess: error: SyncNet weights") and "\n" not in error
     assert data_main([*args, "--max-av-offset", "-1"]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_no_av_check_refuses_the_av_options_it_would_leave_without_effect(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    args = ["preprocess", "--videos", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--no-av-check"]
+    prefix = "talkinghead-data preprocess: error: --no-av-check skips the A/V offset estimate; "
+    for options, named in (
+        (["--fix-av-offset", "--max-av-offset", "0"], "--max-av-offset, --fix-av-offset"),
+        (["--max-av-offset", "2"], "--max-av-offset"),
+        (["--min-av-confidence", "0.3", "--syncnet-weights", "w.model"], "--syncnet-weights, --min-av-confidence"),
+    ):
+        assert data_main([*args, *options]) == 2
+        assert capsys.readouterr().err == f"{prefix}{named} would have no effect\n"
+    assert not (tmp_path / "out").exists()
+    for argv in (args, args[:-1]):  # without those options the run goes on (to the empty folder's error)
+        assert data_main(argv) == 2
+        assert capsys.readouterr().err == f"talkinghead-data preprocess: error: no videos found in {tmp_path / 'in'}\n"

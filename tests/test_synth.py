@@ -100,3 +100,48 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys, argv, message):
     assert data_main([arg.format(tmp=tmp_path) for arg in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_rerun_with_other_settings_is_refused_and_more_clips_extend_the_corpus(tmp_path, capsys):
+    out = tmp_path / "syn"
+    same = ["synth", "--out", str(out), "--seconds", "1", "--no-frames", "--workers", "1"]
+    assert data_main([*same, "--clips", "2"]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    capsys.readouterr()
+    assert data_main(["synth", "--out", str(out), "--clips", "2", "--seconds", "3", "--seed", "7"]) == 2
+    assert capsys.readouterr().err == (
+        f"talkinghead-data synth: error: {out} was built with other settings: seconds 1.0 (now 3.0), seed 0 (now 7), "
+        "frames False (now True); rerun with those or use another --out\n"
+    )
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    assert data_main([*same, "--clips", "2"]) == 0  # the same settings resume: nothing is redone
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    first = next(iter_clips(out))
+    assert data_main([*same, "--clips", "3"]) == 0
+    index = load_index(out)
+    assert sorted(index["clips"]) == ["synth-00000", "synth-00001", "synth-00002"]
+    np.testing.assert_array_equal(next(iter_clips(out)).audio, first.audio)
+    capsys.readouterr()
+    (out / "synth.json").write_text("[]")  # not settings
+    assert data_main([*same, "--clips", "3"]) == 2
+    assert capsys.readouterr().err == (
+        f"talkinghead-data synth: error: {out} holds shards without a readable synth.json; use another --out\n"
+    )
+    (out / "synth.json").unlink()  # a corpus of an older version: these settings are recorded, with a warning
+    assert data_main([*same, "--clips", "3"]) == 0
+    assert "has no synth.json (built by an older version)" in capsys.readouterr().err
+    assert data_main(["synth", "--out", str(out), "--clips", "3", "--seconds", "2", "--no-frames"]) == 2
+
+
+def test_output_files_of_the_wrong_format_are_refused_before_any_work(tiny_corpus, tmp_path, capsys):
+    clip, sheet = tmp_path / "clip.avi", tmp_path / "sheet.jpg"
+    assert data_main(["export", str(tiny_corpus), "--clip", "synth-00000", "--out", str(clip)]) == 2
+    assert data_main(["inspect", str(tiny_corpus), "--sheet", str(sheet)]) == 2
+    assert capsys.readouterr() == (
+        "",
+        f"talkinghead-data export: error: --out: {clip} must end in .mp4, the format it is written in\n"
+        f"talkinghead-data inspect: error: --sheet: {sheet} must end in .png, the format it is written in\n",
+    )
+    assert list(tmp_path.iterdir()) == []
+    assert data_main(["export", str(tiny_corpus), "--clip", "synth-00000", "--out", str(tmp_path / "clip.MP4")]) == 0
+    assert (tmp_path / "clip.MP4").stat().st_size > 10_000

@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 PACKAGE = "talkinghead"
 VERBOSE_FLAGS = ("-v", "--verbose")
 QUIET_FLAGS = ("-q", "--quiet")
+SUBCOMMAND_PREFIX = "subcommand_"  # namespace names of the flags given after a subcommand
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DATE_FORMAT = "%H:%M:%S"
 PACKAGE_LEVELS = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
@@ -41,28 +42,50 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+def add_common_arguments(parser: argparse.ArgumentParser, subcommand: bool = False) -> None:
     """Add ``--version``, ``-v/--verbose`` (repeatable) and ``-q/--quiet`` (exclusive) to ``parser``.
 
     The two verbosity flags leave no default in the namespace, so a program may add them to its top-level parser
-    and to each subcommand's (``prog -v run`` and ``prog run -v`` both work); read them with :func:`verbosity`.
+    and, with ``subcommand=True`` (their own names in the namespace), to each subcommand's: ``prog -v run``,
+    ``prog run -v`` and ``prog -v run -v`` (= ``-vv``) all work. Parse with :func:`parse_args`, which rejects
+    ``-q`` on one side with ``-v`` on the other, and read them with :func:`verbosity`.
     """
+    prefix = SUBCOMMAND_PREFIX if subcommand else ""
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         *VERBOSE_FLAGS,
         action="count",
+        dest=f"{prefix}verbose",
         default=argparse.SUPPRESS,
         help="also show informational log lines (-vv: debug lines too)",
     )
     group.add_argument(
-        *QUIET_FLAGS, action="store_true", default=argparse.SUPPRESS, help="errors only: no warnings, no progress bar"
+        *QUIET_FLAGS,
+        action="store_true",
+        dest=f"{prefix}quiet",
+        default=argparse.SUPPRESS,
+        help="errors only: no warnings, no progress bar",
     )
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """``parser.parse_args(argv)``; ``-q`` on one side of the subcommand with ``-v`` on the other exits with the
+    error argparse gives the pair on one side."""
+    args = parser.parse_args(argv)
+    quiet_then_verbose = getattr(args, "quiet", False) and getattr(args, f"{SUBCOMMAND_PREFIX}verbose", 0)
+    verbose_then_quiet = getattr(args, "verbose", 0) and getattr(args, f"{SUBCOMMAND_PREFIX}quiet", False)
+    if quiet_then_verbose or verbose_then_quiet:
+        later, earlier = (VERBOSE_FLAGS, QUIET_FLAGS) if quiet_then_verbose else (QUIET_FLAGS, VERBOSE_FLAGS)
+        parser.error(f"argument {'/'.join(later)}: not allowed with argument {'/'.join(earlier)}")
+    return args
+
+
 def verbosity(args: argparse.Namespace) -> int:
-    """``-1`` with ``--quiet``, otherwise the number of ``--verbose`` flags."""
-    return -1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0)
+    """``-1`` with ``--quiet``, otherwise the number of ``--verbose`` flags (before and after a subcommand)."""
+    if getattr(args, "quiet", False) or getattr(args, f"{SUBCOMMAND_PREFIX}quiet", False):
+        return -1
+    return getattr(args, "verbose", 0) + getattr(args, f"{SUBCOMMAND_PREFIX}verbose", 0)
 
 
 def configure_logging(verbosity: int) -> None:

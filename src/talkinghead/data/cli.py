@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from talkinghead.atomic import write_png_atomic
-from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, parse_args, verbosity
 from talkinghead.data.export import export_clip
 from talkinghead.data.preprocess import PreprocessSettings, preprocess_videos
 from talkinghead.data.preprocess.av_sync import AVSyncConfig
@@ -24,6 +24,18 @@ from talkinghead.data.synthetic.synth import SynthConfig, build_corpus
 from talkinghead.models.syncnet import load_syncnet
 
 CONTACT_SHEET = "contact_sheet.png"
+AV_CHECK_FLAGS = {  # the flags --no-av-check would leave without effect (None unless given): name → flag
+    "syncnet_weights": "--syncnet-weights",
+    "max_av_offset": "--max-av-offset",
+    "min_av_confidence": "--min-av-confidence",
+    "fix_av_offset": "--fix-av-offset",
+}
+
+
+def _require_suffix(flag: str, path: str | Path, suffix: str) -> None:
+    """A one-line error unless ``path`` ends in ``suffix`` (any case): the written data has that format."""
+    if Path(path).suffix.lower() != suffix:
+        raise ValueError(f"{flag}: {path} must end in {suffix}, the format it is written in")
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -42,21 +54,26 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _preprocess(args: argparse.Namespace) -> int:
+    if args.no_av_check:
+        given = [flag for name, flag in AV_CHECK_FLAGS.items() if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"--no-av-check skips the A/V offset estimate; {', '.join(given)} would have no effect")
     if args.model != "builtin" and not Path(args.model).is_file():
         raise ValueError(f"--model: {args.model} is not a file (FaceVerse .npy) nor 'builtin'")
     if args.syncnet_weights is not None and not Path(args.syncnet_weights).is_file():
         raise ValueError(f"--syncnet-weights: {args.syncnet_weights} is not a file")
-    if args.max_av_offset < 0:
-        raise ValueError(f"--max-av-offset must be ≥ 0 frames, got {args.max_av_offset}")
+    max_offset = AVSyncConfig.max_offset if args.max_av_offset is None else args.max_av_offset
+    if max_offset < 0:
+        raise ValueError(f"--max-av-offset must be ≥ 0 frames, got {max_offset}")
     if args.syncnet_weights is not None:
         load_syncnet(args.syncnet_weights)  # a bad file is one error line before any video is touched
     defaults = AVSyncConfig()
     confidence = args.min_av_confidence
     av_sync = AVSyncConfig(
-        max_offset=args.max_av_offset,
+        max_offset=max_offset,
         min_envelope_r=defaults.min_envelope_r if confidence is None else confidence,
         min_syncnet_confidence=defaults.min_syncnet_confidence if confidence is None else confidence,
-        fix=args.fix_av_offset,
+        fix=bool(args.fix_av_offset),
         enabled=not args.no_av_check,
     )
     source = args.source or Path(args.videos).stem or "video"
@@ -90,6 +107,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    _require_suffix("--out", args.out, ".mp4")
     print(f"wrote {export_clip(args.root, args.clip, args.out)}")
     return 0
 
@@ -137,6 +155,8 @@ def preprocessing_checks(metas: list[dict], min_mouth_r: float = 0.9) -> str:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    if args.sheet:
+        _require_suffix("--sheet", args.sheet, ".png")
     root = Path(args.root)
     index = load_index(root)
     verify_shards(root, skip_bad=args.skip_bad, index=index)
@@ -207,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument(
         "--max-av-offset",
         type=int,
-        default=AVSyncConfig.max_offset,
-        help="reject (or shift) clips whose trusted A/V offset exceeds this many frames (default %(default)s)",
+        help="reject (or shift) clips whose trusted A/V offset exceeds this many frames "
+        f"(default {AVSyncConfig.max_offset})",
     )
     pre.add_argument(
         "--min-av-confidence",
@@ -216,8 +236,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"trust an offset estimate from this confidence on (default: r {AVSyncConfig.min_envelope_r} for the "
         f"envelope, LSE-C {AVSyncConfig.min_syncnet_confidence} for SyncNet)",
     )
-    pre.add_argument("--fix-av-offset", action="store_true", help="shift out-of-sync clips' audio instead of rejecting")
-    pre.add_argument("--no-av-check", action="store_true", help="skip the A/V offset estimate")
+    pre.add_argument(
+        "--fix-av-offset",
+        action="store_true",
+        default=None,
+        help="shift out-of-sync clips' audio instead of rejecting",
+    )
+    pre.add_argument(
+        "--no-av-check",
+        action="store_true",
+        help="skip the A/V offset estimate (an error with the four A/V options above, which would have no effect)",
+    )
     pre.add_argument("--model", default="builtin", help="'builtin' or a FaceVerse .npy file (default builtin)")
     pre.add_argument("--source", help="meta.json source name (default: the --videos folder/list name)")
     pre.add_argument("--seed", type=int, default=0, help="identity-split seed (default 0)")
@@ -229,16 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_export)
     inspect = commands.add_parser("inspect", help="summarise a shard folder and write a contact sheet")
     inspect.add_argument("root", help="shard folder with index.json")
-    inspect.add_argument("--sheet", help=f"contact-sheet path (default ROOT/{CONTACT_SHEET})")
+    inspect.add_argument("--sheet", help=f"contact-sheet path, a .png (default ROOT/{CONTACT_SHEET})")
     inspect.add_argument("--skip-bad", action="store_true", help="skip corrupt shards instead of failing")
     inspect.set_defaults(run=_inspect)
     for command in (synth, pre, export, inspect):
-        add_common_arguments(command)
+        add_common_arguments(command, subcommand=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     configure_logging(verbosity(args))
     try:
         return args.run(args)

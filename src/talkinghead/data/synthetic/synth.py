@@ -16,13 +16,17 @@ With ``frames=False`` (``talkinghead-data synth --no-frames``) step 3 and the po
 speech and motion for the facial-motion stage, about 40× cheaper to build.
 
 Everything is a function of ``(seed, clip index)``, so a clip is identical whichever worker makes it and
-a rerun reproduces the corpus byte for byte. Limits: synthetic (espeak-ng) speech; one real photo by
-default (scikit-image's ``astronaut``) — pass a folder of your own portraits with ``--images`` for real
-appearance variety.
+a rerun reproduces the corpus byte for byte. The output folder records the settings its clips depend on
+(:meth:`SynthConfig.settings`) in ``synth.json``: a rerun with the same ones resumes (finished shards are kept)
+or, with more clips, extends the corpus; a rerun with other ones is refused. Limits: synthetic (espeak-ng)
+speech; one real photo by default (scikit-image's ``astronaut``) — pass a folder of your own portraits with
+``--images`` for real appearance variety.
 """
 
+import json
+import logging
 import multiprocessing
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -33,7 +37,7 @@ from tqdm import tqdm
 from talkinghead.audio.speech_synthesis import VOICES, random_sentence, synthesize
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.data.clip import Clip
-from talkinghead.data.shards import ShardWriter, write_index
+from talkinghead.data.shards import INDEX_NAME, ShardWriter, write_index, write_json_atomic
 from talkinghead.data.synthetic.frame_renderer import MeshWarpRenderer
 from talkinghead.data.synthetic.motion_synthesis import blink_curves, brow_curves, head_pose_trajectory
 from talkinghead.data.synthetic.portrait_variation import portrait_variant
@@ -50,7 +54,10 @@ from talkinghead.face.portrait import Portrait, fit_portrait, prepare_portrait
 from talkinghead.image_tensors import to_uint8
 from talkinghead.render import make_rasterizer
 
+log = logging.getLogger(__name__)
+
 RENDER_BATCH = 25
+SETTINGS_NAME = "synth.json"
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,13 @@ class SynthConfig:
     clips_per_shard: int = 8
     identity_scale: float = 1.0  # α ~ N(0, (scale · std)²)
     frames: bool = True  # False: speech and motion only (module docstring)
+
+    def settings(self) -> dict:
+        """What the clips depend on, as JSON: every field but ``clips``, the images as absolute paths."""
+        settings = asdict(self)
+        del settings["clips"]
+        settings["images"] = [str(Path(image).resolve()) for image in self.images]
+        return settings
 
     def clip_id(self, index: int) -> str:
         return f"synth-{index:05d}"
@@ -163,8 +177,45 @@ def _make_clip_job(job: tuple[SynthConfig, int]) -> tuple[str, Clip]:
     return config.clip_id(index), make_clip(config, index)
 
 
+def check_settings(config: SynthConfig, out_dir: Path) -> None:
+    """Check ``config``'s settings against those ``out_dir/synth.json`` records for the shards in ``out_dir``;
+    record them there when ``out_dir`` holds no shards yet.
+
+    Raises ``ValueError`` naming the differing settings, or when ``out_dir``'s record is not readable; shards without
+    a record (a corpus of an older version) are taken to have these settings, with a warning.
+    """
+    settings = config.settings()
+    path = out_dir / SETTINGS_NAME
+    if not (any(out_dir.glob("shard-*")) or (out_dir / INDEX_NAME).exists()):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, settings)
+        return
+    if not path.exists():
+        log.warning("%s has no %s (built by an older version): taken as built with these settings", out_dir, path.name)
+        write_json_atomic(path, settings)
+        return
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{out_dir} holds shards without a readable {SETTINGS_NAME}; use another --out")
+    differing = [
+        f"{name} {recorded.get(name)} (now {value})" for name, value in settings.items() if recorded.get(name) != value
+    ]
+    if differing:
+        raise ValueError(
+            f"{out_dir} was built with other settings: {', '.join(differing)}; rerun with those or use another --out"
+        )
+
+
 def build_corpus(config: SynthConfig, out_dir: str | Path, workers: int = 1, progress: bool = True) -> dict:
-    """Write the corpus as shards + ``index.json`` under ``out_dir``; finished shards are kept (resume)."""
+    """Write the corpus as shards + ``index.json`` under ``out_dir``; finished shards are kept (resume).
+
+    Raises ``ValueError`` before any clip is made when ``out_dir`` holds shards of other settings
+    (:func:`check_settings`).
+    """
+    check_settings(config, Path(out_dir))
     clip_ids = [config.clip_id(i) for i in range(config.clips)]
     with ShardWriter(out_dir, clip_ids, clips_per_shard=config.clips_per_shard) as writer:
         jobs = [(config, clip_ids.index(cid)) for cid in writer.todo]

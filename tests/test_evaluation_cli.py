@@ -8,6 +8,7 @@ replace the ``n/a (weights not supplied)`` cells, not the quality of any model.
 """
 
 import csv
+import shutil
 import subprocess
 import sys
 
@@ -215,3 +216,54 @@ def test_module_entry_point_reports_errors_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"talkinghead-evaluate: error: --generated {str(tmp_path / 'absent.mp4')!r}: no such file"
     ]
+
+
+def test_only_seed_files_of_one_folder_form_a_seed_group(videos, tmp_path):
+    """Two unrelated ``x.mp4`` in different folders, and ``y_seed1`` / ``y_seed2`` split over two folders: no group."""
+    (tmp_path / "r1").mkdir()
+    (tmp_path / "r2").mkdir()
+    paths = [str(tmp_path / name) for name in ("r1/x.mp4", "r1/y_seed1.mp4", "r2/x.mp4", "r2/y_seed2.mp4")]
+    for path, source in zip(paths, ("dub_seed1.mp4", "dub_seed1.mp4", "dub_seed2.mp4", "dub_seed2.mp4"), strict=True):
+        shutil.copy(videos / "generated" / source, path)
+    out = tmp_path / "report.csv"
+    assert main(["--generated", *paths, "--out", str(out), "--quiet"]) == 0
+    with open(out, newline="") as stream:
+        rows = [row for row in csv.DictReader(stream) if not row["video"].startswith("mean")]
+    assert [(row["video"], row["seed_group"], row["pose_diversity_deg"]) for row in rows] == [
+        (paths[0], "", "n/a (one seed)"),
+        (paths[1], "y", "n/a (one seed)"),
+        (paths[2], "", "n/a (one seed)"),
+        (paths[3], "y", "n/a (one seed)"),
+    ]
+
+
+@pytest.mark.parametrize("spelling", ["same", "other"])
+def test_a_video_given_twice_is_a_one_line_error(videos, tmp_path, capsys, spelling):
+    clip = str(videos / "generated" / "clip.mp4")
+    again = clip if spelling == "same" else str(videos / "generated" / ".." / "generated" / "clip.mp4")
+    out = tmp_path / "report.csv"
+    assert main(["--generated", clip, again, "--out", str(out), "--quiet"]) == 2
+    problem = "given twice" if spelling == "same" else f"the same file as {clip!r}"
+    assert capsys.readouterr().err.splitlines() == [f"talkinghead-evaluate: error: --generated {again!r}: {problem}"]
+    assert not out.exists()
+
+
+def test_device_is_cpu_or_cuda(videos, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--generated", str(videos / "generated" / "clip.mp4"), "--device", "foo"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "talkinghead-evaluate: error: argument --device: invalid choice: 'foo' (choose from 'cpu', 'cuda')"
+    )
+
+
+def test_device_cuda_without_cuda_is_a_one_line_error(videos, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    torch.save(SyncNet().state_dict(), tmp_path / "syncnet_v2.model")
+    out = tmp_path / "report.csv"
+    argv = ["--generated", str(videos / "generated" / "clip.mp4"), "--device", "cuda", "--out", str(out)]
+    assert main([*argv, "--syncnet-weights", str(tmp_path / "syncnet_v2.model"), "--quiet"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "talkinghead-evaluate: error: --device cuda: CUDA is not available on this machine"
+    ]
+    assert not out.exists()

@@ -13,7 +13,10 @@ Two settings, both judged from the outside by MediaPipe FaceMesh (:mod:`talkingh
 The real clips are measured too (their opening spread, lip-sync r and head motion), the yardstick for the
 second setting. Writes ``OUT/report.csv`` (every video, ``talkinghead-evaluate``'s columns) and prints a
 markdown summary — each measurement's mean and range, then how many videos meet each real-people goal of
-``docs/RESULTS.md`` (:data:`GOALS`) — also saved as ``OUT/summary.md``; nothing is written outside ``OUT``.
+``docs/RESULTS.md`` (:data:`GOALS`) — also saved as ``OUT/summary.md``; nothing is written outside ``OUT``. A run
+first removes what an earlier one wrote there (:data:`GENERATED_FOLDERS` and the two reports), nothing else.
+Inputs it cannot use (a missing file, ``--portraits`` without ``--speech`` or the reverse, no inputs, checkpoints
+or media the generator refuses) end in one line on stderr and exit code 2.
 
     python tools/articulation_check.py --checkpoints outputs/demo/checkpoints --clips real/*.mp4 \\
         --portraits photos/*.png --speech speech/*.wav --out outputs/articulation
@@ -21,6 +24,7 @@ markdown summary — each measurement's mean and range, then how many videos mee
 
 import argparse
 import functools
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,15 +32,16 @@ import numpy as np
 import soundfile
 from PIL import Image
 
-from talkinghead.audio.io import load_audio
+from talkinghead.audio.io import AudioError, load_audio
 from talkinghead.audio.spectrum import CORPUS_SPECTRUM_DB
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.evaluation.evaluate import Networks, collect_jobs, evaluate
 from talkinghead.evaluation.report import CROSS, SAME, csv_text, write_text_atomic
 from talkinghead.evaluation.video_metrics import clip_speech
-from talkinghead.media import VideoWriter, iter_video_frames
+from talkinghead.media import VideoError, VideoWriter, iter_video_frames
 from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
+from talkinghead.pipeline.inputs import GenerationInputError
 
 
 def cut_clip(video: Path, seconds: float, out: Path) -> tuple[Path, Path]:
@@ -148,14 +153,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+GENERATED_FOLDERS = ("real", "portraits", "same", "cross", "speech")
+"""The subfolders of ``--out`` this tool writes; a run empties them first, so the report shows only its own videos."""
+REPORTS = ("report.csv", "summary.md")
+
+
+def input_problem(args: argparse.Namespace) -> str | None:
+    """The first problem with the inputs as one line, or None: a missing file, a setting without the inputs it
+    needs, or an input inside a folder a run empties."""
+    if not (args.clips or args.portraits or args.speech):
+        return "no inputs: give --clips, or --portraits with --speech"
+    if args.portraits and not args.speech:
+        return "--portraits needs --speech (the recordings the portraits say)"
+    if args.speech and not args.portraits:
+        return "--speech needs --portraits (the faces that say the recordings)"
+    generated = [(args.out / folder).resolve() for folder in GENERATED_FOLDERS]
+    for path in [*args.clips, *args.portraits, *args.speech]:
+        if not path.is_file():
+            return f"{str(path)!r}: no such file"
+        if any(path.resolve().is_relative_to(folder) for folder in generated):
+            return f"{str(path)!r}: inside a folder of --out this tool empties ({', '.join(GENERATED_FOLDERS)})"
+    return None
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove what an earlier run wrote into ``out`` (:data:`GENERATED_FOLDERS`, :data:`REPORTS`), nothing else."""
+    for folder in GENERATED_FOLDERS:
+        if (out / folder).is_dir():
+            shutil.rmtree(out / folder)
+    for name in REPORTS:
+        (out / name).unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(verbosity(args))
-    progress = verbosity(args) >= 0
-    for path in [*args.clips, *args.portraits, *args.speech]:
-        if not path.is_file():
-            print(f"error: {str(path)!r}: no such file", file=sys.stderr)
-            return 2
+    problem = input_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return run(args, progress=verbosity(args) >= 0)
+    except (GenerationInputError, AudioError, VideoError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run(args: argparse.Namespace, progress: bool) -> int:
+    """Generate, measure and report (module docstring) from inputs :func:`input_problem` accepted."""
     pipeline = TalkingHeadPipeline.load(args.checkpoints)
     generated = functools.partial(
         GenerationParams,
@@ -164,8 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         pause_depth_db=args.pause_depth,
     )
     still = generated(pose="still")
-    for folder in ("same", "cross"):
-        (args.out / folder).mkdir(parents=True, exist_ok=True)
+    clear_outputs(args.out)
+    for folder, inputs in (("same", args.clips), ("cross", args.portraits)):
+        if inputs:
+            (args.out / folder).mkdir(parents=True, exist_ok=True)
     for clip in args.clips:
         real, portrait = cut_clip(clip, args.seconds, args.out)
         pipeline.generate(portrait, real, args.out / "same" / real.name, still, progress)

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device",
         default="cuda" if torch.cuda.is_available() else "cpu",
+        choices=("cpu", "cuda"),
         help="device for SyncNet and Inception (default %(default)s)",
     )
     add_common_arguments(parser)
@@ -63,6 +64,8 @@ def _load_networks(args: argparse.Namespace) -> Networks:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: CUDA is not available on this machine")
     if args.out is not None and not args.out.parent.is_dir():
         raise ValueError(f"--out {str(args.out)!r}: output folder does not exist")
     if args.out is not None and args.out.suffix.lower() == ".md":

@@ -8,10 +8,11 @@ Inputs (see docs/EVALUATION.md):
   LMD and LVE against it, and its first face frame is the CSIM reference unless a photo is given), and/or
   ``NAME.<png|jpg|jpeg|bmp|webp>``, the portrait the video was generated from (CSIM reference). A video
   with no reference video is cross-identity (dubbing).
-* Seed groups: ``NAME_seedN`` / ``NAME-seedN`` / ``NAME.seedN`` (N digits) are videos of the same input
-  generated with different seeds; a group of two or more gets the pose seed diversity
+* Seed groups: ``NAME_seedN`` / ``NAME-seedN`` / ``NAME.seedN`` (N digits) in one folder are videos of the
+  same input generated with different seeds; a group of two or more gets the pose seed diversity
   (:func:`talkinghead.metrics.pose.seed_diversity` of the estimated pose sequences, cut to the shortest).
-  References are looked up under the full stem first, then under ``NAME``.
+  Files without such a suffix, and files in different folders, are never grouped. References are looked up
+  under the full stem first, then under ``NAME``.
 """
 
 import re
@@ -60,7 +61,7 @@ class VideoJob:
     """One generated video with what it is compared with."""
 
     path: Path
-    group: str  # the name without its seed suffix
+    group: str | None  # NAME of a ``NAME_seedN`` file, None for a file without a seed suffix
     seed: int | None
     reference_video: Path | None
     reference_image: Path | None
@@ -68,6 +69,11 @@ class VideoJob:
     @property
     def setting(self) -> str:
         return SAME if self.reference_video is not None else CROSS
+
+    @property
+    def seed_group(self) -> tuple[Path, str] | None:
+        """What the seed groups are keyed by: the folder and ``NAME``; None for a file without a seed suffix."""
+        return None if self.group is None else (self.path.parent.resolve(), self.group)
 
 
 @dataclass
@@ -92,7 +98,8 @@ def _find(folder: Path | None, stems: list[str], suffixes: tuple[str, ...]) -> P
 
 
 def collect_jobs(generated: list[str], reference: str | None = None) -> list[VideoJob]:
-    """Resolve the CLI's inputs (module docstring); ``ValueError`` with one line for a missing path."""
+    """Resolve the CLI's inputs (module docstring); ``ValueError`` with one line for a missing path or a file
+    given twice."""
     if len(generated) == 1 and Path(generated[0]).is_dir():
         folder = Path(generated[0])
         paths = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
@@ -104,13 +111,19 @@ def collect_jobs(generated: list[str], reference: str | None = None) -> list[Vid
             if not path.is_file():
                 problem = "a folder (give one folder, or only files)" if path.is_dir() else "no such file"
                 raise ValueError(f"--generated {str(path)!r}: {problem}")
+        seen: dict[Path, Path] = {}
+        for path in paths:
+            first = seen.setdefault(path.resolve(), path)
+            if first is not path:
+                problem = "given twice" if first == path else f"the same file as {str(first)!r}"
+                raise ValueError(f"--generated {str(path)!r}: {problem}")
     folder = None if reference is None else Path(reference)
     if folder is not None and not folder.is_dir():
         raise ValueError(f"--reference {str(folder)!r}: not a folder")
     jobs = []
     for path in paths:
         match = SEED_PATTERN.match(path.stem)
-        group, seed = (match["name"], int(match["seed"])) if match else (path.stem, None)
+        group, seed = (match["name"], int(match["seed"])) if match else (None, None)
         stems = [path.stem] + ([group] if match else [])
         reference_video = _find(folder, stems, VIDEO_SUFFIXES)
         if reference_video is not None and reference_video.resolve() == path.resolve():
@@ -202,7 +215,7 @@ def evaluate(jobs: list[VideoJob], networks: Networks, progress: bool = True) ->
     """Per-video rows and the FID per setting (value or ``n/a`` text), see the report module for the layout."""
     references: dict[Path, VideoAnalysis] = {}
     rows: list[Row] = []
-    poses: dict[str, list[tuple[int, torch.Tensor]]] = {}
+    poses: dict[tuple[Path, str], list[tuple[int, torch.Tensor]]] = {}
     features: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {SAME: ([], []), CROSS: ([], [])}
     for job in tqdm(jobs, desc="evaluating", unit="video", disable=not progress):
         analysis = analyse_video(job.path, networks.inception, networks.identity)
@@ -220,7 +233,7 @@ def evaluate(jobs: list[VideoJob], networks: Networks, progress: bool = True) ->
         row: Row = {
             "video": str(job.path),
             "setting": job.setting,
-            "seed_group": job.group,
+            "seed_group": job.group or "",
             "reference_video": str(job.reference_video or ""),
             "reference_image": str(job.reference_image or ""),
             "frames": analysis.track.num_frames,
@@ -232,7 +245,8 @@ def evaluate(jobs: list[VideoJob], networks: Networks, progress: bool = True) ->
         if analysis.track.has_face:
             pose = analysis.fit().pose
             row["hpd"] = float(head_pose_diversity(pose))
-            poses.setdefault(job.group, []).append((len(rows), pose))
+            if job.seed_group is not None:
+                poses.setdefault(job.seed_group, []).append((len(rows), pose))
         else:
             row["hpd"] = NO_FACE
         row |= _against_reference(job, analysis, reference)
@@ -242,7 +256,7 @@ def evaluate(jobs: list[VideoJob], networks: Networks, progress: bool = True) ->
     return rows, _fid(features, networks)
 
 
-def _seed_diversity(rows: list[Row], poses: dict[str, list[tuple[int, torch.Tensor]]]) -> None:
+def _seed_diversity(rows: list[Row], poses: dict[tuple[Path, str], list[tuple[int, torch.Tensor]]]) -> None:
     for row in rows:
         row["pose_diversity_deg"] = row["pose_diversity_cm"] = "n/a (one seed)"
     for members in poses.values():

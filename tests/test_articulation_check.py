@@ -84,6 +84,7 @@ def test_a_missing_input_is_one_line_and_writes_nothing(tiny_checkpoints, tmp_pa
         ("nothing", "no inputs: give --clips, or --portraits with --speech"),
         ("portraits_only", "--portraits needs --speech (the recordings the portraits say)"),
         ("speech_only", "--speech needs --portraits (the faces that say the recordings)"),
+        ("no_seconds", "--seconds must be more than 0, got 0"),
         (
             "input_in_out",
             "{speech!r}: inside a folder of --out this tool empties (real, portraits, same, cross, speech)",
@@ -100,6 +101,7 @@ def test_unusable_input_combinations_are_one_line_and_write_nothing(tiny_checkpo
         "nothing": [],
         "portraits_only": ["--portraits", str(portrait)],
         "speech_only": ["--speech", str(speech)],
+        "no_seconds": ["--portraits", str(portrait), "--speech", str(speech), "--seconds", "0"],
         "input_in_out": ["--portraits", str(portrait), "--speech", str(speech)],
     }[case]
     assert load_tool("articulation_check").main(["--checkpoints", str(tiny_checkpoints), *argv, "--out", str(out)]) == 2

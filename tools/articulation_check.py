@@ -163,6 +163,8 @@ def input_problem(args: argparse.Namespace) -> str | None:
     needs, or an input inside a folder a run empties."""
     if not (args.clips or args.portraits or args.speech):
         return "no inputs: give --clips, or --portraits with --speech"
+    if not args.seconds > 0:
+        return f"--seconds must be more than 0, got {args.seconds:g}"
     if args.portraits and not args.speech:
         return "--portraits needs --speech (the recordings the portraits say)"
     if args.speech and not args.portraits:

@@ -172,3 +172,14 @@ def test_verbosity_flags_on_both_sides_of_a_subcommand(tmp_path, capsys):
         assert exit_info.value.code == 2
         assert capsys.readouterr().err.splitlines()[-1] == error
     configure_logging(0)
+
+
+def test_device_problem(monkeypatch):
+    """The one ``--device`` check of talkinghead-generate, -demo and -evaluate: only ``cuda`` without CUDA."""
+    import torch
+
+    from talkinghead.cli_conventions import device_problem
+
+    for available, expected in ((False, "--device cuda: CUDA is not available on this machine"), (True, None)):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda available=available: available)
+        assert (device_problem("cuda"), device_problem("cpu")) == (expected, None)

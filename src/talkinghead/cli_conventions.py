@@ -1,5 +1,7 @@
 """What every command line of the project shares: ``--version``, ``-v/--verbose``, ``-q/--quiet`` and one log format.
 
+:func:`device_problem` is the one check of ``--device`` the inference command lines share.
+
 Verbosity is a number: ``-1`` with ``-q`` (errors only: no warnings, no progress bars), ``0`` by default (warnings
 and errors), ``1`` with ``-v`` (also the INFO lines ``talkinghead`` logs, e.g. each shard written) and ``2`` with
 ``-vv`` (also ``talkinghead``'s DEBUG lines and other libraries' INFO lines). Python warnings (``warnings.warn``)
@@ -40,6 +42,16 @@ def package_version() -> str:
         return version(PACKAGE)
     except PackageNotFoundError:
         return "0+unknown"
+
+
+def device_problem(device: str) -> str | None:
+    """The one-line problem with ``--device`` on this machine (``cuda`` without CUDA), or None. Torch is imported
+    only for ``cuda``, so the command lines' ``--help`` stays fast."""
+    if device != "cuda":
+        return None
+    import torch
+
+    return None if torch.cuda.is_available() else "--device cuda: CUDA is not available on this machine"
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, subcommand: bool = False) -> None:

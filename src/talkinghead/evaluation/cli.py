@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from talkinghead.audio.io import AudioError
-from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, device_problem, verbosity
 from talkinghead.evaluation.evaluate import Networks, check_videos, collect_jobs, evaluate
 from talkinghead.evaluation.fid import WEIGHTS_FILE, load_inception
 from talkinghead.evaluation.identity import load_identity_network
@@ -64,8 +64,8 @@ def _load_networks(args: argparse.Namespace) -> Networks:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: CUDA is not available on this machine")
+    if problem := device_problem(args.device):
+        raise ValueError(problem)
     if args.out is not None and not args.out.parent.is_dir():
         raise ValueError(f"--out {str(args.out)!r}: output folder does not exist")
     if args.out is not None and args.out.suffix.lower() == ".md":

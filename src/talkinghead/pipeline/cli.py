@@ -11,7 +11,7 @@ import sys
 from talkinghead.audio.io import AudioError, load_audio
 from talkinghead.audio.level import CORPUS_LEVEL_DB
 from talkinghead.audio.spectrum import CORPUS_SPECTRUM_DB
-from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, device_problem, verbosity
 from talkinghead.conventions import FPS
 from talkinghead.media import VideoError
 from talkinghead.models.mesh_to_video import native_bfloat16
@@ -158,11 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(verbosity(args))
     try:
         params = generation_params(args)
-        if args.device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise GenerationInputError("--device cuda: CUDA is not available on this machine")
+        if problem := device_problem(args.device):
+            raise GenerationInputError(problem)
         if args.bf16 and args.device == "cpu" and verbosity(args) >= 0 and not native_bfloat16():
             print(
                 "talkinghead-generate: note: --bf16: this CPU emulates bfloat16 (no AVX-512 BF16 or AMX), "

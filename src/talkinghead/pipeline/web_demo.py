@@ -8,7 +8,7 @@ import argparse
 import importlib.util
 import sys
 
-from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
+from talkinghead.cli_conventions import add_common_arguments, configure_logging, device_problem, verbosity
 from talkinghead.pipeline.cli import DEFAULT_CHECKPOINTS
 from talkinghead.pipeline.demo_examples import ExampleInputsError, example_inputs
 from talkinghead.pipeline.inputs import GenerationInputError
@@ -49,11 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         print("talkinghead-demo: error: Gradio is not installed: pip install 'talkinghead[demo]'", file=sys.stderr)
         return 2
     try:
-        if args.device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise GenerationInputError("--device cuda: CUDA is not available on this machine")
+        if problem := device_problem(args.device):
+            raise GenerationInputError(problem)
         pipeline = TalkingHeadPipeline.load(args.checkpoints, device=args.device)
     except GenerationInputError as error:
         print(f"talkinghead-demo: error: {error}", file=sys.stderr)

@@ -122,6 +122,11 @@ def test_rerun_with_other_settings_is_refused_and_more_clips_extend_the_corpus(t
     assert sorted(index["clips"]) == ["synth-00000", "synth-00001", "synth-00002"]
     np.testing.assert_array_equal(next(iter_clips(out)).audio, first.audio)
     capsys.readouterr()
+    assert data_main([*same, "--clips", "2"]) == 2  # fewer clips would leave the third in the index
+    assert capsys.readouterr().err == (
+        f"talkinghead-data synth: error: {out} holds 3 clips, more than --clips 2; use another --out\n"
+    )
+    capsys.readouterr()
     (out / "synth.json").write_text("[]")  # not settings
     assert data_main([*same, "--clips", "3"]) == 2
     assert capsys.readouterr().err == (

@@ -181,8 +181,9 @@ def check_settings(config: SynthConfig, out_dir: Path) -> None:
     """Check ``config``'s settings against those ``out_dir/synth.json`` records for the shards in ``out_dir``;
     record them there when ``out_dir`` holds no shards yet.
 
-    Raises ``ValueError`` naming the differing settings, or when ``out_dir``'s record is not readable; shards without
-    a record (a corpus of an older version) are taken to have these settings, with a warning.
+    Raises ``ValueError`` naming the differing settings, when ``out_dir``'s record is not readable, or when it holds
+    more clips than ``config`` asks for (they would stay in its index); shards without a record (a corpus of an
+    older version) are taken to have these settings, with a warning.
     """
     settings = config.settings()
     path = out_dir / SETTINGS_NAME
@@ -193,7 +194,6 @@ def check_settings(config: SynthConfig, out_dir: Path) -> None:
     if not path.exists():
         log.warning("%s has no %s (built by an older version): taken as built with these settings", out_dir, path.name)
         write_json_atomic(path, settings)
-        return
     try:
         recorded = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -207,6 +207,10 @@ def check_settings(config: SynthConfig, out_dir: Path) -> None:
         raise ValueError(
             f"{out_dir} was built with other settings: {', '.join(differing)}; rerun with those or use another --out"
         )
+    index = out_dir / INDEX_NAME
+    built = len(json.loads(index.read_text()).get("clips", {})) if index.exists() else 0
+    if built > config.clips:
+        raise ValueError(f"{out_dir} holds {built} clips, more than --clips {config.clips}; use another --out")
 
 
 def build_corpus(config: SynthConfig, out_dir: str | Path, workers: int = 1, progress: bool = True) -> dict:

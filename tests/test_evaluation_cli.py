@@ -248,6 +248,17 @@ def test_a_video_given_twice_is_a_one_line_error(videos, tmp_path, capsys, spell
     assert not out.exists()
 
 
+def test_a_seed_given_twice_in_one_group_is_a_one_line_error(videos, tmp_path, capsys):
+    paths = [str(tmp_path / name) for name in ("y_seed1.mp4", "y.seed1.mp4")]
+    for path in paths:
+        shutil.copy(videos / "generated" / "dub_seed1.mp4", path)
+    assert main(["--generated", *paths, "--out", str(tmp_path / "report.csv"), "--quiet"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"talkinghead-evaluate: error: --generated {paths[1]!r}: seed 1 of 'y' again (also y_seed1.mp4)"
+    ]
+    assert not (tmp_path / "report.csv").exists()
+
+
 def test_device_is_cpu_or_cuda(videos, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--generated", str(videos / "generated" / "clip.mp4"), "--device", "foo"])

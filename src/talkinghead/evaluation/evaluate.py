@@ -129,6 +129,13 @@ def collect_jobs(generated: list[str], reference: str | None = None) -> list[Vid
         if reference_video is not None and reference_video.resolve() == path.resolve():
             reference_video = None
         jobs.append(VideoJob(path, group, seed, reference_video, _find(folder, stems, IMAGE_SUFFIXES)))
+    seeds: dict[tuple, Path] = {}
+    for job in jobs:
+        if job.seed_group is not None:
+            first = seeds.setdefault((*job.seed_group, job.seed), job.path)
+            if first is not job.path:
+                problem = f"seed {job.seed} of {job.group!r} again (also {first.name})"
+                raise ValueError(f"--generated {str(job.path)!r}: {problem}")
     return jobs
 
 

@@ -129,9 +129,16 @@ def test_teacher_forced_outputs_are_causal_in_the_targets():
     assert not torch.allclose(out["beta_lip"][:, t + 1], out_changed["beta_lip"][:, t + 1])
 
 
-@pytest.mark.parametrize("conv_kernel", [1, 3])
-def test_alignment_mask_limits_audio_look_ahead(conv_kernel):
-    model = make_model(audio_window=(2, 2), audio_conv_kernel=conv_kernel)
+@pytest.mark.parametrize(("conv_kernel", "feedforward_layers", "hidden"), [(1, 0, None), (3, 0, None), (3, 2, 24)])
+def test_alignment_mask_limits_audio_look_ahead(conv_kernel, feedforward_layers, hidden):
+    """The audio projection's MLP and feed-forward blocks are position-wise: the mask and the conv alone set the
+    look-ahead."""
+    model = make_model(
+        audio_window=(2, 2),
+        audio_conv_kernel=conv_kernel,
+        audio_feedforward_layers=feedforward_layers,
+        audio_hidden=hidden,
+    )
     past, future = model.audio_context
     assert (past, future) == (2 + conv_kernel // 2, 2 + conv_kernel // 2)
     audio, alpha = make_inputs(length=20)

@@ -42,7 +42,7 @@ from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.data.shards import iter_clips
 from talkinghead.image_tensors import to_uint8
 from talkinghead.lightning.media import Image, Video
-from talkinghead.lightning.stage import StageModule, warmup
+from talkinghead.lightning.stage import StageModule, adamw, warmup
 from talkinghead.metrics.landmarks import frame_mouth_landmark_distance
 from talkinghead.models.losses import MeshToVideoLoss
 from talkinghead.models.mesh_to_video import FACE_KEYS, MeshToVideo
@@ -300,8 +300,8 @@ class MotionVAEGeneratorModule(StageModule):
         hp = self.hparams
         generator = [*self.model.motion.parameters(), *self.model.generator.parameters()]
         optimizers = [
-            torch.optim.AdamW(generator, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay),
-            torch.optim.AdamW(
+            adamw(generator, lr=hp.lr, betas=tuple(hp.betas), weight_decay=hp.weight_decay),
+            adamw(
                 self.criterion.discriminator.parameters(),
                 lr=hp.lr if hp.discriminator_lr is None else hp.discriminator_lr,
                 betas=tuple(hp.betas),

@@ -1,6 +1,6 @@
 """The skeleton every stage module shares: per-split metrics, evaluation hooks, epoch logging and the optimizer."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning
@@ -14,6 +14,17 @@ EVAL_SPLITS = ("val", "test")
 
 class ConfigurationError(ValueError):
     """A training run configured so it cannot start (e.g. a required checkpoint not given); one line for the user."""
+
+
+def adamw(parameters: Iterable[torch.nn.Parameter], **options: Any) -> torch.optim.AdamW:
+    """``torch.optim.AdamW(parameters, **options)``, with PyTorch's fused kernel when every parameter is on the CPU.
+
+    For the tiny networks the default per-parameter loop is a large part of a CPU training step: 18 ms a step for
+    the facial-motion stage's 187 tensors against 1.6 ms fused (2-core machine, docs/TRAINING.md §5). On GPUs PyTorch's default (``foreach``) stays: a fused optimizer unscales its own gradients,
+    which Lightning's gradient clipping under ``16-mixed`` precision refuses.
+    """
+    parameters = list(parameters)
+    return torch.optim.AdamW(parameters, fused=all(p.device.type == "cpu" for p in parameters), **options)
 
 
 def warmup(optimizer: torch.optim.Optimizer, steps: int) -> dict:
@@ -98,7 +109,7 @@ class StageModule(lightning.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer | dict:
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = adamw(trainable, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         if not self.hparams.get("warmup_steps"):
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": warmup(optimizer, self.hparams.warmup_steps)}

@@ -114,6 +114,10 @@ class FacialMotionGenerator(nn.Module):
         use_blendshapes / use_vertex_offsets: the Fig. 7 ablations (blendshape-only, vertex-offset-only).
         audio_conv_kernel: odd kernel of the audio encoder's temporal conv; it widens the audio a frame
             depends on by ``kernel // 2`` on each side (see :attr:`audio_context`).
+        audio_feedforward_layers: residual position-wise feed-forward blocks after that conv
+            (:class:`~talkinghead.models.blocks.AudioProjection`); they leave :attr:`audio_context` as it is.
+        audio_hidden: width of a hidden layer in the audio projection (a two-layer MLP instead of one Linear;
+            None = one Linear); position-wise too.
         offset_scale: cm per network unit of the offset branch.
         identity_std: (K,) prior std of α used to normalise it (None = no normalisation); saved as a buffer.
     """
@@ -136,6 +140,8 @@ class FacialMotionGenerator(nn.Module):
         use_blendshapes: bool = True,
         use_vertex_offsets: bool = True,
         audio_conv_kernel: int = 3,
+        audio_feedforward_layers: int = 0,
+        audio_hidden: int | None = None,
         offset_scale: float = 0.1,
         identity_std: Sequence[float] | torch.Tensor | None = None,
     ):
@@ -151,7 +157,9 @@ class FacialMotionGenerator(nn.Module):
             raise ValueError(f"identity_std must have shape ({identity_dim},), got {tuple(std.shape)}")
         self.register_buffer("identity_std", std.clone())
 
-        self.audio_encoder = AudioProjection(audio_dim, d_model, audio_conv_kernel, dropout)
+        self.audio_encoder = AudioProjection(
+            audio_dim, d_model, audio_conv_kernel, dropout, audio_feedforward_layers, audio_hidden
+        )
         self.style = nn.Sequential(nn.Linear(identity_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
         decoder = dict(
             num_heads=num_heads,

@@ -20,8 +20,9 @@ def adamw(parameters: Iterable[torch.nn.Parameter], **options: Any) -> torch.opt
     """``torch.optim.AdamW(parameters, **options)``, with PyTorch's fused kernel when every parameter is on the CPU.
 
     For the tiny networks the default per-parameter loop is a large part of a CPU training step: 18 ms a step for
-    the facial-motion stage's 187 tensors against 1.6 ms fused (2-core machine, docs/TRAINING.md §5). On GPUs PyTorch's default (``foreach``) stays: a fused optimizer unscales its own gradients,
-    which Lightning's gradient clipping under ``16-mixed`` precision refuses.
+    the facial-motion stage's 187 tensors against 1.6 ms fused (2-core machine, docs/RESULTS.md, "sixteenth
+    pass"). On GPUs PyTorch's default (``foreach``) stays: a fused optimizer unscales its own gradients, which
+    Lightning's gradient clipping under ``16-mixed`` precision refuses.
     """
     parameters = list(parameters)
     return torch.optim.AdamW(parameters, fused=all(p.device.type == "cpu" for p in parameters), **options)

@@ -76,6 +76,26 @@ def test_validation_windows_are_fixed_and_short_clips_skipped(corpus):
             ShardWindowDataset(root, "train", window=WINDOW, train=False, **bad)
 
 
+def test_the_test_loop_reads_every_clip_of_a_corpus_held_out_as_a_whole(corpus):
+    root, index = corpus
+    usable = sorted(cid for split in ("train", "val", "test") for cid in index["splits"][split] if cid != "short")
+    data = TalkingHeadDataModule(str(root), fields=["beta"], window=WINDOW, stride=3, batch_size=4, test_split="all")
+    data.setup("test")
+    served = [
+        (cid, int(start))
+        for batch in data.test_dataloader()
+        for cid, start in zip(batch["clip_id"], batch["start"], strict=True)
+    ]
+    assert len(usable) == 20 and sorted(served) == [(cid, start) for cid in usable for start in (0, 3, 6)]
+    data = TalkingHeadDataModule(str(root), fields=["beta"], window=WINDOW, stride=3, batch_size=4)
+    data.setup("test")
+    assert {cid for batch in data.test_dataloader() for cid in batch["clip_id"]} == set(index["splits"]["test"]) - {
+        "short"
+    }
+    with pytest.raises(ValueError, match="test_split must be one of"):
+        TalkingHeadDataModule(str(root), test_split="everything")
+
+
 def test_training_windows_change_with_the_epoch_and_repeat_for_the_same_epoch(corpus):
     root, _ = corpus
     dataset = ShardWindowDataset(root, "train", window=WINDOW)

@@ -36,8 +36,13 @@ For scale (:meth:`TalkingHeadDataModule.plan_summary`): an HDTF-sized index of 3
 
 Clips shorter than the window (stage 1), or with fewer than two frames or no frames (stage 2), are
 skipped and counted in a log line, never padded. A split that a stage needs (train for fit, and val when
-it holds clips; val for validate; test for test) without a usable clip stops :meth:`TalkingHeadDataModule.setup`
-with :class:`EmptySplitError`, which names the split, the window and the longest clip.
+it holds clips; val for validate; the test split for test) without a usable clip stops
+:meth:`TalkingHeadDataModule.setup` with :class:`EmptySplitError`, which names the split, the window and the longest
+clip.
+
+The test loop reads the ``test`` split, or with ``test_split: all`` (:data:`ALL_CLIPS`) every clip of the corpora
+once: the way to score a checkpoint on a corpus held out as a whole, such as a ``talkinghead-data synth`` corpus of
+a seed no stage trained on, whose identities the split fractions would otherwise mostly assign to train.
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ log = logging.getLogger(__name__)
 STAGE1_FIELDS = ("audio", *MOTION_FIELDS)
 STAGE2_FIELDS = MOTION_FIELDS
 _MAX_OPEN_SHARDS = 8
+ALL_CLIPS = "all"  # a split name: every clip of the index, train, val and test
 
 Item = tuple[str, str, int, int]
 """(shard path, clip id, a, b): stage 1 (start, -) and stage 2 (reference, driven); -1 means random."""
@@ -186,6 +192,13 @@ def load_corpora(
     return corpora
 
 
+def split_clip_ids(index: dict, split: str) -> list[str]:
+    """The clip ids of ``split`` in a corpus ``index``; :data:`ALL_CLIPS`: those of every split."""
+    if split == ALL_CLIPS:
+        return [cid for name in SPLITS for cid in index["splits"][name]]
+    return index["splits"][split]
+
+
 class ShardWindowDataset(IterableDataset):
     """Iterable dataset of stage-1 windows or stage-2 frame pairs of one split (see module docstring).
 
@@ -222,8 +235,8 @@ class ShardWindowDataset(IterableDataset):
         weights: Sequence[float] | None = None,
     ):
         super().__init__()
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split not in (*SPLITS, ALL_CLIPS):
+            raise ValueError(f"split must be one of {(*SPLITS, ALL_CLIPS)}, got {split!r}")
         if mode not in ("stage1", "stage2"):
             raise ValueError(f"mode must be 'stage1' or 'stage2', got {mode!r}")
         allowed = STAGE1_FIELDS if mode == "stage1" else STAGE2_FIELDS
@@ -250,7 +263,7 @@ class ShardWindowDataset(IterableDataset):
     def _usable_shards(self, corpus: Corpus) -> list[tuple[str, list[str]]]:
         """(shard path, usable clip ids of the split) of one corpus's good shards, in index order."""
         clips = corpus.index["clips"]
-        wanted = set(corpus.index["splits"][self.split])
+        wanted = set(split_clip_ids(corpus.index, self.split))
         usable = {cid for cid in wanted if self._usable(clips[cid])}
         if len(usable) < len(wanted):
             log.info(
@@ -280,7 +293,9 @@ class ShardWindowDataset(IterableDataset):
         """Raise :class:`EmptySplitError` if the split has no usable clip (an empty one passes with ``allow_empty``)."""
         if any(self._shard_clips[c] for c in range(len(self.corpora))):
             return
-        clips = [corpus.index["clips"][cid] for corpus in self.corpora for cid in corpus.index["splits"][self.split]]
+        clips = [
+            corpus.index["clips"][cid] for corpus in self.corpora for cid in split_clip_ids(corpus.index, self.split)
+        ]
         roots = ", ".join(str(corpus.root) for corpus in self.corpora)
         if not clips:
             if allow_empty:
@@ -581,6 +596,8 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
     a verification recorded in ``.verified.json`` are not read again, and only rank 0 writes that record);
     a bad shard raises :class:`~talkinghead.data.shards.CorruptShardError` naming it, or with ``skip_bad``
     is skipped with a warning. :meth:`plan_summary` states items and steps per epoch for a world size.
+    ``test_split`` is what the test loop reads: ``test`` (default), ``val``, ``train`` or ``all`` (every clip of
+    the corpora, for a corpus held out as a whole; module docstring).
     Distribution over DDP ranks and workers, epochs, and short clips: see :mod:`talkinghead.data.datamodule`.
     """
 
@@ -599,8 +616,11 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         verify_checksums: bool = True,
         seed: int = 0,
         root_weights: list[float] | None = None,
+        test_split: Literal["train", "val", "test", "all"] = "test",
     ):
         super().__init__()
+        if test_split not in (*SPLITS, ALL_CLIPS):
+            raise ValueError(f"test_split must be one of {(*SPLITS, ALL_CLIPS)}, got {test_split!r}")
         self.save_hyperparameters()
         self.roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(path) for path in root]
         self.root = self.roots[0]
@@ -610,6 +630,7 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         self.batch_size, self.num_workers = batch_size, num_workers
         self.mode, self.pairs_per_clip, self.frames_per_pair = mode, pairs_per_clip, frames_per_pair
         self.skip_bad, self.verify_checksums, self.seed = skip_bad, verify_checksums, seed
+        self.test_split = test_split
         self.datasets: dict[str, ShardWindowDataset] = {}
         self._passes = 0
 
@@ -617,7 +638,8 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         return (None, None) if self.trainer is None else (self.trainer.global_rank, self.trainer.world_size)
 
     def _build(self, verify: bool) -> dict[str, ShardWindowDataset]:
-        """The three split datasets; ``verify`` checks the shards first (else trusts every indexed shard)."""
+        """The three split datasets, and :data:`ALL_CLIPS`'s when the test loop reads it; ``verify`` checks the
+        shards first (else trusts every indexed shard)."""
         rank, world_size = self._rank_and_size()
         indexes = [load_index(root) for root in self.roots]
         shards = None if verify else [index["shards"] for index in indexes]
@@ -644,12 +666,12 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
                 weights=[c.weight for c in corpora],
                 **settings,
             )
-            for split in SPLITS
+            for split in dict.fromkeys((*SPLITS, self.test_split))
         }
 
     def setup(self, stage: str | None = None) -> None:
-        """Load the indexes, verify the shards and build the three split datasets (once); then check that
-        the splits ``stage`` needs have usable clips (:class:`EmptySplitError` otherwise)."""
+        """Load the indexes, verify the shards and build the split datasets (once); then check that the splits
+        ``stage`` needs have usable clips (:class:`EmptySplitError` otherwise)."""
         if not self.datasets:
             self.datasets = self._build(verify=True)
         if stage == "fit":
@@ -661,7 +683,7 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         elif stage == "validate":
             self.datasets["val"].check_usable()
         elif stage == "test":
-            self.datasets["test"].check_usable()
+            self.datasets[self.test_split].check_usable()
 
     def plan_summary(self, world_size: int = 1, split: str = "train", epoch: int = 0) -> EpochPlan:
         """Items and batches (steps) per epoch of ``split`` on ``world_size`` ranks, from the indexes alone
@@ -709,4 +731,4 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._loader(self.test_split)

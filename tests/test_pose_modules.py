@@ -11,7 +11,7 @@ from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.lightning.cli import TalkingHeadCLI
 from talkinghead.lightning.cli import main as cli_main
 from talkinghead.lightning.pose_mapper import PoseMapperModule
-from talkinghead.lightning.pose_vqvae import PoseVQVAEModule
+from talkinghead.lightning.pose_vqvae import PoseVQVAEModule, target_pose
 from talkinghead.lightning.stage import ConfigurationError
 from talkinghead.media import probe_video
 from tests.helpers import CSV_LOGGER_CONFIG, SHORT_CLIP_WINDOW, logged_metrics
@@ -83,6 +83,32 @@ def test_mapper_checkpoint_round_trip_and_frozen_vqvae(batch, vqvae_checkpoint, 
     first = module(*args, temperature=1.0, top_k=8, generator=torch.Generator().manual_seed(3))
     second = restored(*args, temperature=1.0, top_k=8, generator=torch.Generator().manual_seed(3))
     assert first.shape == (batch["pose"].shape[0], 24, 6) and torch.equal(first, second)
+
+
+def test_scheduled_sampling_feeds_the_mapper_its_own_codes_at_the_given_rate(batch, vqvae_checkpoint):
+    """``teacher_forcing_ratio`` r: a training step's input code is Z_q with probability r, else the code drawn from
+    the mapper's teacher-forced prediction (here its nearest code, temperature 0); evaluation and r = 1 feed Z_q."""
+    torch.manual_seed(0)
+    module = PoseMapperModule(str(vqvae_checkpoint), network=SMALL_MAPPER, sample_temperature=0.0)
+    vqvae, mapper = module.model.vqvae, module.model.net
+    pose = batch["pose"].repeat(64, 1, 1)  # 256 windows × 6 code steps
+    audio, alpha, initial = batch["audio"].repeat(64, 1), batch["alpha"].repeat(64, 1), pose[:, 0]
+    features = module.model.audio_encoder(audio, pose.shape[1])
+    codes, _ = vqvae.quantizer.quantize(vqvae.encode(target_pose(pose, mapper.absolute_pose)))
+    with torch.no_grad():
+        nearest, _ = vqvae.quantizer.quantize(mapper(features, alpha, initial, codes))
+    differ = (nearest != codes).any(-1)  # steps where the two candidates can be told apart
+    assert differ.float().mean() > 0.5
+    for ratio, training in ((0.0, True), (0.5, True), (1.0, True), (0.5, False)):
+        module.hparams.teacher_forcing_ratio = ratio
+        module.train(training)
+        with torch.no_grad():
+            inputs = module.scheduled_inputs(features, alpha, initial, codes)
+        is_truth = (inputs == codes).all(-1)
+        assert (is_truth | (inputs == nearest).all(-1)).all()  # every input is one of the two
+        kept = is_truth[differ].float().mean().item()
+        expected = ratio if training else 1.0
+        assert abs(kept - expected) < 0.06, (ratio, training, kept)  # over ≥ 768 steps: 3 standard deviations
 
 
 def test_mapper_checkpoint_is_self_contained(batch, vqvae_checkpoint, tmp_path):

@@ -74,6 +74,9 @@ class PoseMapperModule(StageModule):
             :class:`HeadPoseGenerator` (features, α normalisation, the mapper's sizes and ``use_initial_pose``).
         pose_weight, latent_weight: weights of the two terms of Eq. 13.
         code_weight: weight of the code cross-entropy (module docstring; 0 = Eq. 13 only).
+        teacher_forcing_ratio: probability that a training step's input code is the ground truth's ``Z_q``
+            rather than a code sampled from the mapper's own prediction (:meth:`scheduled_inputs`); 1 = Eq. 13's
+            teacher forcing.
         num_eval_seeds, sample_temperature, sample_top_k: sampling for the HPD / diversity / jerk metrics.
         speech_augmentation: the arguments of :class:`~talkinghead.audio.augmentation.SpeechAugmentation`
             (random level, noise, band limits and reverberation of the training speech), ``{}`` for its
@@ -98,6 +101,7 @@ class PoseMapperModule(StageModule):
         pose_weight: float = 1.0,
         latent_weight: float = 1.0,
         code_weight: float = 1.0,
+        teacher_forcing_ratio: float = 1.0,
         num_eval_seeds: int = 3,
         sample_temperature: float = 1.0,
         sample_top_k: int | None = None,
@@ -183,7 +187,8 @@ class PoseMapperModule(StageModule):
             codes, indices = vqvae.quantizer.quantize(vqvae.encode(target))  # Z_q = q(E(P_r)), (B, N, d), (B, N, G)
         audio = self.training_speech(batch["audio"])
         features = self.model.audio_encoder(audio, pose.shape[1])
-        z_hat = mapper(features, batch["alpha"], pose[:, 0], codes)
+        inputs = self.scheduled_inputs(features, batch["alpha"], pose[:, 0], codes)
+        z_hat = mapper(features, batch["alpha"], pose[:, 0], inputs)
         quantized, _ = vqvae.quantizer.quantize(z_hat)
         decoded = vqvae.decode(z_hat + (quantized - z_hat).detach(), pose.shape[1])
         pose_term = vqvae.normalized_error(decoded, target)
@@ -193,6 +198,26 @@ class PoseMapperModule(StageModule):
         hp = self.hparams
         loss = hp.pose_weight * pose_term + hp.latent_weight * latent_term + hp.code_weight * code_term
         return loss, {"train/loss": loss, "train/pose": pose_term, "train/latent": latent_term, "train/code": code_term}
+
+    def scheduled_inputs(
+        self, features: torch.Tensor, alpha: torch.Tensor, initial_pose: torch.Tensor, codes: torch.Tensor
+    ) -> torch.Tensor:
+        """The input codes of a training step (B, N, d_code): ``codes`` (Z_q), or in training with
+        ``teacher_forcing_ratio`` < 1 scheduled sampling in its one-pass parallel form, as the facial-motion
+        stage's: a no-grad teacher-forced pass predicts Ẑ, and each step's input is Z_q with that probability, else
+        a code drawn from Ẑ as inference draws it (``sample_temperature``, ``sample_top_k``), so the mapper learns
+        to continue from codes it chose itself."""
+        ratio = self.hparams.teacher_forcing_ratio
+        if not self.training or ratio >= 1.0:
+            return codes
+        mapper, quantizer = self.model.net, self.model.vqvae.quantizer
+        with torch.no_grad():
+            guesses = mapper(features, alpha, initial_pose, codes)
+            hp = self.hparams
+            index = mapper.sample(guesses.flatten(0, 1), quantizer, hp.sample_temperature, hp.sample_top_k)
+            drawn = quantizer.codes(index).view_as(codes)
+        keep = torch.rand(codes.shape[:2] + (1,), device=codes.device) < ratio
+        return torch.where(keep, codes, drawn)
 
     def _sample(self, batch: dict, seed: int) -> torch.Tensor:
         """Poses (B, T, 6) sampled with the evaluation temperature / top-k and a fixed seed."""

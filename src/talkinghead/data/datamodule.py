@@ -79,6 +79,7 @@ STAGE1_FIELDS = ("audio", *MOTION_FIELDS)
 STAGE2_FIELDS = MOTION_FIELDS
 _MAX_OPEN_SHARDS = 8
 ALL_CLIPS = "all"  # a split name: every clip of the index, train, val and test
+SPLIT_NAMES = (*SPLITS, ALL_CLIPS)
 
 Item = tuple[str, str, int, int]
 """(shard path, clip id, a, b): stage 1 (start, -) and stage 2 (reference, driven); -1 means random."""
@@ -235,8 +236,8 @@ class ShardWindowDataset(IterableDataset):
         weights: Sequence[float] | None = None,
     ):
         super().__init__()
-        if split not in (*SPLITS, ALL_CLIPS):
-            raise ValueError(f"split must be one of {(*SPLITS, ALL_CLIPS)}, got {split!r}")
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"split must be one of {SPLIT_NAMES}, got {split!r}")
         if mode not in ("stage1", "stage2"):
             raise ValueError(f"mode must be 'stage1' or 'stage2', got {mode!r}")
         allowed = STAGE1_FIELDS if mode == "stage1" else STAGE2_FIELDS
@@ -619,8 +620,8 @@ class TalkingHeadDataModule(lightning.LightningDataModule):
         test_split: Literal["train", "val", "test", "all"] = "test",
     ):
         super().__init__()
-        if test_split not in (*SPLITS, ALL_CLIPS):
-            raise ValueError(f"test_split must be one of {(*SPLITS, ALL_CLIPS)}, got {test_split!r}")
+        if test_split not in SPLIT_NAMES:
+            raise ValueError(f"test_split must be one of {SPLIT_NAMES}, got {test_split!r}")
         self.save_hyperparameters()
         self.roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(path) for path in root]
         self.root = self.roots[0]

@@ -207,16 +207,15 @@ class PoseMapperModule(StageModule):
         stage's: a no-grad teacher-forced pass predicts Ẑ, and each step's input is Z_q with that probability, else
         a code drawn from Ẑ as inference draws it (``sample_temperature``, ``sample_top_k``), so the mapper learns
         to continue from codes it chose itself."""
-        ratio = self.hparams.teacher_forcing_ratio
-        if not self.training or ratio >= 1.0:
+        hp = self.hparams
+        if not self.training or hp.teacher_forcing_ratio >= 1.0:
             return codes
         mapper, quantizer = self.model.net, self.model.vqvae.quantizer
         with torch.no_grad():
             guesses = mapper(features, alpha, initial_pose, codes)
-            hp = self.hparams
             index = mapper.sample(guesses.flatten(0, 1), quantizer, hp.sample_temperature, hp.sample_top_k)
             drawn = quantizer.codes(index).view_as(codes)
-        keep = torch.rand(codes.shape[:2] + (1,), device=codes.device) < ratio
+        keep = torch.rand(codes.shape[:2] + (1,), device=codes.device) < hp.teacher_forcing_ratio
         return torch.where(keep, codes, drawn)
 
     def _sample(self, batch: dict, seed: int) -> torch.Tensor:

@@ -1,10 +1,13 @@
 """Helpers the tests share: the tiny corpus arguments, tiny-config model arguments, checkpoints, logged metrics,
-and loading a script of ``tools/`` as a module."""
+smooth head-pose trajectories, and loading a script of ``tools/`` as a module."""
 
 import csv
 import importlib.util
+import math
 from pathlib import Path
 from types import ModuleType
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV_LOGGER_CONFIG = ROOT / "lightning_configs" / "loggers" / "csv.yaml"
@@ -108,3 +111,13 @@ def assert_streams_like_whole(processor, audio, whole, chunk: int) -> None:
     parts = [processor.process(audio[i : i + chunk]) for i in range(0, len(audio), chunk)] + [processor.flush()]
     assert all(len(part) % 640 == 0 for part in parts[:-1])
     np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def smooth_poses(batch: int, length: int, seed: int = 0) -> torch.Tensor:
+    """Smooth random relative poses (B, T, 6): angles ~0.1 rad, translations ~1 cm, zero at frame 0."""
+    generator = torch.Generator().manual_seed(seed)
+    t = torch.linspace(0, 1, length)[None, :, None]
+    freq = 1 + 3 * torch.rand(batch, 1, 6, generator=generator)
+    phase = 2 * math.pi * torch.rand(batch, 1, 6, generator=generator)
+    pose = torch.sin(2 * math.pi * freq * t + phase) - torch.sin(phase)
+    return pose * torch.tensor([0.1, 0.1, 0.05, 1.0, 1.0, 0.5])

@@ -18,18 +18,9 @@ from talkinghead.models.pose_vqvae import (
     streaming_decoder,
     window_starts,
 )
+from tests.helpers import smooth_poses
 
 SMALL_VQVAE = {"d_model": 32, "num_heads": 2, "num_layers": 1, "ff_dim": 64, "code_dim": 16, "num_codes": 32}
-
-
-def smooth_poses(batch: int, length: int, seed: int = 0) -> torch.Tensor:
-    """Smooth random relative poses (B, T, 6): angles ~0.1 rad, translations ~1 cm, zero at frame 0."""
-    generator = torch.Generator().manual_seed(seed)
-    t = torch.linspace(0, 1, length)[None, :, None]
-    freq = 1 + 3 * torch.rand(batch, 1, 6, generator=generator)
-    phase = 2 * math.pi * torch.rand(batch, 1, 6, generator=generator)
-    pose = torch.sin(2 * math.pi * freq * t + phase) - torch.sin(phase)
-    return pose * torch.tensor([0.1, 0.1, 0.05, 1.0, 1.0, 0.5])
 
 
 def test_quantize_indices_codes_round_trip():

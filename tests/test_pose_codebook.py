@@ -8,7 +8,7 @@ import torch
 from talkinghead.metrics.pose import head_pose_diversity, mean_jerk, pose_errors, seed_diversity
 from talkinghead.models.attention import periodic_positional_encoding
 from talkinghead.models.head_pose import freeze
-from talkinghead.models.pose_mapper import PoseMapper, pool_to_codes
+from talkinghead.models.pose_mapper import ObservedRange, PoseMapper, pool_to_codes
 from talkinghead.models.pose_vqvae import (
     PoseVQVAE,
     VectorQuantizer,
@@ -413,6 +413,44 @@ def test_condition_noise_perturbs_the_normalised_conditions_in_training_only():
         assert abs(noise.mean().item()) < 0.02 and abs(noise.std().item() - 0.5) < 0.02
     with pytest.raises(ValueError, match="condition_noise"):
         _mapper(vqvae, condition_noise=-1.0)
+
+
+def test_observed_range_widens_in_training_and_clamps_outside_it():
+    """Training batches [0, 1] and [−2, 3] (per dimension) leave the range [−2, 3]; in eval mode 5 → 3, −4 → −2 and
+    values inside pass bit for bit; a dimension never observed (a fresh range) clamps nothing."""
+    observed = ObservedRange(2)
+    assert torch.equal(observed.eval()(torch.tensor([[9.0, -9.0]])), torch.tensor([[9.0, -9.0]]))
+    observed.train()
+    first, second = torch.tensor([[0.0, 1.0], [1.0, 0.0]]), torch.tensor([[-2.0, 3.0], [3.0, -2.0]])
+    assert torch.equal(observed(first), first) and torch.equal(observed(second), second)
+    assert observed.low.tolist() == [-2.0, -2.0] and observed.high.tolist() == [3.0, 3.0]
+    observed.eval()
+    values = torch.tensor([[5.0, -4.0], [0.25, 2.5]])
+    assert observed(values).tolist() == [[3.0, -2.0], [0.25, 2.5]]
+    observed.widen(torch.tensor([-1.0, -5.0]), torch.tensor([4.0, 0.0]))  # another process' range
+    assert observed.low.tolist() == [-2.0, -5.0] and observed.high.tolist() == [4.0, 3.0]
+
+
+def test_condition_range_conditions_an_unseen_face_like_the_edge_of_the_training_range():
+    """Trained (the range recorded) on α / σ_α within ±1 and P⁰ / pose_scale within ±2, the mapper in eval mode gives
+    a face 10 prior standard deviations out, at a P⁰ 5 units out, exactly the condition of the range's edge (+1, +2);
+    a face inside the range keeps its own condition, bit for bit equal to a mapper without the option."""
+    torch.manual_seed(0)
+    vqvae = PoseVQVAE(**SMALL_VQVAE).eval()
+    ranged, plain = _mapper(vqvae, condition_range=True), _mapper(vqvae)
+    plain.load_state_dict({k: v for k, v in ranged.state_dict().items() if not k.startswith("condition_range.")})
+    ranged.train()
+    ranged.condition(torch.rand(64, 40) * 2 - 1, (torch.rand(64, 6) * 4 - 2) * ranged.pose_scale)
+    ranged.condition(torch.tensor([[1.0] * 40, [-1.0] * 40]), torch.tensor([[2.0] * 6, [-2.0] * 6]) * ranged.pose_scale)
+    ranged.eval()
+    plain.eval()
+    edge_alpha, edge_pose = torch.ones(1, 40), 2.0 * ranged.pose_scale[None]
+    far_alpha, far_pose = 10.0 * torch.ones(1, 40), 5.0 * ranged.pose_scale[None]
+    inside_alpha, inside_pose = torch.full((1, 40), 0.5), -ranged.pose_scale[None]
+    with torch.no_grad():
+        torch.testing.assert_close(ranged.condition(far_alpha, far_pose), plain.condition(edge_alpha, edge_pose))
+        assert torch.equal(ranged.condition(inside_alpha, inside_pose), plain.condition(inside_alpha, inside_pose))
+        assert not torch.allclose(plain.condition(far_alpha, far_pose), plain.condition(edge_alpha, edge_pose))
 
 
 def test_pool_to_codes():

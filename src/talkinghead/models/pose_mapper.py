@@ -22,6 +22,14 @@ by its speech, three real portraits turn by 6° of pitch and 9° of yaw on avera
 ``condition_noise = 1``); with the noise, the output varies smoothly with the conditions, so an unseen face moves
 more like the training faces near it.
 
+Condition range (a departure for small corpora; ``condition_range = False`` is the paper): the per-dimension range
+of the normalised conditions ``α / σ_α`` and ``P⁰ / pose_scale`` met in training is recorded
+(:class:`ObservedRange`, before the noise), and outside training the conditions are clamped to it. A real face's
+fitted α lies 2–3 times further from the mean face than the embedded corpus' identities (its largest coordinates
+9–14 prior standard deviations, the corpus' at most 3.3) and a real portrait's P⁰ can lie outside the corpus' poses;
+the mapper would extrapolate its condition lookup to them and tilt the whole trajectory. Clamped, an unseen face is
+conditioned like the nearest edge of what training covered.
+
 Long utterances (a departure: the paper does not discuss them): ``max_context`` (= the training window in code
 steps in the configs) bounds the decoder's context, and the frozen VQ-VAE decodes long code sequences in
 overlapping windows of its own training length (:meth:`~talkinghead.models.pose_vqvae.PoseVQVAE.decode`).
@@ -58,6 +66,35 @@ def pool_to_codes(features: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool1d(features.transpose(1, 2), factor).transpose(1, 2)
 
 
+class ObservedRange(nn.Module):
+    """Per-dimension ``[low, high]`` of the values seen in training mode; outside training, values are clamped to it.
+
+    ``forward`` takes (..., dim) and returns it unchanged in training mode (the buffers widen to cover it) and clamped
+    in eval mode. The buffers start empty (``low`` +∞, ``high`` −∞): a dimension never observed is left as it is.
+    A weight average that includes buffers (Lightning's ``EMAWeightAveraging``) averages these too; the range stops
+    widening once training has met every item, and the average reaches it as it forgets the first steps.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("low", torch.full((dim,), float("inf")))
+        self.register_buffer("high", torch.full((dim,), float("-inf")))
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            seen = values.detach().reshape(-1, values.shape[-1])
+            self.widen(seen.min(0).values, seen.max(0).values)
+            return values
+        clamped = torch.minimum(torch.maximum(values, self.low), self.high)
+        return torch.where(self.low <= self.high, clamped, values)
+
+    @torch.no_grad()
+    def widen(self, low: torch.Tensor, high: torch.Tensor) -> None:
+        """Extend the range to cover ``[low, high]`` (e.g. the ranges of the other processes of a distributed run)."""
+        self.low.copy_(torch.minimum(self.low, low))
+        self.high.copy_(torch.maximum(self.high, high))
+
+
 @dataclass
 class MapperState:
     """Incremental-decoding state of :meth:`PoseMapper.start` / :meth:`~PoseMapper.step`."""
@@ -89,6 +126,8 @@ class PoseMapper(nn.Module):
         absolute_pose, use_initial_pose: Table 3 ablations (module docstring).
         condition_noise: standard deviation of the Gaussian noise added in training mode to the normalised
             conditions ``α / σ_α`` and ``P⁰ / pose_scale`` (module docstring); 0 = the paper.
+        condition_range: record the range of the normalised conditions in training and clamp them to it outside
+            training (:class:`ObservedRange`, module docstring); False = the paper.
     """
 
     def __init__(
@@ -111,6 +150,7 @@ class PoseMapper(nn.Module):
         absolute_pose: bool = False,
         use_initial_pose: bool = True,
         condition_noise: float = 0.0,
+        condition_range: bool = False,
     ):
         super().__init__()
         if condition_noise < 0:
@@ -126,6 +166,7 @@ class PoseMapper(nn.Module):
         self.audio_encoder = AudioProjection(audio_dim, d_model, audio_conv_kernel, dropout)
         self.style = nn.Sequential(nn.Linear(identity_dim, d_model), nn.GELU(), nn.Linear(d_model, d_model))
         self.initial_pose = nn.Linear(POSE_DIM, d_model) if use_initial_pose else None
+        self.condition_range = ObservedRange(identity_dim + POSE_DIM) if condition_range else None
         self.input_proj = nn.Linear(code_dim, d_model)
         self.start_token = nn.Parameter(torch.randn(d_model) * 0.02)
         self.decoder = CausalDecoder(
@@ -135,9 +176,13 @@ class PoseMapper(nn.Module):
 
     def condition(self, alpha: torch.Tensor, initial_pose: torch.Tensor) -> torch.Tensor:
         """s (+ the P⁰ embedding): (B, K), (B, 6) → (B, D)."""
-        cond = self.style(self._noisy(alpha / self.identity_std))
+        alpha, initial_pose = alpha / self.identity_std, initial_pose / self.pose_scale
+        if self.condition_range is not None:
+            both = self.condition_range(torch.cat((alpha, initial_pose), dim=-1))
+            alpha, initial_pose = both.split((alpha.shape[-1], POSE_DIM), dim=-1)
+        cond = self.style(self._noisy(alpha))
         if self.initial_pose is not None:
-            cond = cond + self.initial_pose(self._noisy(initial_pose / self.pose_scale))
+            cond = cond + self.initial_pose(self._noisy(initial_pose))
         return cond
 
     def _noisy(self, normalised: torch.Tensor) -> torch.Tensor:

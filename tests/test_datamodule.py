@@ -162,6 +162,31 @@ def test_a_pass_resumed_after_k_batches_serves_the_rest_of_the_uninterrupted_pas
     assert batch_keys(finished) == passes[1]
 
 
+@pytest.mark.parametrize("mode", ["stage1", "stage2"])
+def test_one_loader_worker_serves_the_batches_of_the_main_process_bit_for_bit(corpus, mode):
+    """``num_workers: 1`` only moves reading into another process: two epochs of training batches (random windows
+    and pairs included) and the validation pass are equal, tensor for tensor, to those read in the main process."""
+    root, _ = corpus
+
+    def passes(num_workers: int) -> list[list[dict]]:
+        data = TalkingHeadDataModule(str(root), window=WINDOW, batch_size=3, mode=mode, num_workers=num_workers)
+        train = data.train_dataloader()
+        return [list(train), list(train), list(data.val_dataloader())]
+
+    main, worker = passes(0), passes(1)
+    assert [len(batches) for batches in main] == [len(batches) for batches in worker]
+    assert sum(len(batches) for batches in main) >= 8
+    assert batch_keys(main[0]) != batch_keys(main[1])  # two different epochs were compared
+    for main_batches, worker_batches in zip(main, worker, strict=True):
+        for main_batch, worker_batch in zip(main_batches, worker_batches, strict=True):
+            assert main_batch.keys() == worker_batch.keys()
+            for name, value in main_batch.items():
+                if isinstance(value, torch.Tensor):
+                    assert torch.equal(value, worker_batch[name]), name
+                else:
+                    assert value == worker_batch[name], name
+
+
 def test_stage2_pairs_with_two_workers_have_the_documented_shapes(corpus):
     root, _ = corpus
     data = TalkingHeadDataModule(str(root), mode="stage2", batch_size=4, num_workers=2, pairs_per_clip=2)

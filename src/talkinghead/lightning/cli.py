@@ -15,7 +15,7 @@ What every config shares is set here once instead of in each file; a config or a
   own validation metric (``MONITOR`` of the module class) and ``last.ckpt``, the state at the newest validation,
   and
   :class:`~talkinghead.lightning.rng.RNGState` (the global RNG states in every checkpoint); a config that lists
-  callbacks of its own (e.g. ``EMAWeightAveraging``) gets these added unless it lists them; ``fit`` with its
+  callbacks of its own (e.g. ``ForeachEMAWeightAveraging``) gets these added unless it lists them; ``fit`` with its
   standard output not a terminal (a log file, a pipe, a Slurm job) also gets
   :class:`~talkinghead.lightning.progress.LineProgress` (a line of progress every 30 s) instead of Lightning's
   live bar, which shows nothing there until the end, unless a progress bar is listed or turned off.

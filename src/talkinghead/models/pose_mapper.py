@@ -71,8 +71,9 @@ class ObservedRange(nn.Module):
 
     ``forward`` takes (..., dim) and returns it unchanged in training mode (the buffers widen to cover it) and clamped
     in eval mode. The buffers start empty (``low`` +∞, ``high`` −∞): a dimension never observed is left as it is.
-    A weight average that includes buffers (Lightning's ``EMAWeightAveraging``) averages these too; the range stops
-    widening once training has met every item, and the average reaches it as it forgets the first steps.
+    A weight average that includes buffers (Lightning's ``EMAWeightAveraging`` and its variants) averages these too;
+    the range stops widening once training has met every item, and the average reaches it as it forgets the first
+    steps.
     """
 
     def __init__(self, dim: int) -> None:

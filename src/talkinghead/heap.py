@@ -3,12 +3,13 @@
 By default glibc's ``malloc`` serves a block of 128 KiB or more (a threshold it raises, at most to 32 MiB, as it
 sees such blocks freed) with its own ``mmap`` and returns it to the system on ``free``, and it gives the top of the
 heap back once more than 128 KiB of it is free. A loop that allocates and frees a batch of frames on every
-iteration then pays a page fault for every 4 KiB page it touches, every time: rendering the embedded corpus'
-frames (tensors of 25 × 256² pixels, up to 20 MB each) spent 66 of its 400 CPU seconds in the kernel that way
-(``benchmarks/bench_synth.py``). :func:`retain_freed_memory` fixes the thresholds (the ``mallopt`` calls behind
-glibc's ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` and ``MALLOC_TOP_PAD_`` variables), so such
-blocks come from the heap and stay mapped after ``free``: the process keeps its peak heap instead of returning it.
-Results are unaffected (only where memory comes from changes). Elsewhere than glibc it does nothing.
+iteration then pays a page fault for every 4 KiB page it touches, every time: a clip of the embedded corpus'
+frames (tensors of 25 × 256² pixels, up to 20 MB each) faults 335 000 times and spends 1.1 of its 5.4 s in the
+kernel (``benchmarks/bench_synth.py``; 0.06 s with the memory kept). :func:`retain_freed_memory` fixes the
+thresholds (the ``mallopt`` calls behind glibc's ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_`` and
+``MALLOC_TOP_PAD_`` variables), so such blocks come from the heap and stay mapped after ``free``: the process keeps
+its peak heap instead of returning it. Results are unaffected (only where memory comes from changes). Elsewhere
+than glibc it does nothing.
 """
 
 import ctypes

@@ -5,9 +5,10 @@
 and a Python loop over them all: 15.7 ms a step for the 233 tensors of ``facial_motion_tiny.yaml``'s network on one
 CPU thread, 7 % of its training step. :class:`ForeachEMAWeightAveraging` hands the same arithmetic, the same
 operations in the same order, to the callback's ``multi_avg_fn`` hook as three kernels for all the tensors of one
-device and dtype: the same average bit for bit (``tests/test_weight_averaging.py``) in 10.0 ms, and on a GPU three
-kernel launches where there were some 700. Torch's own ``get_ema_multi_avg_fn`` (7.7 ms) is not used: its ``lerp``
-rounds differently, which would change every checkpoint's averaged weights in their last bits.
+device and dtype: the same average bit for bit (``tests/test_weight_averaging.py``) in 10.0 ms (on a GPU, a few
+multi-tensor launches instead of three per tensor; not measured). Torch's own ``get_ema_multi_avg_fn`` (7.7 ms)
+is not used: its ``lerp`` rounds differently, which would change every checkpoint's averaged weights in their last
+bits.
 """
 
 from typing import Any

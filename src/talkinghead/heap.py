@@ -27,11 +27,13 @@ TOP_PAD_BYTES = 256 << 20  # extra heap reserved whenever the heap grows
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
+    if name is None:
+        return None
     try:
-        libc = ctypes.CDLL(name) if name else None
+        libc = ctypes.CDLL(name)
     except OSError:
         return None
-    return libc if libc is not None and hasattr(libc, "mallopt") else None
+    return libc if hasattr(libc, "mallopt") else None
 
 
 def retain_freed_memory() -> bool:

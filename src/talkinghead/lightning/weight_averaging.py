@@ -15,20 +15,23 @@ from typing import Any
 
 import torch
 from lightning.pytorch.callbacks import EMAWeightAveraging, WeightAveraging
+from torch.optim.swa_utils import get_ema_avg_fn
 
 
 def ema_multi_avg_fn(decay: float):
     """``(averaged, current, n_averaged) → None``: ``averaged ← decay · averaged + (1 − decay) · current`` for lists
     of tensors of one device and dtype, rounded exactly as ``get_ema_avg_fn(decay)`` rounds each tensor."""
 
+    per_tensor = get_ema_avg_fn(decay)  # for integer buffers, which the in-place multi-tensor kernels cannot scale
+
     @torch.no_grad()
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], _n_averaged: Any) -> None:
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: Any) -> None:
         if averaged[0].is_floating_point() or averaged[0].is_complex():
             torch._foreach_mul_(averaged, decay)
             torch._foreach_add_(averaged, torch._foreach_mul(current, 1 - decay))
             return
         for average, value in zip(averaged, current, strict=True):
-            average.copy_(decay * average + (1 - decay) * value)
+            average.copy_(per_tensor(average, value, n_averaged))
 
     return update
 

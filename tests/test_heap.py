@@ -1,4 +1,4 @@
-"""Freed memory kept in the heap (talkinghead.heap): a clip rendered again faults a tenth as often, same frames."""
+"""Freed memory kept in the heap (talkinghead.heap): a clip rendered again reuses the last render's pages."""
 
 import json
 import subprocess
@@ -31,8 +31,8 @@ def render_again(mode: str) -> dict:
 def test_a_clip_rendered_again_reuses_the_pages_of_the_last_render_with_the_same_frames():
     """A 1-s clip (one render batch of 25 × 256² pixels) rendered again, three times, in a fresh process: by default
     the renders fault in fresh pages by the ten thousand (how many varies with glibc's adaptive threshold: the most of
-    the three measured 43 602–93 240); with the heap kept, the best of them faults in next to none (measured 0–1).
-    The frames are the same every time."""
+    the three measured 43 602–124 703); with the heap kept, the best of them faults in next to none (measured 0–2;
+    the others up to 11 126, so the test takes the best). The frames are the same every time."""
     retained = render_again("retain")
     if not retained["retained"]:
         pytest.skip("needs glibc's mallopt")

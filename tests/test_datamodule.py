@@ -162,6 +162,24 @@ def test_a_pass_resumed_after_k_batches_serves_the_rest_of_the_uninterrupted_pas
     assert batch_keys(finished) == passes[1]
 
 
+@pytest.mark.parametrize(("mode", "num_workers", "batch_size"), [("stage1", 0, 3), ("stage1", 3, 4), ("stage2", 2, 3)])
+def test_a_loader_has_the_length_of_the_pass_it_serves_on_every_rank(corpus, mode, num_workers, batch_size):
+    """The length Lightning reads (progress totals, ``estimated_stepping_batches``) is the number of batches a pass
+    serves, for training (two epochs) and validation, on one rank and on each of two."""
+    root, _ = corpus
+    for world_size in (1, 2):
+        for rank in range(world_size):
+            data = TalkingHeadDataModule(
+                str(root), window=WINDOW, mode=mode, num_workers=num_workers, batch_size=batch_size
+            )
+            data.setup()
+            for dataset in data.datasets.values():
+                dataset.rank, dataset.world_size = rank, world_size
+            train, val = data.train_dataloader(), data.val_dataloader()
+            served = [len(list(train)), len(list(train)), len(list(val))]
+            assert [len(train), len(train), len(val)] == served and min(served) >= 1, (world_size, rank)
+
+
 @pytest.mark.parametrize("mode", ["stage1", "stage2"])
 def test_one_loader_worker_serves_the_batches_of_the_main_process_bit_for_bit(corpus, mode):
     """``num_workers: 1`` only moves reading into another process: two epochs of training batches (random windows

@@ -109,7 +109,7 @@ def test_a_fit_to_a_log_file_prints_lines_of_progress(tiny_corpus, tmp_path, cap
     assert steps[:-1] == list(range(1, len(lines))) and steps[-1] == steps[-2] and steps[-1] % 3 == 0
     assert lines[-1].startswith(f"run: epoch 3/3, step {steps[-1]}, ") and ", done · " in lines[-1]
     assert lines[0].startswith("run: epoch 1/3, step 1, ") and "train/" in lines[0]
-    assert all(" left · " in line for line in lines if line.startswith("run: epoch 2/3"))
+    assert all(" left · " in line for line in lines[:-1])  # the loader's length gives the first epoch's share
     listed = yaml.safe_load(next(tmp_path.rglob("config.yaml")).read_text())["trainer"]["callbacks"]
     assert [c["init_args"]["interval"] for c in listed if c["class_path"].endswith("LineProgress")] == [1e-9]
     assert cli_main([*argv, "--trainer.enable_progress_bar", "false"]) == 0

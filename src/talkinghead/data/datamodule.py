@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,10 @@ STAGE2_FIELDS = MOTION_FIELDS
 _MAX_OPEN_SHARDS = 8
 ALL_CLIPS = "all"  # a split name: every clip of the index, train, val and test
 SPLIT_NAMES = (*SPLITS, ALL_CLIPS)
+
+# Lightning warns about any iterable dataset whose loader has a length, since workers that each serve the whole
+# dataset make it wrong; :class:`_EpochDataLoader`'s length counts exactly what its rank's workers serve.
+warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined", category=UserWarning)
 
 Item = tuple[str, str, int, int]
 """(shard path, clip id, a, b): stage 1 (start, -) and stage 2 (reference, driven); -1 means random."""
@@ -506,6 +511,12 @@ class _EpochDataLoader(DataLoader):
         parts = deal(dataset.epoch_items(), world_size, workers, equal_workers=dataset.train)
         dataset.epoch = previous
         return [len(part) for part in parts[rank * workers : (rank + 1) * workers]]
+
+    def __len__(self) -> int:
+        """Batches of a whole pass on this rank. Every epoch of a split has as many (corpus weights fix its item
+        count), so Lightning can show progress totals and ``trainer.estimated_stepping_batches``. A pass that
+        resumes an epoch serves the rest of them: Lightning counts the ones processed before the checkpoint."""
+        return sum(math.ceil(length / self.batch_size) for length in self._partition_lengths(self.dataset.epoch))
 
     def _start(self) -> tuple[int, int]:
         """(epoch, batches to leave out) of the coming pass: the restored position, if any, else a whole epoch. A

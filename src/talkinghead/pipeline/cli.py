@@ -74,6 +74,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the head-pose sampling (same seed, same video)")
     p.add_argument(
+        "--keep-pose-offset",
+        action="store_true",
+        help="with --pose generated: play the sampled trajectory as it is, its offset from the portrait's pose "
+        "included (the paper's output; --stream always does), instead of shifting it so that its mean over the "
+        "video is the portrait's pose",
+    )
+    p.add_argument(
         "--temperature", type=float, default=1.0, help="pose sampling temperature, 0 or more (0 = nearest code)"
     )
     p.add_argument(
@@ -210,6 +217,7 @@ def generation_params(args: argparse.Namespace) -> GenerationParams:
     params = GenerationParams(
         pose=args.pose,
         seed=args.seed,
+        centre_pose=not args.keep_pose_offset,
         temperature=args.temperature,
         top_k=args.top_k or None,
         expression_scale=args.expression_scale,

@@ -142,6 +142,12 @@ def _poses_from_video(path: Path, model: MorphableModel, camera: PerspectiveCame
     return fit_tracked_clip(model, np.stack(landmarks), camera).fit.pose.double().numpy()
 
 
+def centre_on(poses: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+    """(T, 6) poses shifted by one constant so that their mean over the T frames is ``pose`` (6,): the motion
+    frame to frame and its spread are kept, the trajectory's offset from ``pose`` is removed."""
+    return poses - poses.mean(dim=0) + pose
+
+
 def follow(relative: torch.Tensor, num_frames: int) -> torch.Tensor:
     """(T', 6) → (num_frames, 6): the sequence played forwards and backwards until it is long enough."""
     if len(relative) == 1:

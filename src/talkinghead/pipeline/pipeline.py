@@ -13,7 +13,8 @@ Steps of :meth:`TalkingHeadPipeline.generate`:
 3. facial motion β̂, Ô_lip (stage 1, autoregressive with a key/value cache, Eq. 2–3), scaled by
    ``expression_scale`` (β clamped to [0, 1]);
 4. head pose: the mapper's sampled codes decoded by the frozen codebook decoder, ``P⁰ + P̂_r`` with
-   P⁰ = P_ref (Eq. 7–8, seeded), or ``still`` (P_ref throughout), or a pose file's motion added to P_ref;
+   P⁰ = P_ref (Eq. 7–8, seeded), shifted by default so that its mean over the video is P_ref
+   (``centre_pose``), or ``still`` (P_ref throughout), or a pose file's motion added to P_ref;
 5. stage 2 in batches of ``batch_size`` frames: driven meshes (Eq. 4, 8), NCC rendering and the outer region
    (Eq. 9–10), motion-VAE flow + generator (:meth:`MeshToVideo.synthesize`);
 6. each batch is encoded at once (H.264 yuv420p, 25 fps, the speech muxed as AAC) into a temporary file
@@ -57,6 +58,7 @@ from talkinghead.models.mesh_to_video import MeshToVideo, PreparedReference
 from talkinghead.pipeline.heard_speech import heard_speech
 from talkinghead.pipeline.inputs import (
     GenerationInputError,
+    centre_on,
     choose_face,
     follow,
     load_portrait_image,
@@ -81,6 +83,13 @@ class GenerationParams:
             ``"still"`` (the portrait's pose throughout) or the path of a pose file (.npy/.csv/video, see
             :mod:`talkinghead.pipeline.inputs`).
         seed: seed of the pose sampling; the same seed gives the same video.
+        centre_pose: with a generated pose, shift the sampled trajectory by one constant so that its mean over the
+            video is the portrait's pose (:func:`~talkinghead.pipeline.inputs.centre_on`): the head moves as
+            sampled, around the pose the portrait shows. Sampled from P⁰ (Eq. 7–8), the trajectory drifts to an
+            offset on real portraits and speech (a few degrees, half a centimetre), and stage 2 warping the
+            portrait that much further opens its mouth less (docs/RESULTS.md, twenty-second pass). False keeps
+            the trajectory as sampled (the paper's). A stream cannot know the mean of speech still to come, so
+            :meth:`TalkingHeadPipeline.open_stream` always plays the trajectory as sampled.
         temperature, top_k: the mapper's sampling over code distances (temperature 0 = nearest code; the
             defaults, 1 and all codes, sample the distribution the mapper's code cross-entropy calibrates).
         expression_scale: multiplies β̂ (clamped to [0, 1]) and the lip offsets; 1 = as predicted; None (the
@@ -115,6 +124,7 @@ class GenerationParams:
 
     pose: str = "generated"
     seed: int = 0
+    centre_pose: bool = True
     temperature: float = 1.0
     top_k: int | None = None
     expression_scale: float | None = None
@@ -364,6 +374,8 @@ class TalkingHeadPipeline:
             poses = self.pose_mapper(
                 speech, alpha, reference_pose, num_frames, params.temperature, params.top_k, generator
             )[0]
+            if params.centre_pose:
+                poses = centre_on(poses, reference_pose[0])
         elif params.pose == "still":
             poses = reference_pose.expand(num_frames, -1)
         else:
@@ -446,7 +458,8 @@ class TalkingHeadPipeline:
     ) -> StreamSession:
         """A streaming session for a portrait (a file, prepared once, or a :class:`PreparedPortrait`): push
         16-kHz speech chunks of any length, get frame batches as soon as their audio has arrived
-        (:mod:`talkinghead.pipeline.streaming`; ``audio_context`` overrides the encoders' window in frames)."""
+        (:mod:`talkinghead.pipeline.streaming`; ``audio_context`` overrides the encoders' window in frames). A
+        generated pose is played as sampled, whatever ``params.centre_pose``: its mean needs the whole speech."""
         params = params or GenerationParams()
         params.check(stream=True)
         prepared = image if isinstance(image, PreparedPortrait) else self.prepare_file(image, params.face_index)

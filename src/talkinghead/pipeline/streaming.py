@@ -3,8 +3,9 @@ has arrived (:meth:`TalkingHeadPipeline.open_stream` / :meth:`~TalkingHeadPipeli
 
 The portrait is prepared once; then every :meth:`StreamSession.push` of 16-kHz samples runs each stage on what it
 can finish, and :meth:`StreamSession.close` (end of speech) flushes the rest. The video equals
-:meth:`TalkingHeadPipeline.generate`'s, ``T = ⌊25 · seconds⌋`` frames, because each stage waits for exactly the
-context its offline counterpart uses:
+:meth:`TalkingHeadPipeline.generate`'s with ``centre_pose=False``, ``T = ⌊25 · seconds⌋`` frames, because each
+stage waits for exactly the context its offline counterpart uses (a generated head pose is played as sampled:
+centring it on the portrait's pose needs its mean over the whole speech):
 
 * the speech's colour and level (:mod:`talkinghead.audio.equalizer`, :mod:`talkinghead.audio.level`): a causal
   equaliser and gain control per 40-ms frame, the same computations offline, so they hold a frame's samples

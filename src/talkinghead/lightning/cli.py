@@ -43,6 +43,7 @@ import importlib
 import inspect
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import lightning
@@ -57,6 +58,8 @@ from talkinghead.lightning.checkpointing import newest_last_checkpoint
 from talkinghead.lightning.stage import ConfigurationError
 
 log = logging.getLogger(__name__)
+# Lightning's pytree helper makes the ``LeafSpec`` check that torch deprecates: a warning per fit no user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
 USER_ERRORS = (ConfigurationError, CorruptShardError, EmptySplitError, FileNotFoundError)
 RUNS = Path("outputs/runs")
 WANDB_LOGGER = "talkinghead.lightning.loggers.WandbLogger"

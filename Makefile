@@ -23,15 +23,16 @@ DEMO_DIR := outputs/demo
 venv: system-deps $(STAMP)
 
 # The pins install with uv, which downloads and unpacks in parallel: the same 186 distributions as pip in 50 s
-# instead of 3 min 42 s on 2 cores. Where uv cannot install them (a network only pip is configured for), pip does.
+# instead of 3 min 42 s on 2 cores. Where uv cannot be installed or cannot install them (a network only pip is
+# configured for), pip does.
 # No cache: PyTorch's CUDA wheels are several GB; a copy in a cache beside the installed files can exhaust a small
 # disk (a CI machine's install once failed with ENOSPC).
 UV_VERSION := 0.13.9
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --no-cache-dir uv==$(UV_VERSION)
 	export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1; \
-	$(BIN)/uv pip install --quiet --no-cache --system-certs --python $(BIN)/python -e '.[dev,demo]' || { \
+	{ $(BIN)/python -m pip install --quiet --no-cache-dir uv==$(UV_VERSION) && \
+	  $(BIN)/uv pip install --quiet --no-cache --compile-bytecode --system-certs --python $(BIN)/python -e '.[dev,demo]'; } || { \
 		echo "uv could not install the environment; installing it with pip"; \
 		$(BIN)/python -m pip install --quiet --no-cache-dir --upgrade pip && \
 		$(BIN)/python -m pip install --quiet --no-cache-dir -e '.[dev,demo]'; }

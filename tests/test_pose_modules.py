@@ -1,6 +1,7 @@
 """PoseVQVAEModule (Eq. 12) and PoseMapperModule (Eq. 13) through Lightning: checkpoints, the CLI, errors."""
 
 import math
+import warnings
 from pathlib import Path
 
 import lightning
@@ -111,6 +112,36 @@ def test_mapper_checkpoint_round_trip_and_frozen_vqvae(batch, vqvae_checkpoint, 
     first = module(*args, temperature=1.0, top_k=8, generator=torch.Generator().manual_seed(3))
     second = restored(*args, temperature=1.0, top_k=8, generator=torch.Generator().manual_seed(3))
     assert first.shape == (batch["pose"].shape[0], 24, 6) and torch.equal(first, second)
+
+
+def _eval_mode_warnings(module: lightning.LightningModule, batch: dict) -> list[str]:
+    """Lightning's "module(s) in eval mode at the start of training" warnings of a one-step fit of ``module``."""
+    trainer = lightning.Trainer(
+        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(module, train_dataloaders=torch.utils.data.DataLoader([batch], batch_size=None))
+    assert trainer.global_step == 1
+    return [str(w.message) for w in caught if "in eval mode at the start of training" in str(w.message)]
+
+
+def test_a_frozen_codebook_in_eval_mode_is_not_reported_but_a_module_left_in_eval_mode_is(batch, vqvae_checkpoint):
+    """The mapper's frozen VQ-VAE stays in eval mode on purpose: no warning. A dropout of the trainable mapper
+    left in eval mode is what Lightning's warning is for: it counts it beside the VQ-VAE's modules."""
+    torch.manual_seed(0)
+    module = PoseMapperModule(str(vqvae_checkpoint), network={**SMALL_MAPPER, "dropout": 0.1})
+    frozen = sum(1 for _ in module.model.vqvae.modules())
+    assert frozen > 1 and not module.model.vqvae.training
+    assert _eval_mode_warnings(module, batch) == []
+
+    module = PoseMapperModule(str(vqvae_checkpoint), network={**SMALL_MAPPER, "dropout": 0.1})
+    dropout = next(m for m in module.model.net.modules() if isinstance(m, torch.nn.Dropout))
+    dropout.eval()
+    assert _eval_mode_warnings(module, batch) == [
+        f"Found {frozen + 1} module(s) in eval mode at the start of training. This may lead to unexpected behavior "
+        "during training. If this is intentional, you can ignore this warning."
+    ]
 
 
 def test_scheduled_sampling_feeds_the_mapper_its_own_codes_at_the_given_rate(batch, vqvae_checkpoint):

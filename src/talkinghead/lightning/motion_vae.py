@@ -269,6 +269,7 @@ class MotionVAEGeneratorModule(StageModule):
 
     def on_fit_start(self) -> None:
         """Start every rank from rank 0's discriminator (it is outside DDP, which would broadcast it)."""
+        super().on_fit_start()
         if _world_size() > 1:
             for tensor in (*self.criterion.discriminator.parameters(), *self.criterion.discriminator.buffers()):
                 torch.distributed.broadcast(tensor.data, src=0)

@@ -157,6 +157,7 @@ class PoseMapperModule(StageModule):
             )
 
     def on_fit_start(self) -> None:
+        super().on_fit_start()
         self._require_vqvae_weights()
 
     def on_validation_start(self) -> None:

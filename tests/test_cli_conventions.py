@@ -147,6 +147,17 @@ def test_training_cli_flags(capsys):
     assert capsys.readouterr().err == "talkinghead: error: -q/--quiet and -v/--verbose exclude each other\n"
 
 
+def test_lightnings_litlogger_advertisement_is_not_logged_and_its_other_lines_are(caplog):
+    from lightning.pytorch.utilities.rank_zero import rank_zero_info
+
+    from talkinghead.lightning.cli import LITLOGGER_TIP
+
+    with caplog.at_level(logging.INFO):
+        rank_zero_info(f"{LITLOGGER_TIP} and experiment tracking, try installing [litlogger](...) to enable LitLogger")
+        rank_zero_info("GPU available: False, used: False")
+    assert [record.getMessage() for record in caplog.records] == ["GPU available: False, used: False"]
+
+
 def test_verbosity_flags_on_both_sides_of_a_subcommand(tmp_path, capsys):
     """``-v`` before and after a subcommand add up; ``-q`` on one side with ``-v`` on the other is the error the
     pair gets on one side. (``inspect`` of a missing folder fails after the logging is set up.)"""

@@ -150,7 +150,7 @@ def test_training_cli_flags(capsys):
 def test_lightnings_litlogger_advertisement_is_not_logged_and_its_other_lines_are(caplog):
     from lightning.pytorch.utilities.rank_zero import rank_zero_info
 
-    from talkinghead.lightning.cli import LITLOGGER_TIP
+    from talkinghead.lightning.quiet import LITLOGGER_TIP
 
     with caplog.at_level(logging.INFO):
         rank_zero_info(f"{LITLOGGER_TIP} and experiment tracking, try installing [litlogger](...) to enable LitLogger")

@@ -43,7 +43,6 @@ import importlib
 import inspect
 import logging
 import sys
-import warnings
 from pathlib import Path
 
 import lightning
@@ -58,20 +57,6 @@ from talkinghead.lightning.checkpointing import newest_last_checkpoint
 from talkinghead.lightning.stage import ConfigurationError
 
 log = logging.getLogger(__name__)
-# Lightning's pytree helper makes the ``LeafSpec`` check that torch deprecates: a warning per fit no user can act on.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning)
-LITLOGGER_TIP = "💡 Tip: For seamless cloud logging"
-
-
-class WithoutLitLoggerTip(logging.Filter):
-    """Drops Lightning's advertisement for its LitLogger cloud service, logged at every fit, test and validation
-    (runs log to CSV and, on request, Weights & Biases: ``talkinghead.lightning.loggers``)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(LITLOGGER_TIP)
-
-
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(WithoutLitLoggerTip())
 USER_ERRORS = (ConfigurationError, CorruptShardError, EmptySplitError, FileNotFoundError)
 RUNS = Path("outputs/runs")
 WANDB_LOGGER = "talkinghead.lightning.loggers.WandbLogger"

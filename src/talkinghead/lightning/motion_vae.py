@@ -28,7 +28,6 @@ landmarks detected on the generated and on the real frame — and ``mouth_detect
 pairs where both detections succeeded.
 """
 
-import warnings
 from typing import Any
 
 import torch
@@ -52,10 +51,6 @@ IMAGE_METRICS = ("psnr", "ssim", "l1")
 MOUTH_METRICS = ("mouth_landmark_distance", "mouth_detection_rate")
 PERCEPTUAL_PREFIX = "criterion.perceptual."
 CLIP_FRAMES = 50
-
-# Lightning warns that the module's on_after_batch_transfer is used although a data module was given: it is meant
-# to be (the data module has none; the module renders the inputs there), so the warning says nothing to act on.
-warnings.filterwarnings("ignore", message="You have overridden `on_after_batch_transfer` in `LightningModule` but")
 
 
 def _world_size() -> int:

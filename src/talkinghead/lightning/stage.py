@@ -1,17 +1,17 @@
 """The skeleton every stage module shares: per-split metrics, evaluation hooks, epoch logging and the optimizer."""
 
-import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning
 import torch
-from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torchmetrics import Metric
 
 from talkinghead.audio.augmentation import SpeechAugmentation
+from talkinghead.lightning.quiet import expect_frozen_modules_in_eval_mode, silence_known_messages
 
 EVAL_SPLITS = ("val", "test")
+silence_known_messages()
 
 
 class ConfigurationError(ValueError):
@@ -68,22 +68,7 @@ class StageModule(lightning.LightningModule):
         raise NotImplementedError
 
     def on_fit_start(self) -> None:
-        """Keep Lightning's "module(s) in eval mode at the start of training" warning for what it is meant to catch.
-
-        A frozen earlier stage or feature extractor (the pose mapper's VQ-VAE, the VGG-19 of the perceptual loss)
-        stays in eval mode on purpose, so when every module in eval mode lies inside such a network — the outermost
-        eval-mode modules each hold parameters, none of them trainable — the warning is silenced for exactly that
-        count. Any other module in eval mode (a dropout or a trainable layer left in eval) still raises it.
-        """
-        in_eval = {name: module for name, module in self.named_modules() if not module.training}
-        outermost = [module for name, module in in_eval.items() if not name or name.rpartition(".")[0] not in in_eval]
-        trainable = [[p.requires_grad for p in module.parameters()] for module in outermost]
-        if outermost and all(flags and not any(flags) for flags in trainable):
-            warnings.filterwarnings(
-                "ignore",
-                message=rf"Found {len(in_eval)} module\(s\) in eval mode at the start of training",
-                category=PossibleUserWarning,
-            )
+        expect_frozen_modules_in_eval_mode(self)
 
     def use_speech_augmentation(self, arguments: dict[str, Any] | None) -> None:
         """Train on speech under random recording conditions (:class:`SpeechAugmentation` of ``arguments``);

@@ -7,7 +7,7 @@ import yaml
 
 from talkinghead.lightning.cli import import_class
 from talkinghead.lightning.cli import main as cli_main
-from talkinghead.lightning.loggers import wandb_logged_in
+from talkinghead.lightning.loggers import WandbLogger, wandb_logged_in
 from tests.helpers import SHORT_CLIP_WINDOW, load_tool
 
 export_checkpoint = load_tool("export_checkpoint")
@@ -42,6 +42,27 @@ def test_login_rule(monkeypatch, tmp_path):
     assert wandb_logged_in()
     monkeypatch.setenv("WANDB_MODE", "offline")
     assert not wandb_logged_in()
+
+
+def test_wandb_is_not_given_the_deprecated_anonymous_setting_unless_it_is_asked_for(monkeypatch, tmp_path):
+    """Lightning would pass ``anonymous=None``, which wandb reports at every run as a setting without effect."""
+    import wandb
+
+    class StartedError(Exception):
+        """Raised in place of starting the run, once its arguments are recorded."""
+
+    calls = []
+
+    def init(**kwargs):
+        calls.append(kwargs)
+        raise StartedError
+
+    monkeypatch.setattr(wandb, "init", init)
+    for extra in ({}, {"anonymous": False}, {"anonymous": True}):
+        with pytest.raises(StartedError):
+            _ = WandbLogger(save_dir=str(tmp_path), offline=True, **extra).experiment
+    assert ["anonymous" in call for call in calls] == [False, False, True] and calls[2]["anonymous"] == "allow"
+    assert [call["dir"] for call in calls] == [str(tmp_path)] * 3
 
 
 def test_tiny_fit_writes_an_offline_wandb_run_and_media(tiny_corpus, tmp_path):

@@ -39,6 +39,10 @@ class WandbLogger(LightningWandbLogger):
         project: W&B project.
         offline: True / False to force, None to decide by :func:`wandb_logged_in`.
         **kwargs: everything else of Lightning's ``WandbLogger`` (``log_model``, ``tags``, ``entity``, …).
+
+    Lightning passes ``anonymous=None`` to ``wandb.init`` unless the caller asks for anonymous logging, and the
+    pinned wandb warns at every run that this deprecated setting "has no effect"; a ``None`` is left out of
+    ``wandb.init``'s arguments.
     """
 
     def __init__(
@@ -53,3 +57,5 @@ class WandbLogger(LightningWandbLogger):
             offline = not wandb_logged_in()
         os.makedirs(save_dir, exist_ok=True)
         super().__init__(name=name, save_dir=save_dir, project=project, offline=offline, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)

@@ -135,6 +135,7 @@ def _stand_in_portrait() -> PreparedPortrait:
         alpha=torch.zeros(40),
         beta=torch.zeros(52),
         pose=torch.zeros(6),
+        lip_offsets=torch.zeros(40, 3),
         fit_residual=0.0,
         person_mask=np.ones((256, 256), np.float32),
     )

@@ -59,6 +59,19 @@ def test_astronaut_fit_residual_is_small(portrait):
     assert portrait.person_mask.shape == (256, 256) and 0.2 < portrait.person_mask.mean() < 0.9
 
 
+def test_the_portraits_mesh_has_its_lips_where_the_photo_has_them(model, camera, portrait):
+    """α, β and P_ref leave the astronaut's lips 1.8 px (RMS) off the photo's; O_lip takes up the rest, so the mesh
+    stage 2 warps from (the synthetic corpus' frames and the pipeline's reference) opens as far as the photo."""
+    lips = model.lip_ids
+    photo = torch.from_numpy(portrait.landmarks)[lips]
+    fitted = camera.project(portrait.source_vertices(model)[None])[0, lips, :2]
+    blendshapes = apply_pose(model.vertices(portrait.alpha, portrait.beta), portrait.pose)
+    without = camera.project(blendshapes[None])[0, lips, :2]
+    assert (fitted - photo).norm(dim=-1).max() < 0.01
+    assert (without - photo).norm(dim=-1).square().mean().sqrt() > 1.0
+    assert portrait.lip_offsets.shape == (model.num_lip_vertices, 3)
+
+
 def test_no_face_raises():
     with pytest.raises(NoFaceError):
         detect_face_landmarks(np.full((128, 128, 3), 127, dtype=np.uint8))

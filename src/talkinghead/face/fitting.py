@@ -416,11 +416,11 @@ def fit_sequence(
     pose = _smooth(matrix_to_pose(rotation, translation), config.smooth_sigma)
     beta = _smooth(beta, config.smooth_sigma if config.smooth_beta else 0.0).clamp(0.0, 1.0)
     rotation, translation = pose_to_matrix(pose)
-    lip_offsets, residual, bare = _lip_offsets_and_residuals(model, landmarks, camera, alpha, beta, pose)
+    lip_offsets, residual, bare = lip_offsets_and_residuals(model, landmarks, camera, alpha, beta, pose)
     return SequenceFit(alpha, beta, pose, lip_offsets, residual, bare)
 
 
-def _lip_offsets_and_residuals(
+def lip_offsets_and_residuals(
     model: MorphableModel,
     landmarks: torch.Tensor,
     camera: PerspectiveCamera,

@@ -391,7 +391,7 @@ class TalkingHeadPipeline:
             "alpha": portrait.alpha[None],
             "beta": portrait.beta[None],
             "pose": portrait.pose[None],
-            "lip_offsets": torch.zeros(1, self.face.num_lip_vertices, 3),
+            "lip_offsets": portrait.lip_offsets[None],
         }
         reference = {key: value.to(self.device) for key, value in reference.items()}
         return self.motion_vae.prepare_reference(portrait.image_tensor()[None], reference)

@@ -5,10 +5,10 @@ crop it as the crop camera frames the canonical face (:mod:`talkinghead.face.cro
 segment the person and fit the morphable model to the landmarks (:func:`talkinghead.face.fitting.fit_landmarks`).
 
 Blendshapes alone do not close every mouth: the built-in model's neutral lips are parted, and a closed-mouth photo
-is fitted with its lips 1–2 px apart (the photo: 1.0 and 1.4 px for two closed-mouth portraits, their blendshape
-fits 2.3 and 3.2). The portrait therefore keeps the lip landmarks' residual as its lip offsets O_lip (Eq. 3/4, the
-same residual the video fit keeps per frame), so its mesh's lips are where the photo's are: the reference stage 2
-warps from, in the synthetic corpus and at inference alike.
+is fitted with its lips 1–2 px further apart than the photo's (docs/RESULTS.md, twenty-fifth pass). The portrait
+therefore keeps the lip landmarks' residual as its lip offsets O_lip (Eq. 3/4, the same residual the video fit
+keeps per frame), so its mesh's lips are where the photo's are: the reference stage 2 warps from, in the synthetic
+corpus and at inference alike.
 """
 
 from dataclasses import dataclass

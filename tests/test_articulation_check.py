@@ -78,6 +78,20 @@ def test_a_missing_input_is_one_line_and_writes_nothing(tiny_checkpoints, tmp_pa
     assert not out.exists()
 
 
+def test_a_portrait_without_a_face_ends_the_run_before_any_video_is_made(tiny_checkpoints, inputs, tmp_path, capsys):
+    blank = tmp_path / "wall.png"
+    Image.new("RGB", (256, 256), (128, 128, 128)).save(blank)
+    out = tmp_path / "check"
+    argv = [
+        "--checkpoints", str(tiny_checkpoints), "--clips", str(inputs / "clip.mp4"),
+        "--portraits", str(inputs / "astronaut.png"), str(blank), "--speech", str(inputs / "speech.wav"),
+        "--seconds", "1.2", "--seeds", "0", "--out", str(out), "-q",
+    ]  # fmt: skip
+    assert load_tool("articulation_check").main(argv) == 2
+    assert capsys.readouterr().err.splitlines() == [f"error: image {str(blank)!r}: no face found"]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     ("case", "problem"),
     [

@@ -16,7 +16,8 @@ markdown summary — each measurement's mean and range, then how many videos mee
 ``docs/RESULTS.md`` (:data:`GOALS`) — also saved as ``OUT/summary.md``; nothing is written outside ``OUT``. A run
 first removes what an earlier one wrote there (:data:`GENERATED_FOLDERS` and the two reports), nothing else.
 Inputs it cannot use (a missing file, ``--portraits`` without ``--speech`` or the reverse, no inputs, checkpoints
-or media the generator refuses) end in one line on stderr and exit code 2.
+or media the generator refuses) end in one line on stderr and exit code 2, before anything is written: every
+recording is read and every face found and fitted first (:func:`check_media`).
 
     python tools/articulation_check.py --checkpoints outputs/demo/checkpoints --clips real/*.mp4 \\
         --portraits photos/*.png --speech speech/*.wav --out outputs/articulation
@@ -201,9 +202,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def check_media(pipeline: TalkingHeadPipeline, args: argparse.Namespace) -> None:
+    """Read every input and find and fit every face before anything is written, so that an unusable one (no
+    speech, no face in a portrait or in a clip's frame 0) ends the run at once instead of after the videos
+    before it; raises the generator's errors."""
+    for clip in args.clips:
+        clip_speech(clip)
+        first = next(iter_video_frames(clip, fps=FPS), None)
+        if first is None:
+            raise VideoError(f"{str(clip)!r}: no video frames")
+        pipeline.prepare(first, name=f"{clip} (frame 0)")
+    for recording in args.speech:
+        load_audio(recording)
+    for portrait in args.portraits:
+        pipeline.prepare_file(portrait)
+
+
 def run(args: argparse.Namespace, progress: bool) -> int:
     """Generate, measure and report (module docstring) from inputs :func:`input_problem` accepted."""
     pipeline = TalkingHeadPipeline.load(args.checkpoints)
+    check_media(pipeline, args)
     generated = functools.partial(
         GenerationParams,
         expression_scale=args.expression_scale,

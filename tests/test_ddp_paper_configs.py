@@ -36,9 +36,9 @@ DDP = (
 )  # fmt: skip
 SMALL_NETWORK = {"d_model": 64, "ff_dim": 128}
 REDUCED = {  # model.init_args / data overrides, written to a second --config (YAML keeps the types)
-    "facial_motion": ({"network": SMALL_NETWORK}, {"window": 32}),
+    "facial_motion": ({"network": {**SMALL_NETWORK, "condition_range": True}}, {"window": 32}),
     "pose_vqvae": ({"network": SMALL_NETWORK}, {"window": 32}),
-    # the session corpus has 2-s (50-frame) clips; the condition range is on to check its union over the ranks
+    # the session corpus has 2-s (50-frame) clips; the condition ranges are on to check their union over the ranks
     "pose_mapper": ({"network": {**SMALL_NETWORK, "condition_range": True}}, {"window": 32}),
     "motion_vae": (
         {"perceptual": "gradients", "perceptual_args": None, "discriminator_start": 1, "render_size": 128,
@@ -106,13 +106,15 @@ def test_every_paper_config_trains_under_two_process_ddp(tiny_corpus, wav2vec2, 
         assert any(row.get(module_metric(stage)) for row in rows), stage  # validation ran and logged
     # 4 training batches each; stage 2: 5 batches = 5 generator + 4 discriminator steps (it starts at step 1)
     assert steps == {"facial_motion": 4, "pose_vqvae": 4, "pose_mapper": 4, "motion_vae": 5}
-    assert_condition_range_covers_the_training_identities(tiny_corpus, tmp_path / "pose_mapper")
+    for stage in ("facial_motion", "pose_mapper"):
+        assert_condition_range_covers_the_training_identities(tiny_corpus, tmp_path / stage)
 
 
 def assert_condition_range_covers_the_training_identities(corpus: Path, run: Path) -> None:
     """4 steps × 2 ranks × 2 windows pass every training clip of the session corpus at least once (one batch per
     rank and epoch), so the trained α range is exactly the extent of the training clips' α / σ_α, both ranks'
-    included (the trained state: the checkpoint's ``state_dict`` holds the EMA's average of the first 4 steps)."""
+    included (the trained state: the checkpoint's ``state_dict`` holds the EMA's average of the first 4 steps).
+    Both stages' networks are ``model.net`` in the state dict."""
     state = torch.load(next(run.rglob("last.ckpt")), map_location="cpu", weights_only=True)["current_model_state"]
     std = state["model.net.identity_std"]
     alphas = torch.stack([clip["alpha"] / std for clip in ShardWindowDataset(corpus, "train", fields=["alpha"])])

@@ -317,3 +317,25 @@ def test_overfits_one_batch():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+def test_condition_range_conditions_an_unseen_face_like_the_edge_of_the_training_range():
+    """Trained (the range recorded) on α / σ_α within ±1, the generator in eval mode drives a face 10 prior standard
+    deviations out exactly like the face at the range's edge (+1); a face inside the range keeps its own motion, bit
+    for bit equal to a generator without the option, which the far face's motion differs from."""
+    ranged, plain = make_model(condition_range=True), make_model()
+    plain.load_state_dict({k: v for k, v in ranged.state_dict().items() if not k.startswith("condition_range.")})
+    std = builtin_identity_std()
+    ranged.train()
+    ranged.memory(
+        torch.zeros(66, 3, AUDIO_DIM),
+        torch.cat(((torch.rand(64, 40) * 2 - 1), torch.ones(1, 40), -torch.ones(1, 40))) * std,
+    )
+    ranged.eval()
+    audio, _ = make_inputs(batch=1)
+    edge, far, inside = std[None], 10.0 * std[None], 0.5 * std[None]
+    with torch.no_grad():
+        assert_outputs_close(ranged.generate(audio, far), plain.generate(audio, edge), atol=0.0)
+        assert_outputs_close(ranged.generate(audio, inside), plain.generate(audio, inside), atol=0.0)
+        far_plain = plain.generate(audio, far)
+    assert not torch.allclose(far_plain["lip_offsets"], plain.generate(audio, edge)["lip_offsets"])

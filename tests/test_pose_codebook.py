@@ -8,7 +8,8 @@ import torch
 from talkinghead.metrics.pose import head_pose_diversity, mean_jerk, pose_errors, seed_diversity
 from talkinghead.models.attention import periodic_positional_encoding
 from talkinghead.models.head_pose import freeze
-from talkinghead.models.pose_mapper import ObservedRange, PoseMapper, pool_to_codes
+from talkinghead.models.observed_range import ObservedRange
+from talkinghead.models.pose_mapper import PoseMapper, pool_to_codes
 from talkinghead.models.pose_vqvae import (
     PoseVQVAE,
     VectorQuantizer,

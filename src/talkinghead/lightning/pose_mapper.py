@@ -166,13 +166,6 @@ class PoseMapperModule(StageModule):
     def on_test_start(self) -> None:
         self._require_vqvae_weights()
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Under DDP, widen every process' condition range (``network.condition_range``) to the union of all of
-        theirs after each step, so the range saved from rank 0 covers every rank's batches."""
-        observed = self.model.net.condition_range
-        if observed is not None and self.trainer.world_size > 1:
-            observed.widen(self.all_gather(observed.low).amin(0), self.all_gather(observed.high).amax(0))
-
     def forward(
         self,
         audio: torch.Tensor,

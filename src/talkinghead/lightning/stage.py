@@ -9,6 +9,7 @@ from torchmetrics import Metric
 
 from talkinghead.audio.augmentation import SpeechAugmentation
 from talkinghead.lightning.quiet import expect_frozen_modules_in_eval_mode, silence_known_messages
+from talkinghead.models.observed_range import ObservedRange
 
 EVAL_SPLITS = ("val", "test")
 silence_known_messages()
@@ -48,7 +49,8 @@ class StageModule(lightning.LightningModule):
     writes for a validation or test batch (none by default). ``MONITOR`` = (validation metric, ``"min"`` or ``"max"``)
     is what the CLI's checkpoint callback keeps the best checkpoint on. ``EVALUATION_ARGS`` names the constructor
     arguments that change only how the module evaluates (not its network): given with ``--ckpt_path``, they keep
-    the values given instead of the checkpoint's."""
+    the values given instead of the checkpoint's. Under DDP, the networks' observed condition ranges are merged
+    over the processes after every training step (:meth:`on_train_batch_end`)."""
 
     MONITOR: tuple[str, str] | None = None
     EVALUATION_ARGS: tuple[str, ...] = ()
@@ -93,6 +95,14 @@ class StageModule(lightning.LightningModule):
         loss, logs = self.loss(batch)
         self.log_dict(logs, prog_bar=True, batch_size=len(batch["clip_id"]))
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Under DDP, widen every process' :class:`~talkinghead.models.observed_range.ObservedRange` (a network's
+        ``condition_range``) to the union of all of theirs after each step, so the range saved from rank 0 covers
+        every rank's batches."""
+        if self.trainer.world_size > 1:
+            for observed in (module for module in self.modules() if isinstance(module, ObservedRange)):
+                observed.widen(self.all_gather(observed.low).amin(0), self.all_gather(observed.high).amax(0))
 
     def _log_epoch(self, split: str) -> None:
         metrics = self.metrics[split]

@@ -54,6 +54,7 @@ from torch import nn
 from talkinghead.face.pose import POSE_DIM
 from talkinghead.models.attention import CausalDecoder, DecoderCache, concat_memory_kv
 from talkinghead.models.blocks import AudioProjection
+from talkinghead.models.observed_range import ObservedRange
 from talkinghead.models.pose_vqvae import DEFAULT_POSE_SCALE, VectorQuantizer
 
 
@@ -64,36 +65,6 @@ def pool_to_codes(features: torch.Tensor, factor: int) -> torch.Tensor:
     if pad:
         features = torch.cat((features, features[:, -1:].expand(-1, pad, -1)), dim=1)
     return F.avg_pool1d(features.transpose(1, 2), factor).transpose(1, 2)
-
-
-class ObservedRange(nn.Module):
-    """Per-dimension ``[low, high]`` of the values seen in training mode; outside training, values are clamped to it.
-
-    ``forward`` takes (..., dim) and returns it unchanged in training mode (the buffers widen to cover it) and clamped
-    in eval mode. The buffers start empty (``low`` +∞, ``high`` −∞): a dimension never observed is left as it is.
-    A weight average that includes buffers (Lightning's ``EMAWeightAveraging`` and its variants) averages these too;
-    the range stops widening once training has met every item, and the average reaches it as it forgets the first
-    steps.
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.register_buffer("low", torch.full((dim,), float("inf")))
-        self.register_buffer("high", torch.full((dim,), float("-inf")))
-
-    def forward(self, values: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            seen = values.detach().reshape(-1, values.shape[-1])
-            self.widen(seen.min(0).values, seen.max(0).values)
-            return values
-        clamped = torch.minimum(torch.maximum(values, self.low), self.high)
-        return torch.where(self.low <= self.high, clamped, values)
-
-    @torch.no_grad()
-    def widen(self, low: torch.Tensor, high: torch.Tensor) -> None:
-        """Extend the range to cover ``[low, high]`` (e.g. the ranges of the other processes of a distributed run)."""
-        self.low.copy_(torch.minimum(self.low, low))
-        self.high.copy_(torch.maximum(self.high, high))
 
 
 @dataclass

@@ -90,6 +90,24 @@ def test_tiny_fit_writes_an_offline_wandb_run_and_media(tiny_corpus, tmp_path):
         best_checkpoint(tmp_path / "nothing")
 
 
+def test_export_checkpoint_names_an_unreadable_last_checkpoint_and_a_folder_as_out(tmp_path, capsys):
+    """A ``last.ckpt`` of text, and an existing folder as OUT: one line each, exit 2, nothing written (tracebacks
+    before)."""
+    last = tmp_path / "run" / "logs" / "version_0" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_text("not a checkpoint\n")
+    out = tmp_path / "exported.ckpt"
+    assert export_checkpoint.main([str(tmp_path / "run"), str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"export_checkpoint: error: {last}: not a readable checkpoint (UnpicklingError)\n"
+    )
+    assert export_checkpoint.main([str(tmp_path / "run"), str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"export_checkpoint: error: {tmp_path}: is a folder, not a checkpoint file to write\n"
+    )
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
 def test_progress_arithmetic():
     """The time left extrapolates the fraction done of whichever limit ends the fit first, capped by max_time."""
     from talkinghead.lightning.progress import clock, fraction_done, time_left

@@ -16,6 +16,7 @@ from talkinghead.lightning.pose_vqvae import PoseVQVAEModule, target_pose
 from talkinghead.lightning.stage import ConfigurationError
 from talkinghead.media import probe_video
 from talkinghead.metrics.pose import mean_jerk
+from talkinghead.models.checkpoints import UnreadableCheckpointError
 from tests.helpers import CSV_LOGGER_CONFIG, SHORT_CLIP_WINDOW, logged_metrics, smooth_poses
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,6 +207,20 @@ def test_missing_vqvae_checkpoint_names_the_path(tmp_path):
     missing = tmp_path / "nowhere" / "pose_vqvae.ckpt"
     with pytest.raises(FileNotFoundError, match="nowhere/pose_vqvae.ckpt"):
         PoseMapperModule(str(missing))
+
+
+def test_a_vqvae_checkpoint_that_is_no_checkpoint_is_one_line_of_the_cli(tmp_path, capsys):
+    """A text file as the mapper's codebook checkpoint: the module names it, and ``talkinghead fit`` prints that one
+    line and exits 2 (torch's unpickling traceback before)."""
+    bad = tmp_path / "pose_vqvae.ckpt"
+    bad.write_text("not a checkpoint\n")
+    with pytest.raises(UnreadableCheckpointError, match=f"^{bad}: not a readable checkpoint \\(UnpicklingError\\)$"):
+        PoseMapperModule(str(bad))
+    config = Path(__file__).resolve().parents[1] / "lightning_configs" / "pose_mapper_tiny.yaml"
+    argv = ["fit", "--config", str(config), "--model.init_args.vqvae_checkpoint", str(bad)]
+    argv += ["--trainer.default_root_dir", str(tmp_path / "run")]
+    assert cli_main(argv) == 2
+    assert capsys.readouterr().err.endswith(f"talkinghead: error: {bad}: not a readable checkpoint (UnpicklingError)\n")
 
 
 def test_mismatched_vqvae_checkpoint_reports_the_keys(vqvae_checkpoint, tmp_path):

@@ -88,3 +88,20 @@ def test_resuming_the_last_checkpoint_of_a_run_that_has_none_is_one_line(tiny_co
     assert capsys.readouterr().err == (
         f"talkinghead: error: no checkpoints/last.ckpt under {tmp_path / 'run'}: nothing to resume, train first\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "EOFError"), (b"not a checkpoint\n" * 100, "UnpicklingError"), (bytes(3000), "RuntimeError")],
+    ids=["empty", "text", "zeros"],
+)
+def test_a_ckpt_path_that_is_no_checkpoint_is_one_line(tiny_corpus, tmp_path, capsys, content, reason):
+    """An empty file, a text file and one of zero bytes, given as ``--ckpt_path``: one line naming the file and exit
+    2, before anything is built (without the check torch's unpickling traceback ended the run)."""
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(content)
+    argv = ["fit", "--config", str(TINY_CONFIG), "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(tiny_corpus)]
+    argv += ["--trainer.default_root_dir", str(tmp_path / "run"), "--ckpt_path", str(bad)]
+    assert cli_main(argv) == 2
+    assert capsys.readouterr().err == f"talkinghead: error: --ckpt_path {bad}: not a readable checkpoint ({reason})\n"
+    assert not (tmp_path / "run").exists()

@@ -12,17 +12,16 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
-
 from talkinghead.atomic import atomic_output
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
 from talkinghead.lightning.checkpointing import newest_last_checkpoint
+from talkinghead.models.checkpoints import UnreadableCheckpointError, read_checkpoint
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:
     """The best checkpoint of the newest training run under ``run_dir`` (module docstring)."""
     last = newest_last_checkpoint(run_dir)
-    state = torch.load(last, map_location="cpu", weights_only=True)
+    state = read_checkpoint(last)
     for callback in state.get("callbacks", {}).values():
         best = callback.get("best_model_path") if isinstance(callback, dict) else None
         if best and (last.parent / Path(best).name).is_file():
@@ -31,7 +30,10 @@ def best_checkpoint(run_dir: str | Path) -> Path:
 
 
 def export(run_dir: str | Path, out: str | Path) -> Path:
-    source, out = best_checkpoint(run_dir), Path(out)
+    out = Path(out)
+    if out.is_dir():
+        raise IsADirectoryError(f"{out}: is a folder, not a checkpoint file to write")
+    source = best_checkpoint(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out) as temp:
         shutil.copyfile(source, temp)
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(verbosity(args))
     try:
         source = export(args.run_dir, args.out)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, IsADirectoryError, UnreadableCheckpointError) as error:
         print(f"export_checkpoint: error: {error}", file=sys.stderr)
         return 2
     print(f"{args.out} ← {source}")

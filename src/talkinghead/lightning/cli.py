@@ -42,6 +42,7 @@ Lightning's own loggers (device summary, model summary, tips) to errors only.
 import importlib
 import inspect
 import logging
+import pickle
 import sys
 from pathlib import Path
 
@@ -55,9 +56,10 @@ from talkinghead.data.datamodule import EmptySplitError, TalkingHeadDataModule
 from talkinghead.data.shards import CorruptShardError
 from talkinghead.lightning.checkpointing import newest_last_checkpoint
 from talkinghead.lightning.stage import ConfigurationError
+from talkinghead.models.checkpoints import UnreadableCheckpointError
 
 log = logging.getLogger(__name__)
-USER_ERRORS = (ConfigurationError, CorruptShardError, EmptySplitError, FileNotFoundError)
+USER_ERRORS = (ConfigurationError, CorruptShardError, EmptySplitError, FileNotFoundError, UnreadableCheckpointError)
 RUNS = Path("outputs/runs")
 WANDB_LOGGER = "talkinghead.lightning.loggers.WandbLogger"
 CHECKPOINT = "talkinghead.lightning.checkpointing.BestAndLastCheckpoint"  # last.ckpt follows the run
@@ -185,7 +187,13 @@ class TalkingHeadCLI(LightningCLI):
             log.info("resuming from %s", config.ckpt_path)
         model = self.config[subcommand].get("model") if subcommand else None
         given = model.clone() if isinstance(model, Namespace) and model.get("init_args") is not None else None
-        super()._parse_ckpt_path()
+        try:
+            super()._parse_ckpt_path()
+        except (pickle.UnpicklingError, EOFError, RuntimeError) as error:  # torch.load on a corrupt file
+            path = self.config[subcommand].get("ckpt_path")
+            raise UnreadableCheckpointError(
+                f"--ckpt_path {path}: not a readable checkpoint ({type(error).__name__})"
+            ) from None
         model = self.config[subcommand].get("model") if subcommand else None
         if given is None or not isinstance(model, Namespace) or model.get("class_path") != given.class_path:
             return

@@ -8,6 +8,7 @@ Files are read with ``weights_only=True``.
 """
 
 import inspect
+import pickle
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,12 +18,21 @@ from torch import nn
 Network = TypeVar("Network", bound=nn.Module)
 
 
+class UnreadableCheckpointError(ValueError):
+    """A file that ``torch.load(weights_only=True)`` cannot read (not a checkpoint, truncated, or pickling Python
+    objects); the message names the file."""
+
+
 def read_checkpoint(path: str | Path) -> dict:
-    """A checkpoint file as a dict (``weights_only=True``, tensors on the CPU); ``FileNotFoundError`` naming it."""
+    """A checkpoint file as a dict (``weights_only=True``, tensors on the CPU); ``FileNotFoundError`` naming it when it
+    is missing, :class:`UnreadableCheckpointError` when ``torch.load`` cannot read it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as error:  # what torch.load raises for a corrupt file
+        raise UnreadableCheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
 
 
 def substate(checkpoint: dict, prefix: str) -> dict[str, torch.Tensor]:

@@ -125,4 +125,4 @@ def test_tool_refuses_a_single_identity_and_a_missing_source(tmp_path, monkeypat
     assert tool.main(["--videos", str(clips)]) == 2
     assert capsys.readouterr().err == "error: --videos: at least two identities are needed for the other-speakers fit\n"
     assert tool.main(["--videos", str(tmp_path / "nowhere")]) == 2
-    assert "neither a folder nor a list file" in capsys.readouterr().err
+    assert "neither a folder nor a file" in capsys.readouterr().err

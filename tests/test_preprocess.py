@@ -268,6 +268,14 @@ def test_discover_identities_from_voxceleb_and_hdtf_layouts(tmp_path):
         ("hdtf/WDA_BarackObama_001.mp4", "obama"),
         ("vox/id10001/abc/00001.mp4", "vox"),
     ]  # first folder
+    one = discover_videos(tmp_path / "hdtf" / "WDA_BarackObama_001.mp4")
+    assert [(v.path, v.key, v.identity, v.stem) for v in one] == [
+        (tmp_path / "hdtf" / "WDA_BarackObama_001.mp4", "WDA_BarackObama_001.mp4", "WDA_BarackObama",
+         "WDA_BarackObama_001"),
+    ]  # fmt: skip
+    (tmp_path / "clip.wav").write_bytes(b"RIFF")
+    with pytest.raises(ValueError, match=r"^--videos: .*clip\.wav is neither a video \(\.mp4, .*\) nor a list file"):
+        discover_videos(tmp_path / "clip.wav")
 
 
 def _click_video(path: Path, audio_start: float) -> None:

@@ -1,9 +1,9 @@
 """Which videos to preprocess, in a fixed order, with their identity ids and clip-id stems.
 
-Input is a folder (searched recursively for :data:`VIDEO_EXTENSIONS`, sorted by relative path) or a list
-file (``.txt``/``.csv``/``.tsv``: one video per line, optionally followed by a tab or comma and an
-identity id; blank lines and lines starting with ``#`` are skipped; relative paths are relative to the
-list's folder; the list's order is kept).
+Input is a folder (searched recursively for :data:`VIDEO_EXTENSIONS`, sorted by relative path), one video file
+(a :data:`VIDEO_EXTENSIONS` suffix), or a list file (:data:`LIST_EXTENSIONS`: one video per line, optionally
+followed by a tab or comma and an identity id; blank lines and lines starting with ``#`` are skipped; relative
+paths are relative to the list's folder; the list's order is kept). Any other file is refused by name.
 
 Identity ids (for the identity split) come from the layout, unless a list names them:
 
@@ -84,14 +84,23 @@ def _from_list(list_file: Path) -> list[tuple[Path, str, str | None]]:
 
 
 def discover_videos(source: str | Path) -> list[VideoInput]:
-    """The videos of a folder or list file, in processing order (module docstring); duplicates are dropped."""
+    """The videos of a folder, video file or list file, in processing order (module docstring); duplicates are
+    dropped."""
     source = Path(source)
+    suffix = source.suffix.lower()
     if source.is_dir():
         entries = _from_folder(source)
-    elif source.is_file():
+    elif source.is_file() and suffix in VIDEO_EXTENSIONS:
+        entries = [(source, source.name, None)]
+    elif source.is_file() and suffix in LIST_EXTENSIONS:
         entries = _from_list(source)
+    elif source.is_file():
+        raise ValueError(
+            f"--videos: {source} is neither a video ({', '.join(VIDEO_EXTENSIONS)}) nor a list file "
+            f"({', '.join(LIST_EXTENSIONS)})"
+        )
     else:
-        raise FileNotFoundError(f"--videos: {source} is neither a folder nor a list file")
+        raise FileNotFoundError(f"--videos: {source} is neither a folder nor a file")
     seen, unique = set(), []
     for path, key, identity in entries:
         if key not in seen:

@@ -1,6 +1,7 @@
 """The embedded corpus: deterministic from the seed, ground truth consistent with its frames, CLI round trip."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -150,3 +151,17 @@ def test_output_files_of_the_wrong_format_are_refused_before_any_work(tiny_corpu
     assert list(tmp_path.iterdir()) == []
     assert data_main(["export", str(tiny_corpus), "--clip", "synth-00000", "--out", str(tmp_path / "clip.MP4")]) == 0
     assert (tmp_path / "clip.MP4").stat().st_size > 10_000
+
+
+def test_inspect_skipping_every_shard_as_corrupt_is_one_line(tiny_speech_corpus, tmp_path, capsys):
+    """``inspect --skip-bad`` of a corpus whose every shard is corrupt: after the warning for each skipped shard, one
+    line saying no clip is readable, exit 2 (it ended in a ``StopIteration`` traceback)."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_speech_corpus, corpus)
+    shards = sorted(corpus.glob("shard-*.tar"))
+    for shard in shards:
+        shard.write_bytes(b"\0" * shard.stat().st_size)
+    assert data_main(["inspect", str(corpus), "--skip-bad"]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"talkinghead-data inspect: error: {corpus}: no readable clip (every shard is corrupt and was skipped)"
+    )

@@ -169,7 +169,9 @@ def _inspect(args: argparse.Namespace) -> int:
     for split, ids in index["splits"].items():
         identities = {clips[i]["identity_id"] for i in ids}
         print(f"  {split:5s}: {len(ids)} clips, {len(identities)} identities")
-    first = next(iter_clips(root, skip_bad=args.skip_bad))
+    first = next(iter_clips(root, skip_bad=args.skip_bad), None)
+    if first is None:
+        raise ValueError(f"{root}: no readable clip (every shard is corrupt and was skipped)")
     for name in ("audio", "alpha", "beta", "pose", "lip_offsets", "landmarks", "frames"):
         value = getattr(first, name)
         if value is not None:
@@ -207,7 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     synth.set_defaults(run=_synth)
     pre = commands.add_parser("preprocess", help="turn a folder or list of videos into shards (HDTF, VoxCeleb, own)")
-    pre.add_argument("--videos", required=True, type=Path, help="folder (searched recursively) or list file")
+    pre.add_argument(
+        "--videos",
+        required=True,
+        type=Path,
+        help="folder (searched recursively), one video, or list file (.txt/.csv/.tsv/.lst)",
+    )
     pre.add_argument("--out", required=True, type=Path, help="output shard folder")
     pre.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
     pre.add_argument("--num-shards", type=int, default=1, help="job-array size: split the work into N jobs")

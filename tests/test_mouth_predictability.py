@@ -126,3 +126,8 @@ def test_tool_refuses_a_single_identity_and_a_missing_source(tmp_path, monkeypat
     assert capsys.readouterr().err == "error: --videos: at least two identities are needed for the other-speakers fit\n"
     assert tool.main(["--videos", str(tmp_path / "nowhere")]) == 2
     assert "neither a folder nor a file" in capsys.readouterr().err
+    tracked = []
+    monkeypatch.setattr(tool, "analyse_video", lambda path: tracked.append(path))
+    assert tool.main(["--videos", str(clips), "--csv", str(tmp_path / "missing" / "table.csv")]) == 2
+    assert capsys.readouterr().err == f"error: --csv: folder {str(tmp_path / 'missing')!r} does not exist\n"
+    assert tracked == []  # refused before any video was tracked

@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.csv is not None and not args.csv.parent.is_dir():  # checked before minutes of tracking, not after
+        print(f"error: --csv: folder {str(args.csv.parent)!r} does not exist", file=sys.stderr)
+        return 2
     if len({video.identity for video in videos}) < 2:
         print("error: --videos: at least two identities are needed for the other-speakers fit", file=sys.stderr)
         return 2
@@ -99,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-        write_text_atomic(args.csv, buffer.getvalue())
+        try:
+            write_text_atomic(args.csv, buffer.getvalue())
+        except ValueError as error:
+            print(f"error: --csv: {error}", file=sys.stderr)
+            return 2
     print(text)
     return 0
 

@@ -50,11 +50,6 @@ class Portrait:
     fit_residual: float
     person_mask: np.ndarray
 
-    @property
-    def background_mask(self) -> np.ndarray:
-        """(256, 256) float32, 1 on the background: ``1 − person_mask``."""
-        return 1.0 - self.person_mask
-
     def image_tensor(self) -> torch.Tensor:
         """The crop as a (3, 256, 256) float tensor in [0, 1], what the frame renderer warps."""
         return torch.from_numpy(self.image).permute(2, 0, 1).float() / 255.0

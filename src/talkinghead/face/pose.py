@@ -19,8 +19,6 @@ from kornia.geometry import conversions
 
 from talkinghead.conventions import POSE_DIM
 
-POSE_NAMES = ("pitch", "yaw", "roll", "tx", "ty", "tz")
-
 
 def _check(pose: torch.Tensor) -> None:
     if pose.shape[-1] != POSE_DIM:

@@ -1,5 +1,7 @@
 """MorphableModel implements Eq. 1 / Eq. 4 exactly; FaceVerse files load behind the same interface."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -116,3 +118,28 @@ def test_faceverse_not_a_dict(tmp_path):
         load_faceverse(path)
     with pytest.raises(FaceVerseFormatError, match="not found"):
         load_faceverse(tmp_path / "missing.npy")
+
+
+class _Payload:
+    """Unpickles by calling ``os.mkdir`` on a marker: what a crafted model file could run on load."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+def test_a_faceverse_file_that_would_build_other_objects_is_refused_not_run(tmp_path):
+    """A FaceVerse dict pickled with an extra object whose unpickling calls a function: refused by name before
+    anything runs; the same dict without it loads."""
+    arrays, marker = _stand_in_arrays(), tmp_path / "ran"
+    path = tmp_path / "crafted.npy"
+    np.save(path, {**arrays, "extra": _Payload(marker)}, allow_pickle=True)
+    with pytest.raises(
+        FaceVerseFormatError, match=r"not a readable \.npy file \(it would build \w+\.mkdir, not only arrays\)"
+    ):
+        load_faceverse(path)
+    assert not marker.exists()
+    np.save(path, arrays, allow_pickle=True)
+    assert load_faceverse(path).num_vertices == N

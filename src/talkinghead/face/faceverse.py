@@ -1,8 +1,9 @@
 """FaceVerse, the paper's morphable model (§3.1, §4.2), loaded from the user's own file.
 
 FaceVerse is not redistributable, so the package ships none; the user passes the path of the
-official ``.npy`` dict (``faceverse_simple_v2.npy`` or similar, read with ``allow_pickle=True`` —
-load only a file you trust). Keys used:
+official ``.npy`` dict (``faceverse_simple_v2.npy`` or similar). Such a file is a pickle; it is unpickled with only
+numpy's array and dtype constructors allowed, so a file that would build any other Python object is refused
+instead of run. Keys used:
 
 ========================  ===========================  ==========================================
 key                       shape                        meaning
@@ -20,6 +21,7 @@ given explicitly with ``lip_ids``. ``scale`` converts the file's units to centim
 :mod:`talkinghead.face.camera` frames the face as it frames the built-in model.
 """
 
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,12 +39,38 @@ class FaceVerseFormatError(ValueError):
     """The file is not a FaceVerse model dict; the message names the offending key."""
 
 
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, dtypes and plain containers (dict, list, str, numbers) only."""
+
+    ALLOWED = {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    } | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"it would build {module}.{name}, not only arrays")
+        return super().find_class(module, name)
+
+
+def _load_npy(path: Path):
+    """The content of a ``.npy`` file; an object array goes through :class:`_ArrayUnpickler`."""
+    with open(path, "rb") as stream:
+        major, _ = np.lib.format.read_magic(stream)
+        read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        _, _, dtype = read_header(stream)
+        if dtype.hasobject:
+            return _ArrayUnpickler(stream).load()
+    return np.load(path, allow_pickle=False)
+
+
 def _read_dict(path: Path) -> dict:
     if not path.is_file():
         raise FaceVerseFormatError(f"FaceVerse model file not found: {path}")
     try:
-        content = np.load(path, allow_pickle=True)
-    except (OSError, ValueError, EOFError) as error:
+        content = _load_npy(path)
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
         raise FaceVerseFormatError(f"{path} is not a readable .npy file ({error})") from None
     if isinstance(content, np.ndarray) and content.dtype == object and content.shape == ():
         content = content.item()

@@ -11,6 +11,7 @@ Goal: ≥ 1000 stage-1 windows/s.
 """
 
 import argparse
+import dataclasses
 import io
 import tempfile
 import time
@@ -22,11 +23,12 @@ from machine import describe_machine
 from skimage import data as skimage_data
 from skimage.transform import resize
 
+from talkinghead.conventions import CROP_SIZE, FPS, FRAME_SAMPLES, POSE_DIM, SAMPLE_RATE
 from talkinghead.data.clip import Clip, decode_frame, encode_frame
 from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.data.shards import ShardWriter, write_index
-
-FPS, SAMPLE_RATE, SIZE = 25, 16_000, 256
+from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.canonical_mesh import NUM_VERTICES
 
 
 def moving_frames(num_frames: int, seed: int) -> np.ndarray:
@@ -36,7 +38,7 @@ def moving_frames(num_frames: int, seed: int) -> np.ndarray:
     frames = []
     for t in range(num_frames):
         dy, dx = int(8 + 6 * np.sin(t / 7 + phase[0])), int(8 + 6 * np.cos(t / 5 + phase[1]))
-        frames.append(image[dy : dy + SIZE, dx : dx + SIZE])
+        frames.append(image[dy : dy + CROP_SIZE, dx : dx + CROP_SIZE])
     return np.stack(frames)
 
 
@@ -50,16 +52,16 @@ def synthetic_clip(index: int, num_frames: int) -> Clip:
             "fps": FPS,
             "num_frames": num_frames,
             "sample_rate": SAMPLE_RATE,
-            "crop_box": [0, 0, SIZE, SIZE],
+            "crop_box": [0, 0, CROP_SIZE, CROP_SIZE],
             "fit_residual": 0.3,
-            "camera": {"image_size": SIZE, "focal": 500.0, "distance": 60.0},
+            "camera": dataclasses.asdict(PerspectiveCamera()),
         },
-        audio=0.1 * rng.standard_normal(num_frames * SAMPLE_RATE // FPS),
+        audio=0.1 * rng.standard_normal(num_frames * FRAME_SAMPLES),
         alpha=rng.standard_normal(80),
         beta=rng.random((num_frames, 52)),
-        pose=0.1 * rng.standard_normal((num_frames, 6)),
+        pose=0.1 * rng.standard_normal((num_frames, POSE_DIM)),
         lip_offsets=0.01 * rng.standard_normal((num_frames, 40, 3)),
-        landmarks=SIZE * rng.random((num_frames, 468, 2)),
+        landmarks=CROP_SIZE * rng.random((num_frames, NUM_VERTICES, 2)),
         frames=moving_frames(num_frames, index),
     )
 
@@ -93,7 +95,7 @@ def encode_video(frames: np.ndarray, codec: str, pix_fmt: str, options: dict) ->
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="mp4") as container:
         stream = container.add_stream(codec, rate=FPS)
-        stream.width = stream.height = SIZE
+        stream.width = stream.height = CROP_SIZE
         stream.pix_fmt, stream.options = pix_fmt, options
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
@@ -162,7 +164,7 @@ def main() -> None:
             data = TalkingHeadDataModule(
                 root, mode="stage2", pairs_per_clip=8, batch_size=args.batch_size, num_workers=workers
             )
-            rows.append(("stage-2 frame pairs/s (256², all fields)", workers, throughput(data, args.seconds)))
+            rows.append((f"stage-2 frame pairs/s ({CROP_SIZE}², all fields)", workers, throughput(data, args.seconds)))
     print(describe_machine())
     print(
         f"Corpus: {args.clips} clips × 3 s, {bytes_per_clip / 1e6:.2f} MB per clip in shards, "

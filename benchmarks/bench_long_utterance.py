@@ -25,6 +25,7 @@ import yaml
 from machine import describe_machine
 
 from talkinghead.audio.speech_synthesis import random_sentence, synthesize
+from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.data.datamodule import TalkingHeadDataModule
 from talkinghead.data.synthetic.motion_synthesis import head_pose_trajectory
 from talkinghead.lightning import FacialMotionModule, PoseMapperModule, PoseVQVAEModule
@@ -32,7 +33,6 @@ from talkinghead.models import AudioToMotion, HeadPoseGenerator, load_network
 from talkinghead.models.attention import DecoderCache
 
 ROOT = Path(__file__).resolve().parents[1]
-FPS = 25
 
 
 def config(name: str) -> dict:
@@ -76,11 +76,11 @@ def speech(seconds: float, seed: int = 0) -> torch.Tensor:
     """``seconds`` of espeak-ng sentences (16 kHz), (1, S)."""
     rng = np.random.default_rng(seed)
     pieces, total = [], 0
-    while total < seconds * 16000:
+    while total < seconds * SAMPLE_RATE:
         audio = synthesize(random_sentence(rng), "en-us").audio
         pieces += [audio, np.zeros(int(rng.integers(2000, 8000)), np.float32)]
         total += len(audio) + len(pieces[-1])
-    return torch.from_numpy(np.concatenate(pieces)[: int(seconds * 16000)])[None]
+    return torch.from_numpy(np.concatenate(pieces)[: int(seconds * SAMPLE_RATE)])[None]
 
 
 def first_window(corpus: Path) -> dict:
@@ -112,7 +112,7 @@ def generate(paths: dict[str, Path], audio: torch.Tensor, window: dict, bounded:
     head = load_network(HeadPoseGenerator, paths["pose_mapper"])
     if not bounded:
         unbounded(facial, head)
-    frames = audio.shape[1] * FPS // 16000
+    frames = audio.shape[1] * FPS // SAMPLE_RATE
     longest = [0]
     update = DecoderCache.update
 
@@ -156,10 +156,10 @@ def decoder_error(path: Path, audio: torch.Tensor, seeds: int = 3) -> str:
     """The pose VQ-VAE alone on ``seeds`` ground-truth tracks of the corpus's head-pose model for the same speech
     (P − P⁰, encoded per training window): normalised MSE of the windowed and the one-pass decoding."""
     vqvae = load_network(HeadPoseGenerator, path).vqvae
-    frames, window = audio.shape[1] * FPS // 16000, vqvae.max_context
+    frames, window = audio.shape[1] * FPS // SAMPLE_RATE, vqvae.max_context
     errors = {"windowed": [], "one pass": []}
     for seed in range(seeds):
-        track = head_pose_trajectory(audio[0].numpy(), 16000, frames, FPS, np.random.default_rng(seed))
+        track = head_pose_trajectory(audio[0].numpy(), SAMPLE_RATE, frames, FPS, np.random.default_rng(seed))
         target = torch.from_numpy(track - track[:1])[None]
         with torch.no_grad():
             parts = [vqvae.encode(target[:, s : s + window]) for s in range(0, frames, window)]

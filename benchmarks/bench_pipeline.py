@@ -34,6 +34,7 @@ import yaml
 from machine import describe_machine
 from PIL import Image
 
+from talkinghead.conventions import SAMPLE_RATE
 from talkinghead.image_tensors import to_uint8
 from talkinghead.media import VideoWriter
 from talkinghead.models import AudioToMotion, HeadPoseGenerator, MeshToVideo
@@ -131,9 +132,9 @@ def main() -> None:
         folder = Path(temp)
         image, audio = folder / "portrait.png", folder / "speech.wav"
         Image.fromarray(skimage.data.astronaut()).save(image)
-        time_s = np.arange(int(args.seconds * 16000)) / 16000
+        time_s = np.arange(int(args.seconds * SAMPLE_RATE)) / SAMPLE_RATE
         voice = 0.3 * np.sin(2 * np.pi * 160 * time_s) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * time_s))
-        sf.write(audio, voice.astype(np.float32), 16000)
+        sf.write(audio, voice.astype(np.float32), SAMPLE_RATE)
         print("| config | stage | seconds | frames/s |\n|---|---|---:|---:|")
         for size in args.configs:
             for stage, value, frames in run(size, args, folder, image, audio):

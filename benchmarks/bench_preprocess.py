@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from machine import describe_machine
 
+from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.data.preprocess import PreprocessSettings, preprocess_videos
 from talkinghead.data.preprocess.tracking import FaceTracker, TrackingConfig
 from talkinghead.face import PerspectiveCamera, builtin_identity_std, builtin_morphable_model
@@ -38,12 +39,12 @@ def make_video(path: Path, seconds: float, seed: int) -> None:
     portrait = crop_image(image, crop_box(detect_face_landmarks(image), image.shape[:2], 2.4), 400)
     canvas = np.zeros((480, 640, 3), np.uint8)
     rng = np.random.default_rng(seed)
-    frames = int(seconds * 25)
-    t = np.arange(frames) / 25
+    frames = int(seconds * FPS)
+    t = np.arange(frames) / FPS
     roll = 8 * np.sin(2 * np.pi * t / rng.uniform(2, 4))
     shift = 20 * np.sin(2 * np.pi * t[:, None] / rng.uniform(3, 5, 2))
-    audio = (0.2 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * 16000)) / 16000)).astype(np.float32)
-    with VideoWriter(path, fps=25, audio=audio) as out:
+    audio = (0.2 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE)).astype(np.float32)
+    with VideoWriter(path, fps=FPS, audio=audio) as out:
         for k in range(frames):
             matrix = cv2.getRotationMatrix2D((200, 200), roll[k], 1.0)
             matrix[:, 2] += (120 + shift[k, 0], 40 + shift[k, 1])
@@ -56,7 +57,7 @@ def stage_rates(path: Path) -> dict[str, float]:
     """Frames/s of decode, FaceMesh and fit on one video in this process (one torch thread)."""
     torch.set_num_threads(1)
     start = time.perf_counter()
-    frames = list(iter_video_frames(path, 25))
+    frames = list(iter_video_frames(path, FPS))
     decode = len(frames) / (time.perf_counter() - start)
     tracker = FaceTracker(TrackingConfig())
     start = time.perf_counter()
@@ -83,7 +84,7 @@ def main() -> None:
         (root / "videos").mkdir()
         for k in range(args.videos):
             make_video(root / "videos" / f"clip_{k:03d}.mp4", args.seconds, k)
-        print(f"\n{args.videos} videos of {args.seconds:g} s, 640×480, 25 fps\n")
+        print(f"\n{args.videos} videos of {args.seconds:g} s, 640×480, {FPS} fps\n")
         print("| stage (1 process, 1 torch thread) | frames/s |\n|---|---|")
         for name, rate in stage_rates(root / "videos" / "clip_000.mp4").items():
             print(f"| {name} | {rate:.0f} |")

@@ -49,13 +49,14 @@ from flops import fraction_of_peak, measured_peak_gflops, stage2_flops_per_frame
 from machine import describe_machine
 from torch.profiler import ProfilerActivity, profile, record_function
 
+from talkinghead.conventions import CROP_SIZE
 from talkinghead.models import MeshToVideo
 from talkinghead.models.checkpoints import network_arguments
+from talkinghead.models.mesh_to_video import FACE_KEYS
 from talkinghead.render.motion_inputs import FLOWS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"tiny": "motion_vae_tiny", "paper": "motion_vae"}
-FACE_KEYS = ("beta", "pose", "lip_offsets")
 PARTS = ("rasterise", "inputs", "motion-VAE", "generator")
 
 
@@ -66,7 +67,7 @@ def init_args(config: str) -> dict:
 def portrait() -> torch.Tensor:
     """The astronaut's face, (1, 3, 256, 256) in [0, 1]."""
     crop = skimage.data.astronaut()[10:310, 80:380]
-    image = skimage.transform.resize(crop, (256, 256), anti_aliasing=True).astype(np.float32)
+    image = skimage.transform.resize(crop, (CROP_SIZE, CROP_SIZE), anti_aliasing=True).astype(np.float32)
     return torch.from_numpy(image).permute(2, 0, 1)[None]
 
 
@@ -204,7 +205,7 @@ def training_rows(pairs: int, repeats: int) -> None:
         "clip_id": [f"clip{i}" for i in owner.tolist()],
         "reference_index": torch.zeros(pairs, dtype=torch.long),
         "reference_frame": references[owner],
-        "driven_frame": torch.rand(pairs, 3, 256, 256, generator=torch.Generator().manual_seed(2)),
+        "driven_frame": torch.rand(pairs, 3, CROP_SIZE, CROP_SIZE, generator=torch.Generator().manual_seed(2)),
         "alpha": torch.zeros(pairs, model.inputs.model.num_identity),
         **{f"reference_{key}": value[owner] for key, value in reference.items()},
         **{f"driven_{key}": value for key, value in faces(model, pairs, seed=3).items()},

@@ -53,13 +53,12 @@ from talkinghead.audio.io import load_audio
 from talkinghead.conventions import FRAME_SAMPLES, SAMPLE_RATE
 from talkinghead.face.images import load_image_rgb
 from talkinghead.pipeline import GenerationParams, TalkingHeadPipeline
-from talkinghead.pipeline.streaming import live_chunks
+from talkinghead.pipeline.streaming import CHUNK_MS, live_chunks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' speech-like signal
 from tests.helpers import speech_like  # noqa: E402
 
-CHUNK_MS = 40.0
-CHUNK = FRAME_SAMPLES  # 40 ms at 16 kHz
+CHUNK = FRAME_SAMPLES  # the warm-up's and --minutes' chunks: one frame's audio, CHUNK_MS long
 
 
 def rss_mib() -> float:

@@ -6,6 +6,7 @@ import pytest
 from talkinghead.audio import espeak
 from talkinghead.audio.envelope import speech_energy
 from talkinghead.audio.speech_synthesis import PhonemeEvent, synthesize
+from talkinghead.conventions import FPS, FRAME_SAMPLES, POSE_DIM, SAMPLE_RATE
 from talkinghead.data.synthetic.motion_synthesis import (
     POSE_LIMITS,
     blink_curves,
@@ -15,7 +16,6 @@ from talkinghead.data.synthetic.motion_synthesis import (
 from talkinghead.data.synthetic.visemes import PHONEME_VISEMES, VISEMES, lip_offset_targets, viseme_curves, visemes_of
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
 
-FPS = 25
 JAW = ARKIT_BLENDSHAPES.index("jawOpen")
 CLOSE = ARKIT_BLENDSHAPES.index("mouthClose")
 BLINK = ARKIT_BLENDSHAPES.index("eyeBlinkLeft")
@@ -154,23 +154,22 @@ def test_blinks_come_every_two_to_six_seconds():
 
 
 def test_speech_energy_is_frame_aligned():
-    sample_rate = 16000
-    audio = np.zeros(sample_rate, np.float32)
-    audio[3 * 640 : 4 * 640] = 0.5  # exactly frame 3 at 25 fps
-    energy = speech_energy(audio, sample_rate, 30, FPS)
+    audio = np.zeros(SAMPLE_RATE, np.float32)
+    audio[3 * FRAME_SAMPLES : 4 * FRAME_SAMPLES] = 0.5  # exactly frame 3
+    energy = speech_energy(audio, SAMPLE_RATE, 30, FPS)
     assert energy.shape == (30,) and energy.dtype == np.float32
     np.testing.assert_allclose(energy[3], 0.5, rtol=1e-6)
     assert np.count_nonzero(energy) == 1  # frames past the end of the audio count as silence
 
 
 def test_head_pose_stays_in_range_and_follows_speech():
-    sample_rate, seconds = 16000, 20
+    seconds = 20
     ratios = []
     for seed in range(8):
-        noise = np.random.default_rng(100 + seed).normal(0.0, 0.1, sample_rate * seconds // 2)
+        noise = np.random.default_rng(100 + seed).normal(0.0, 0.1, SAMPLE_RATE * seconds // 2)
         audio = np.concatenate([noise, np.zeros_like(noise)]).astype(np.float32)  # speech, then silence
-        pose = head_pose_trajectory(audio, sample_rate, seconds * FPS, FPS, np.random.default_rng(seed))
-        assert pose.shape == (seconds * FPS, 6) and pose.dtype == np.float32
+        pose = head_pose_trajectory(audio, SAMPLE_RATE, seconds * FPS, FPS, np.random.default_rng(seed))
+        assert pose.shape == (seconds * FPS, POSE_DIM) and pose.dtype == np.float32
         assert (np.abs(pose) <= POSE_LIMITS).all()
         step = np.abs(np.diff(pose, axis=0))
         assert step[:, :3].max() < MAX_POSE_STEP[0] and step[:, 3:].max() < MAX_POSE_STEP[1]
@@ -183,7 +182,9 @@ def test_head_pose_stays_in_range_and_follows_speech():
 def test_head_pose_uses_realistic_ranges():
     poses = np.concatenate(
         [
-            head_pose_trajectory(np.full(16000 * 30, 0.1, np.float32), 16000, 30 * FPS, FPS, np.random.default_rng(s))
+            head_pose_trajectory(
+                np.full(SAMPLE_RATE * 30, 0.1, np.float32), SAMPLE_RATE, 30 * FPS, FPS, np.random.default_rng(s)
+            )
             for s in range(10)
         ]
     )
@@ -211,10 +212,10 @@ def test_head_pose_moves_the_face_like_real_speakers():
     real = np.array([0.028, 0.022, 0.023, 0.066, 0.041])  # roll, nose x / y, eye midpoint x / y
     parts = []
     for seed in range(40):
-        t = np.arange(16000 * 4) / 16000
+        t = np.arange(SAMPLE_RATE * 4) / SAMPLE_RATE
         bursts = ((t % 2.0) < 1.4) & ((t % 0.35) < 0.25)
         audio = (np.random.default_rng(seed).normal(0.0, 0.1, len(t)) * bursts).astype(np.float32)
-        pose = torch.from_numpy(head_pose_trajectory(audio, 16000, 4 * FPS, FPS, np.random.default_rng(seed)))
+        pose = torch.from_numpy(head_pose_trajectory(audio, SAMPLE_RATE, 4 * FPS, FPS, np.random.default_rng(seed)))
         points = PerspectiveCamera().project(apply_pose(face.expand(len(pose), -1, -1), pose))[..., :2].numpy()
         parts.append(head_motion_parts(points))
     median = np.median(parts, axis=0)
@@ -225,13 +226,13 @@ def test_head_pose_moves_the_face_like_real_speakers():
 def test_motion_is_deterministic_from_the_seed():
     spoken = _timeline(("_", 0.2), ("h", 0.1), ("a", 0.2), ("_", 0.5))
     spoken = [PhonemeEvent(p.symbol, p.start, p.end, stressed=True) for p in spoken]
-    audio = np.random.default_rng(0).normal(0.0, 0.1, 16000 * 8).astype(np.float32)
+    audio = np.random.default_rng(0).normal(0.0, 0.1, SAMPLE_RATE * 8).astype(np.float32)
 
     def motion(seed):
         return [
             blink_curves(200, FPS, np.random.default_rng(seed)),
             brow_curves(spoken, 200, FPS, np.random.default_rng(seed), probability=0.5),
-            head_pose_trajectory(audio, 16000, 200, FPS, np.random.default_rng(seed)),
+            head_pose_trajectory(audio, SAMPLE_RATE, 200, FPS, np.random.default_rng(seed)),
         ]
 
     for first, again, other in zip(motion(3), motion(3), motion(4), strict=True):

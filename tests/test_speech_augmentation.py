@@ -6,12 +6,11 @@ import pytest
 import torch
 
 from talkinghead.audio.augmentation import SpeechAugmentation
-
-RATE = 16_000
+from talkinghead.conventions import SAMPLE_RATE
 
 
 def tone(hz: float, seconds: float = 1.0, batch: int = 1) -> torch.Tensor:
-    t = torch.arange(int(seconds * RATE)) / RATE
+    t = torch.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
     return torch.sin(2 * math.pi * hz * t).repeat(batch, 1)
 
 
@@ -26,7 +25,7 @@ def level_db(x: torch.Tensor) -> torch.Tensor:
 
 
 def test_eval_mode_and_probability_zero_leave_the_speech_untouched():
-    speech = torch.randn(4, RATE)
+    speech = torch.randn(4, SAMPLE_RATE)
     assert torch.equal(SpeechAugmentation().eval()(speech), speech)
     assert torch.equal(SpeechAugmentation(probability=0.0).train()(speech), speech)
 
@@ -55,7 +54,7 @@ def test_band_limits_remove_a_tone_above_the_low_pass_and_keep_one_inside():
 
 
 def test_reverb_adds_a_decaying_tail_without_moving_the_speech_in_time():
-    click = torch.zeros(1, RATE)
+    click = torch.zeros(1, SAMPLE_RATE)
     click[0, 1000] = 1.0
     augment = only(p_reverb=1.0, rt60_s=(0.3, 0.3), drr_db=(5.0, 5.0))
     wet = augment(click, torch.Generator().manual_seed(0))
@@ -71,7 +70,7 @@ def test_reverb_adds_a_decaying_tail_without_moving_the_speech_in_time():
 def test_a_stage_module_augments_its_training_speech_only_while_training():
     from talkinghead.lightning.facial_motion import FacialMotionModule
 
-    speech = 0.1 * torch.randn(2, RATE)
+    speech = 0.1 * torch.randn(2, SAMPLE_RATE)
     plain = FacialMotionModule(network={"d_model": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 16})
     augmented = FacialMotionModule(
         network={"d_model": 16, "num_heads": 2, "num_layers": 1, "ff_dim": 16},

@@ -22,11 +22,11 @@ from talkinghead.lightning import MotionVAEGeneratorModule
 from talkinghead.lightning.motion_vae import distinct_references
 from talkinghead.models import MeshToVideo
 from talkinghead.models.losses import discriminator_loss
+from talkinghead.models.mesh_to_video import FACE_KEYS
 from talkinghead.render import FaceParser
 from talkinghead.render.motion_inputs import FLOWS
 from tests.helpers import SMALL_MESH_TO_VIDEO
 
-FACE_KEYS = ("beta", "pose", "lip_offsets")
 SMALL = {**SMALL_MESH_TO_VIDEO, "face_parser": f"{__name__}._CountingParser"}
 TRAINING = {
     "perceptual": "gradients",

@@ -36,6 +36,7 @@ from talkinghead.conventions import CROP_SIZE, FPS
 from talkinghead.evaluation.fid import InceptionFeatures
 from talkinghead.evaluation.identity import align_face, identity_embeddings
 from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.canonical_mesh import NUM_VERTICES
 from talkinghead.face.crop import crop_box
 from talkinghead.face.detection import NoFaceError, detect_face_landmarks
 from talkinghead.face.fitting import FitResult, fit_landmarks
@@ -94,12 +95,12 @@ class FaceTrack:
 def _interpolate_missing(landmarks: list[np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
     found = np.array([points is not None for points in landmarks])
     if not found.any():
-        return np.zeros((len(landmarks), 468, 3), np.float32), found
+        return np.zeros((len(landmarks), NUM_VERTICES, 3), np.float32), found
     known = np.flatnonzero(found)
     stacked = np.stack([landmarks[i] for i in known]).reshape(len(known), -1)
     every = np.arange(len(landmarks))
     filled = np.stack([np.interp(every, known, column) for column in stacked.T], axis=1)
-    return filled.reshape(len(landmarks), 468, 3).astype(np.float32), found
+    return filled.reshape(len(landmarks), NUM_VERTICES, 3).astype(np.float32), found
 
 
 @dataclass

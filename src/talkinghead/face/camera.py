@@ -1,4 +1,5 @@
-"""Pinhole camera that projects posed meshes into the square face crop (256² by default).
+"""Pinhole camera that projects posed meshes into the square face crop (by default
+:data:`~talkinghead.conventions.CROP_SIZE`², 256²).
 
 Convention (used by the rasterizer, the landmarks and the fitting alike):
 
@@ -10,17 +11,20 @@ Convention (used by the rasterizer, the landmarks and the fitting alike):
 * ``u = W/2 + f·x/(d − z)``, ``v = H/2 − f·y/(d − z)``, depth ``= d − z`` (cm, positive in front).
 
 The defaults (f = 500 px, d = 60 cm) put the 17.7-cm-tall canonical face about 150 px tall in a
-256² crop, close to the FOMM crops of the paper's §4.1 data.
+256² crop, close to the FOMM crops of the paper's §4.1 data. :func:`scaled_camera` gives the same view at another
+square resolution.
 """
 
 from dataclasses import dataclass
 
 import torch
 
+from talkinghead.conventions import CROP_SIZE
+
 
 @dataclass(frozen=True)
 class PerspectiveCamera:
-    image_size: int = 256
+    image_size: int = CROP_SIZE
     focal: float = 500.0
     distance: float = 60.0
 
@@ -39,3 +43,10 @@ class PerspectiveCamera:
         x = (screen[..., 0] - half) * depth / self.focal
         y = -(screen[..., 1] - half) * depth / self.focal
         return torch.stack((x, y, self.distance - depth), dim=-1)
+
+
+def scaled_camera(image_size: int, camera: PerspectiveCamera | None = None) -> PerspectiveCamera:
+    """``camera`` (default: the default crop camera) at another square resolution, ``image_size``²: the same view,
+    the focal length scaled with the image."""
+    camera = camera or PerspectiveCamera()
+    return PerspectiveCamera(image_size, camera.focal * image_size / camera.image_size, camera.distance)

@@ -28,7 +28,13 @@ from typing import NamedTuple
 import numpy as np
 
 from talkinghead.face.mesh_fields import MeshFields, smoothstep
-from talkinghead.face.regions import eye_opening_triangles, mirror_permutation, mouth_opening_triangles
+from talkinghead.face.regions import (
+    CHEEK_LEFT,
+    NOSE_ALA_LEFT,
+    eye_opening_triangles,
+    mirror_permutation,
+    mouth_opening_triangles,
+)
 
 ARKIT_BLENDSHAPES = (
     "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff",
@@ -60,10 +66,9 @@ JAW_PIVOT = np.array([0.0, -0.5, -3.5])
 
 JAW_OPEN_DEGREES = 13.0
 
-# MediaPipe landmark ids of small control sets (left side; the right side is their mirror image).
-_CHEEK_LEFT = (427,)  # cheek beside the mouth (4.4, -2.7)
+# MediaPipe landmark ids of small control sets (left side; the right side is their mirror image); the cheek
+# and nostril wing sets are shared with the identity basis (talkinghead.face.regions).
 _CHEEK_UPPER_LEFT = (330, 347, 348)  # malar fat pad under the left eye
-_NOSE_ALA_LEFT = (278, 294, 331, 358)  # left nostril wing
 
 
 class _Term(NamedTuple):
@@ -128,9 +133,9 @@ class _Face:
             "brow_left_inner": brow_left[x[brow_left] < np.median(x[brow_left])],
             "brow_left_outer": brow_left[x[brow_left] >= np.median(x[brow_left])],
             "brow_inner": brow_inner,
-            "cheeks": self._both(_CHEEK_LEFT),
+            "cheeks": self._both(CHEEK_LEFT),
             "cheek_upper_left": np.array(_CHEEK_UPPER_LEFT),
-            "nose_ala_left": np.array(_NOSE_ALA_LEFT),
+            "nose_ala_left": np.array(NOSE_ALA_LEFT),
             "mouth_corner_left": np.array([regions["lip_outer_upper"][-1], regions["lip_inner_upper"][-1]]),
             "lips": np.concatenate([regions["lip_outer"], regions["lip_inner"]]),
             "lip_upper": upper,

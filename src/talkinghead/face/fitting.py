@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 
 from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.canonical_mesh import NUM_VERTICES
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.pose import apply_pose, matrix_to_pose, pose_to_matrix
 
@@ -158,21 +159,21 @@ def mediapipe_landmarks_for(model: MorphableModel, landmarks: torch.Tensor) -> t
     with 68 landmark ids (FaceVerse) gets :data:`MEDIAPIPE_IBUG68`. Other landmark sets raise ``ValueError``.
     """
     count = model.landmark_ids.numel()
-    if count == 468:
-        return landmarks[..., :468, :]
+    if count == NUM_VERTICES:
+        return landmarks[..., :NUM_VERTICES, :]
     if count == 68:
         return landmarks[..., list(MEDIAPIPE_IBUG68), :]
-    raise ValueError(f"no MediaPipe correspondence for a model with {count} landmarks (468 or 68 supported)")
+    raise ValueError(f"no MediaPipe correspondence for a model with {count} landmarks ({NUM_VERTICES} or 68 supported)")
 
 
 def mediapipe_ids_for(model: MorphableModel) -> tuple[int, ...]:
     """The MediaPipe landmark index of each column :func:`mediapipe_landmarks_for` returns (same rules)."""
     count = model.landmark_ids.numel()
-    if count == 468:
-        return tuple(range(468))
+    if count == NUM_VERTICES:
+        return tuple(range(NUM_VERTICES))
     if count == 68:
         return MEDIAPIPE_IBUG68
-    raise ValueError(f"no MediaPipe correspondence for a model with {count} landmarks (468 or 68 supported)")
+    raise ValueError(f"no MediaPipe correspondence for a model with {count} landmarks ({NUM_VERTICES} or 68 supported)")
 
 
 def rigid_weights(model: MorphableModel, scale: float = 0.1) -> torch.Tensor:

@@ -28,15 +28,20 @@ from collections.abc import Callable
 import numpy as np
 
 from talkinghead.face.mesh_fields import MeshFields, smoothstep
-from talkinghead.face.regions import eye_opening_triangles, mirror_permutation, mouth_opening_triangles
+from talkinghead.face.regions import (
+    CHEEK_LEFT,
+    NOSE_ALA_LEFT,
+    eye_opening_triangles,
+    mirror_permutation,
+    mouth_opening_triangles,
+)
 
-# MediaPipe landmark ids of control sets (left side or midline; mirrored where a trait is bilateral).
+# MediaPipe landmark ids of control sets (left side or midline; mirrored where a trait is bilateral); the cheek
+# and nostril wing sets (CHEEK_LEFT, NOSE_ALA_LEFT) come from talkinghead.face.regions.
 _CHIN = (152, 148, 176)
 _NOSE_TIP = (1, 4, 19)
 _NOSE_BASE = (1, 4, 19, 94, 2)  # tip, columella, subnasale
 _NOSE_BRIDGE = (6, 168, 197, 195)
-_NOSE_ALA_LEFT = (278, 294, 331, 358)
-_CHEEK_LEFT = (427,)
 _CHEEKBONE_LEFT = (346, 352)
 _JAW_ANGLE_LEFT = (397, 288, 365)
 
@@ -61,8 +66,8 @@ class _Population:
             "nose_tip": np.array(_NOSE_TIP),
             "nose_base": np.array(_NOSE_BASE),
             "nose_bridge": np.array(_NOSE_BRIDGE),
-            "nose_alae": np.union1d(_NOSE_ALA_LEFT, mirror[list(_NOSE_ALA_LEFT)]),
-            "cheeks": np.union1d(_CHEEK_LEFT, mirror[list(_CHEEK_LEFT)]),
+            "nose_alae": np.union1d(NOSE_ALA_LEFT, mirror[list(NOSE_ALA_LEFT)]),
+            "cheeks": np.union1d(CHEEK_LEFT, mirror[list(CHEEK_LEFT)]),
             "cheekbones": np.union1d(_CHEEKBONE_LEFT, mirror[list(_CHEEKBONE_LEFT)]),
             "jaw_angles": np.union1d(_JAW_ANGLE_LEFT, mirror[list(_JAW_ANGLE_LEFT)]),
             "eyes": np.concatenate([regions["eye_left"], regions["eye_right"]]),

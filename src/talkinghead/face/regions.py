@@ -13,12 +13,18 @@ corner, both corners included. Region names:
 * ``lip_outer_upper``, ``lip_outer_lower``, ``lip_inner_upper``, ``lip_inner_lower``: their halves.
 * ``eye_left``, ``eye_right``: lid-margin loops; ``eye_left_upper`` / ``eye_left_lower`` (and right): lids.
 * ``brow_left``, ``brow_right``, ``face_oval``, ``nose``: as MediaPipe draws them.
+
+Small hand-picked control sets on the subject's left (the bases mirror them for the right side):
+:data:`CHEEK_LEFT`, :data:`NOSE_ALA_LEFT`.
 """
 
 from collections import defaultdict
 from functools import lru_cache
 
 import numpy as np
+
+CHEEK_LEFT = (427,)  # cheek beside the mouth (4.4, -2.7)
+NOSE_ALA_LEFT = (278, 294, 331, 358)  # left nostril wing
 
 
 def _loops(edges: frozenset[tuple[int, int]]) -> list[list[int]]:

@@ -14,12 +14,13 @@ import torch
 
 from talkinghead.face.builtin import builtin_identity_std
 from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.face.canonical_mesh import NUM_VERTICES
 from talkinghead.face.clip_crop import clip_crop_box, to_crop
 from talkinghead.face.fitting import SequenceFit, SequenceFitConfig, fit_sequence, mediapipe_landmarks_for
 from talkinghead.face.morphable_model import MorphableModel
 
 VIDEO_FIT = SequenceFitConfig(smooth_sigma=1.0, smooth_beta=False)
-BUILTIN_LANDMARKS = 468  # the built-in model's landmarks are its vertices, FaceMesh's 468 points
+BUILTIN_LANDMARKS = NUM_VERTICES  # the built-in model's landmarks are its vertices, FaceMesh's 468 points
 
 
 @dataclass

@@ -22,7 +22,7 @@ discriminator's weights are broadcast from rank 0 when fitting starts (DDP's sta
 The perceptual network is built when fitting starts and is
 kept out of checkpoints, so loading a checkpoint for inference needs neither its weights nor the corpus.
 
-Metrics (``val/``, ``test/``): ``psnr`` (dB) and ``ssim`` per frame (torchmetrics), ``l1``,
+Metrics (``val/``, ``test/``): ``psnr`` (dB) and ``ssim`` per frame (:mod:`talkinghead.metrics.image`), ``l1``,
 ``mouth_landmark_distance`` — mean distance (pixels of the 256² frame) between the 40 MediaPipe FaceMesh lip
 landmarks detected on the generated and on the real frame — and ``mouth_detection_rate``, the fraction of
 pairs where both detections succeeded.
@@ -35,14 +35,14 @@ import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 from torch.nn.parallel import DistributedDataParallel
 from torchmetrics import MeanMetric
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchvision.utils import make_grid
 
-from talkinghead.conventions import FPS, SAMPLE_RATE
+from talkinghead.conventions import CROP_SIZE, FRAME_SAMPLES
 from talkinghead.data.shards import iter_clips
 from talkinghead.image_tensors import to_uint8
 from talkinghead.lightning.media import Image, Video
 from talkinghead.lightning.stage import StageModule, adamw, warmup
+from talkinghead.metrics.image import psnr, ssim
 from talkinghead.metrics.landmarks import frame_mouth_landmark_distance
 from talkinghead.models.losses import MeshToVideoLoss
 from talkinghead.models.mesh_to_video import FACE_KEYS, MeshToVideo
@@ -117,8 +117,8 @@ class MotionVAEGeneratorModule(StageModule):
     def __init__(
         self,
         face_model: str = "builtin",
-        image_size: int = 256,
-        render_size: int = 256,
+        image_size: int = CROP_SIZE,
+        render_size: int = CROP_SIZE,
         motion_size: int = 64,
         rasterizer: str = "auto",
         face_parser: str = "mediapipe",
@@ -317,8 +317,8 @@ class MotionVAEGeneratorModule(StageModule):
         out = self.model(batch["reference_frame"], batch, sample=False)
         frame, target = out["frame"].clamp(0, 1), batch["driven_frame"]
         metrics = self.metrics[split]
-        metrics["psnr"].update(peak_signal_noise_ratio(frame, target, data_range=1.0, reduction="none", dim=(1, 2, 3)))
-        metrics["ssim"].update(structural_similarity_index_measure(frame, target, data_range=1.0, reduction="none"))
+        metrics["psnr"].update(psnr(frame, target))
+        metrics["ssim"].update(ssim(frame, target))
         metrics["l1"].update((frame - target).abs().mean(dim=(1, 2, 3)))
         if self.hparams.mouth_metric:
             distances, detected = frame_mouth_landmark_distance(frame, target)
@@ -356,6 +356,6 @@ class MotionVAEGeneratorModule(StageModule):
             **{key: value[:1] for key, value in motion.items()},
         }
         generated = self.model.synthesize(frames[:1], reference, motion)["frame"]
-        audio = clip.audio[: length * SAMPLE_RATE // FPS]
+        audio = clip.audio[: length * FRAME_SAMPLES]
         items.append(Video("clip_generated_vs_truth", to_uint8(torch.cat((generated, frames), dim=-1)), audio))
         return items

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from talkinghead.conventions import FPS, SAMPLE_RATE
+from talkinghead.conventions import FPS, FRAME_SAMPLES, SAMPLE_RATE
 from talkinghead.media.fragmented_writer import ZERO_LATENCY
 from talkinghead.media.video_writer import VideoWriter
 
@@ -23,7 +23,7 @@ from talkinghead.media.video_writer import VideoWriter
 AAC_FRAME_SAMPLES = 1024
 #: Video frames per segment: the most up to 1 s whose speech is whole AAC frames (24 at 25 fps and 16 kHz, 0.96 s
 #: = 15 AAC frames), so a segment's speech decodes without end padding and segments join without drift.
-SEGMENT_FRAMES = FPS - FPS % (math.lcm(SAMPLE_RATE // FPS, AAC_FRAME_SAMPLES) // (SAMPLE_RATE // FPS))
+SEGMENT_FRAMES = FPS - FPS % (math.lcm(FRAME_SAMPLES, AAC_FRAME_SAMPLES) // FRAME_SAMPLES)
 
 
 class SegmentWriter(VideoWriter):

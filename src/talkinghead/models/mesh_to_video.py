@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch import nn
 
-from talkinghead.face import PerspectiveCamera, apply_pose, load_morphable_model
+from talkinghead.conventions import CROP_SIZE
+from talkinghead.face import apply_pose, load_morphable_model
+from talkinghead.face.camera import scaled_camera
 from talkinghead.models.frame_generator import FrameGenerator
 from talkinghead.models.motion_vae import DualBranchMotionVAE
 from talkinghead.render.face_parser import make_face_parser
@@ -62,7 +64,8 @@ class MeshToVideo(nn.Module):
 
     Args:
         face_model: ``"builtin"`` or the path of a FaceVerse ``.npy`` file (the corpus' morphable model).
-        image_size: frame size (the crop camera: f = 500 px, d = 60 cm at 256², scaled with the size).
+        image_size: frame size (the crop camera, f = 500 px, d = 60 cm at 256², scaled with the size:
+            :func:`~talkinghead.face.camera.scaled_camera`).
         render_size, motion_size: rasterization and motion-VAE resolutions (:class:`MotionInputRenderer`).
         rasterizer: ``auto`` | ``torch`` | ``nvdiffrast``.
         face_parser: ``"mediapipe"`` or the import path of a :class:`~talkinghead.render.FaceParser` subclass.
@@ -76,8 +79,8 @@ class MeshToVideo(nn.Module):
     def __init__(
         self,
         face_model: str = "builtin",
-        image_size: int = 256,
-        render_size: int = 256,
+        image_size: int = CROP_SIZE,
+        render_size: int = CROP_SIZE,
         motion_size: int = 64,
         rasterizer: str = "auto",
         face_parser: str = "mediapipe",
@@ -89,7 +92,7 @@ class MeshToVideo(nn.Module):
     ) -> None:
         super().__init__()
         face = load_morphable_model(face_model)
-        camera = PerspectiveCamera(image_size, 500.0 * image_size / 256, 60.0)
+        camera = scaled_camera(image_size)
         self.inputs = MotionInputRenderer(face, camera, render_size, motion_size, rasterizer, heatmap_sigma)
         self.parser = make_face_parser(face_parser)
         self.motion = DualBranchMotionVAE(face.num_lip_vertices, **(motion or {}))

@@ -68,6 +68,9 @@ if TYPE_CHECKING:
     from talkinghead.pipeline.pipeline import GenerationParams, PreparedPortrait, TalkingHeadPipeline
 
 FRAME_MS = 1000 / FPS
+#: The length of the chunks :func:`live_chunks` delivers by default (``talkinghead-generate --stream``, the
+#: web demo's streaming tab): one video frame's audio.
+CHUNK_MS = FRAME_MS
 
 
 class SampleBuffer:
@@ -528,7 +531,7 @@ class StreamReport:
         )
 
 
-def live_chunks(speech: np.ndarray, chunk_ms: float = 40.0, realtime: bool = False) -> Iterator[np.ndarray]:
+def live_chunks(speech: np.ndarray, chunk_ms: float = CHUNK_MS, realtime: bool = False) -> Iterator[np.ndarray]:
     """``speech`` as a live source delivers it, in ``chunk_ms`` chunks; resume the generator when the previous
     chunk has been processed.
 
@@ -552,7 +555,7 @@ def stream_to_mp4(
     session: StreamSession,
     speech: np.ndarray,
     out: str | Path,
-    chunk_ms: float = 40.0,
+    chunk_ms: float = CHUNK_MS,
     realtime: bool = False,
 ) -> StreamReport:
     """Feed ``speech`` to ``session`` as :func:`live_chunks` delivers it and write a fragmented mp4 that plays

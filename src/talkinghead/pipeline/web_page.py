@@ -21,6 +21,7 @@ Gradio's telemetry and version check are switched off (``GRADIO_ANALYTICS_ENABLE
 """
 
 import hashlib
+import itertools
 import math
 import os
 import shutil
@@ -37,11 +38,9 @@ from talkinghead.conventions import FRAME_SAMPLES, SAMPLE_RATE, VIDEO_SUFFIXES
 from talkinghead.media import SEGMENT_FRAMES, VideoError, write_segment
 from talkinghead.pipeline.inputs import GenerationInputError
 from talkinghead.pipeline.pipeline import GenerationParams, TalkingHeadPipeline
-from talkinghead.pipeline.streaming import Latency, StreamReport
+from talkinghead.pipeline.streaming import CHUNK_MS, Latency, StreamReport, live_chunks
 
 POSE_MODES = (("generated (seeded)", "generated"), ("still", "still"), ("from a pose file", "file"))
-#: The streaming tab feeds the speech in chunks of this length (as ``talkinghead-generate --stream``).
-CHUNK_MS = 40.0
 #: What Gradio's streamed video output runs to join the segments (``gradio.components.video``).
 FFMPEG_TOOLS = ("ffmpeg", "ffprobe")
 
@@ -155,8 +154,9 @@ def lookahead_line(latency: Latency) -> str:
 
 
 class StreamGenerator:
-    """The streaming tab's handler, a generator: the speech is pushed to a stream session in
-    :data:`CHUNK_MS` chunks as if it were live (not paced: the file is there whole), and every
+    """The streaming tab's handler, a generator: the speech is pushed to a stream session as if it were live, in
+    :data:`~talkinghead.pipeline.streaming.CHUNK_MS` chunks (:func:`~talkinghead.pipeline.streaming.live_chunks`;
+    not paced: the file is there whole), and every
     :data:`~talkinghead.media.SEGMENT_FRAMES` frames made (0.96 s; the rest at the end) are written as an mp4
     segment with their slice of the speech (:func:`~talkinghead.media.write_segment`) and yielded. Gradio
     re-muxes each into an MPEG-TS segment of one HLS stream (it needs FFmpeg's ``ffmpeg`` and ``ffprobe``) that
@@ -198,31 +198,30 @@ class StreamGenerator:
             gr.Info(note)
         lookahead = lookahead_line(session.latency)
         yield gr.skip(), lookahead
-        chunk = round(CHUNK_MS * SAMPLE_RATE / 1000)
         pending: list[np.ndarray] = []  # frames made, not yet in a segment
         written, first_frame, busy = 0, None, 0.0
         start = time.perf_counter()
-        for offset in [*range(0, len(speech), chunk), None]:
+        for samples in itertools.chain(live_chunks(speech, CHUNK_MS), [None]):
             began = time.perf_counter()
-            batches = session.close() if offset is None else session.push(speech[offset : offset + chunk])
+            batches = session.close() if samples is None else session.push(samples)
             if batches and first_frame is None:
                 first_frame = time.perf_counter() - start
             pending += [frame for frames in batches for frame in frames]
             paths = []
-            while len(pending) >= SEGMENT_FRAMES or (offset is None and pending):
+            while len(pending) >= SEGMENT_FRAMES or (samples is None and pending):
                 frames, pending = np.stack(pending[:SEGMENT_FRAMES]), pending[SEGMENT_FRAMES:]
-                end = None if offset is None and not pending else (written + len(frames)) * FRAME_SAMPLES
+                end = None if samples is None and not pending else (written + len(frames)) * FRAME_SAMPLES
                 paths.append(segments / f"from_frame{written:06d}.mp4")
                 write_segment(paths[-1], frames, speech[written * FRAME_SAMPLES : end])  # the last: all the rest
                 written += len(frames)
             busy += time.perf_counter() - began
             status = lookahead
-            if offset is None:
+            if samples is None:
                 report = StreamReport(written, 1000 * (first_frame or math.nan), busy, len(speech) / SAMPLE_RATE)
                 status = f"{lookahead}\n\n{written} frames; {report.line()}"
             for path in paths:
                 yield str(path), status if path == paths[-1] else lookahead
-            if offset is None and not paths:
+            if samples is None and not paths:
                 yield gr.skip(), status
 
 

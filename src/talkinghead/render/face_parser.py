@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from talkinghead.face.mesh_fields import smoothstep
 from talkinghead.image_tensors import to_uint8
 
 OUTER_CLASSES = ("background", "head", "torso")
@@ -40,11 +41,6 @@ class FaceParser(ABC):
         on the images' device and dtype."""
 
 
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
-
-
 def outer_labels(person: np.ndarray, face_points: np.ndarray) -> np.ndarray:
     """Person mask (H, W) in [0, 1] and face points (N, 2) pixels → labels (3, H, W) (module docstring)."""
     height, width = person.shape
@@ -54,7 +50,7 @@ def outer_labels(person: np.ndarray, face_points: np.ndarray) -> np.ndarray:
     top, chin = face_points[:, 1].min(), face_points[:, 1].max()
     face_height = max(chin - top, 1.0)
     rows = np.arange(height, dtype=np.float32) + 0.5
-    above = 1.0 - _smoothstep((rows - chin - CHIN_MARGIN * face_height) / (CHIN_RAMP * face_height))
+    above = 1.0 - smoothstep((rows - chin - CHIN_MARGIN * face_height) / (CHIN_RAMP * face_height))
     person = np.maximum(np.clip(person, 0.0, 1.0), hull)
     head = np.maximum(person * above[:, None], hull)
     return np.stack((1.0 - person, head, person - head)).astype(np.float32)

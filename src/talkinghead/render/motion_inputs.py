@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the usual alias
 from torch import nn
 
-from talkinghead.face.camera import PerspectiveCamera
+from talkinghead.conventions import CROP_SIZE
+from talkinghead.face.camera import PerspectiveCamera, scaled_camera
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.face.pose import apply_pose, apply_rigid, pose_to_matrix
 from talkinghead.render.base import Rasterizer
@@ -34,14 +35,9 @@ from talkinghead.render.ncc import NCCRenderer, compose_projection_texture
 from talkinghead.render.warp import identity_grid
 
 # Colour code of the outer labels (background, head, torso) in PT_out; NCC colours fill the inner face.
-PRIOR_SMOOTHING, PRIOR_REACH = 6.0, 32.0  # px at 256², as the corpus' frame renderer
+PRIOR_SMOOTHING, PRIOR_REACH = 6.0, 32.0  # px at CROP_SIZE² (256²), as the corpus' frame renderer
 OUTER_COLORS = ((0.0, 0.0, 0.0), (1.0, 0.0, 1.0), (0.0, 1.0, 1.0))
 FLOWS = ("flow_mesh", "flow_prior")  # the optional flow outputs of MotionInputRenderer.forward
-
-
-def _camera(camera: PerspectiveCamera, size: int) -> PerspectiveCamera:
-    """The same view at another square resolution (the focal length scales with the image)."""
-    return PerspectiveCamera(size, camera.focal * size / camera.image_size, camera.distance)
 
 
 def head_motion_theta(reference_screen: torch.Tensor, moved_screen: torch.Tensor, size: int) -> torch.Tensor:
@@ -98,7 +94,7 @@ class MotionInputRenderer(nn.Module):
         self,
         model: MorphableModel,
         camera: PerspectiveCamera | None = None,
-        render_size: int = 256,
+        render_size: int = CROP_SIZE,
         motion_size: int = 64,
         rasterizer: str = "auto",
         heatmap_sigma: float = 1.0,
@@ -108,11 +104,11 @@ class MotionInputRenderer(nn.Module):
             raise ValueError(f"render_size ({render_size}) must be a multiple of motion_size ({motion_size})")
         self.model = model
         self.image_camera = camera or PerspectiveCamera()
-        self.motion_camera = _camera(self.image_camera, motion_size)
+        self.motion_camera = scaled_camera(motion_size, self.image_camera)
         self.render_size, self.motion_size = render_size, motion_size
         self.backend, self.heatmap_sigma = rasterizer, heatmap_sigma
         self._rasterizers: dict[str, Rasterizer] = {}
-        self.ncc = NCCRenderer(model, _camera(self.image_camera, render_size), make_rasterizer("torch", "cpu"))
+        self.ncc = NCCRenderer(model, scaled_camera(render_size, self.image_camera), make_rasterizer("torch", "cpu"))
 
     def _renderer(self, device: torch.device) -> NCCRenderer:
         if str(device) not in self._rasterizers:
@@ -244,7 +240,7 @@ class MotionInputRenderer(nn.Module):
             if "flow_mesh" in flows:
                 out["flow_mesh"] = F.avg_pool2d(flow_mesh, pool) / mask_driven.clamp_min(1e-6)
             if "flow_prior" in flows:
-                scale = size / 256.0
+                scale = size / CROP_SIZE
                 flow_prior = extend_flow(flow_mesh, raster.mask, PRIOR_SMOOTHING * scale, PRIOR_REACH * scale)
                 out["flow_prior"] = F.avg_pool2d(flow_prior, pool)
         return out

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from talkinghead.audio.envelope import speech_energy
-from talkinghead.conventions import FPS, SAMPLE_RATE
+from talkinghead.conventions import FPS, FRAME_SAMPLES, SAMPLE_RATE
 from talkinghead.face.mouth import inner_lip_opening, lagged_correlations
 from talkinghead.models.syncnet import SyncNetwork, crop_boxes, crop_face, sync_scores, syncnet_mfcc
 
@@ -107,7 +107,7 @@ def syncnet_offset(network: SyncNetwork, crops: np.ndarray, landmarks: np.ndarra
 
 def shift_audio(audio: np.ndarray, start: int, end: int, offset: int) -> np.ndarray:
     """Samples of video frames ``[start, end)`` with the audio moved ``offset`` frames later (zeros outside)."""
-    hop = SAMPLE_RATE // FPS
+    hop = FRAME_SAMPLES
     first, last = (start - offset) * hop, (end - offset) * hop
     span = np.zeros(last - first, np.float32)
     lo, hi = max(first, 0), min(last, len(audio))

@@ -8,8 +8,8 @@ astronaut cropped to the face at 256², driven by random expressions and head po
 Inference table, per config and batch size B (frames driven by one reference):
 
 * ``before``: the straightforward computation — the reference expanded to the batch and rendered once per
-  frame, the mesh and prior flows always rendered (``MotionInputRenderer(..., flows=FLOWS)`` on the expanded
-  reference), then the motion-VAE and generator;
+  frame, the mesh and prior flows always rendered (:meth:`MeshToVideo.render_inputs` with ``mesh_flow=True`` on the
+  expanded reference, the painted mouth interior included), then the motion-VAE and generator;
 * ``after``: :meth:`MeshToVideo.synthesize` (the reference rendered once, the flows only where used);
 * FLOPs per frame (:func:`flops.stage2_flops_per_frame`: convolutions and matrix products), the GFLOP/s they
   reach in ``after`` and that rate's fraction of the measured float32 matmul peak;
@@ -170,10 +170,10 @@ def inference_rows(config: str, batch_sizes: list[int], repeats: int, peak: floa
 
         @torch.no_grad()
         def before(driven=driven, expand=expand, count=count):
-            inputs = model.inputs(
-                expand(reference["alpha"]), {k: expand(reference[k]) for k in FACE_KEYS}, driven, expand(outer), None,
-                FLOWS,
-            )  # fmt: skip
+            faces = {k: expand(reference[k]) for k in FACE_KEYS}
+            inputs = model.render_inputs(
+                expand(image), expand(reference["alpha"]), faces, driven, expand(outer), mesh_flow=True
+            )
             return model(expand(image), inputs, sample=False)
 
         def after(driven=driven):

@@ -8,12 +8,14 @@ from pathlib import Path
 import lightning
 import pytest
 import torch
+import yaml
 
-from talkinghead.data.datamodule import TalkingHeadDataModule
+from talkinghead.data.datamodule import ShardWindowDataset, TalkingHeadDataModule
 from talkinghead.lightning import FacialMotionModule
 from talkinghead.lightning.cli import main as cli_main
 from talkinghead.media import probe_video
 from tests.helpers import CSV_LOGGER_CONFIG, logged_metrics
+from tests.test_ddp_paper_configs import assert_condition_range_covers_the_training_identities
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_CONFIG = ROOT / "lightning_configs" / "facial_motion_tiny.yaml"
@@ -145,7 +147,14 @@ def test_cli_reports_a_missing_corpus_in_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ddp_with_two_cpu_processes(tiny_corpus, tmp_path):
-    """The same config trains with gloo DDP on two CPU processes (a child process, as a user would run it)."""
+    """The same config trains with gloo DDP on two CPU processes (a child process, as a user would run it).
+
+    One epoch is ⌈(rank 0's share of the training windows) / batch size⌉ steps: the tiny corpus' two training
+    clips give each rank one window, so one AdamW step (no weight decay, no warm-up). Starting from the weights
+    ``seed_everything`` gives the module, that step moves every trainable weight by ``lr · |g| / (|g| + ε)`` —
+    exactly ``lr`` unless its gradient is ~0 (the attention key biases, which softmax ignores) — and no buffer
+    but the condition range, which is the union of both ranks' identities (:class:`StageModule`'s all-gather).
+    """
     argv = [
         sys.executable, "-m", "talkinghead.lightning.cli", "fit", "--config", str(TINY_CONFIG),
         "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(tiny_corpus),
@@ -155,4 +164,24 @@ def test_ddp_with_two_cpu_processes(tiny_corpus, tmp_path):
     ]  # fmt: skip
     result = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert next(tmp_path.rglob("last.ckpt")).stat().st_size > 0
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    data, init_args = config["data"], config["model"]["init_args"]
+    windows = ShardWindowDataset(tiny_corpus, "train", fields=data["fields"], window=data["window"])
+    steps = math.ceil(len(windows.partition(0, 2, 0, data["num_workers"])) / data["batch_size"])
+    checkpoint = torch.load(next(tmp_path.rglob("last.ckpt")), map_location="cpu", weights_only=True)
+    assert steps == 1 and checkpoint["global_step"] == steps and checkpoint["epoch"] == 1
+    with torch.random.fork_rng(devices=[]):  # the weights the CLI's seed_everything gives the module
+        torch.manual_seed(config["seed_everything"])
+        initial = FacialMotionModule(**init_args)
+    trained, lr = checkpoint["current_model_state"], init_args["lr"]
+    assert not init_args.get("weight_decay") and not init_args.get("warmup_steps")  # the plain Adam step above
+    assert trained.keys() == initial.state_dict().keys()
+    trainable = {name for name, p in initial.named_parameters() if p.requires_grad}
+    moves = torch.cat([(trained[name] - p.detach()).abs().flatten() for name, p in initial.named_parameters()])
+    assert moves.isfinite().all() and moves.max() <= lr * (1 + 1e-4)
+    assert (moves > 0.99 * lr).float().mean() > 0.95  # all but the key biases and a few small gradients
+    range_names = {"model.net.condition_range.low", "model.net.condition_range.high"}
+    for name, value in initial.state_dict().items():
+        if name not in trainable | range_names:
+            assert torch.equal(trained[name], value), name
+    assert_condition_range_covers_the_training_identities(tiny_corpus, tmp_path)

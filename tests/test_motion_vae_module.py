@@ -9,10 +9,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from talkinghead.data.datamodule import TalkingHeadDataModule
+from talkinghead.face import builtin_morphable_model
 from talkinghead.lightning import MotionVAEGeneratorModule
 from talkinghead.lightning.cli import main as cli_main
 from talkinghead.models import MeshToVideo, load_network
 from talkinghead.models.losses import MOUTH_DILATION, mouth_region
+from talkinghead.models.mesh_to_video import FACE_KEYS
 from tests.helpers import CSV_LOGGER_CONFIG, logged_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +33,6 @@ SMALL = {
     "generator": {"channels": [8, 16], "num_residual": 1},
     "discriminator": {"scales": [0.5], "channels": 8, "num_layers": 2},
 }  # fmt: skip
-FACE_KEYS = ("beta", "pose", "lip_offsets")
 
 
 def _module(**overrides) -> MotionVAEGeneratorModule:
@@ -53,9 +54,27 @@ def batch(raw_batch):
     return _module().on_after_batch_transfer(dict(raw_batch), 0)
 
 
-def test_rendered_inputs_are_added_to_the_batch(batch):
+def test_rendered_inputs_are_added_to_the_batch(raw_batch, batch):
+    """The batch gains the motion-VAE inputs of its pairs at 32²: every lip map peaks on the motion pixel holding
+    its lip vertex's landmark of the corpus' 256² frame (the stored landmarks are the mesh's projection; 8 frame
+    pixels a motion pixel), the driven maps at the driven face's lips, which lie about a motion pixel from the
+    reference's (swapped maps fail); and with the driven face set to the reference, PT_d = PT_ref, the lip maps agree
+    and the mesh flow is ~0, while PT_ref is the real batch's."""
     assert batch["pt_reference"].shape == batch["pt_driven"].shape == (2, 3, 32, 32)
     assert batch["lip_driven"].shape == (2, 40, 32, 32) and batch["flow_mesh"].shape == (2, 2, 32, 32)
+    lips, scale = builtin_morphable_model().lip_ids, 32 / batch["driven_frame"].shape[-1]
+    for role in ("driven", "reference"):
+        landmarks = raw_batch[f"{role}_landmarks"][:, lips] * scale  # (2, 40, 2) (u, v) motion pixels
+        peaks = batch[f"lip_{role}"].flatten(2).argmax(2)
+        assert (peaks % 32 + 0.5 - landmarks[..., 0]).abs().max() <= 0.5 + 1e-4, role  # columns
+        assert (peaks // 32 + 0.5 - landmarks[..., 1]).abs().max() <= 0.5 + 1e-4, role  # rows
+    still = {**raw_batch, **{f"driven_{key}": raw_batch[f"reference_{key}"] for key in FACE_KEYS}}
+    still = _module().on_after_batch_transfer(still, 0)
+    assert torch.equal(still["pt_reference"], batch["pt_reference"])
+    torch.testing.assert_close(still["pt_driven"], still["pt_reference"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(still["lip_driven"], still["lip_reference"], atol=1e-5, rtol=0)
+    assert still["flow_mesh"].abs().max() < 2e-3  # normalized units: 0.03 motion pixels
+    assert (batch["pt_driven"] - batch["pt_reference"]).abs().amax(dim=(1, 2, 3)).min() > 0.1  # the real pairs move
 
 
 def test_gradients_reach_both_branches_and_the_generator(batch):

@@ -11,36 +11,43 @@ import csv
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import scipy.linalg
 import skimage.data
 import torch
 import torchvision
 
+from talkinghead.audio.io import load_audio
+from talkinghead.conventions import FPS, FRAME_SAMPLES
+from talkinghead.evaluation import evaluate as evaluate_module
 from talkinghead.evaluation.cli import main
+from talkinghead.evaluation.fid import load_inception
+from talkinghead.evaluation.identity import align_face, csim, identity_embeddings, load_identity_network
+from talkinghead.evaluation.video_metrics import VideoAnalysis, analyse_video
 from talkinghead.face.crop import crop_box, crop_image
 from talkinghead.face.detection import detect_face_landmarks
-from talkinghead.media import VideoWriter
-from talkinghead.models.syncnet import SyncNet
+from talkinghead.media import VideoWriter, iter_video_frames
+from talkinghead.models.iresnet import IResNet
+from talkinghead.models.syncnet import SyncNet, crop_boxes, crop_face, load_syncnet, sync_scores, syncnet_mfcc
 
 FRAMES = 16
 NA = "n/a (weights not supplied)"
 
 
-class PoolingBackbone(torch.nn.Module):
-    """Stand-in identity backbone (built for this test): 4 × 4 average colours of the aligned face, 48-d."""
-
-    def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.adaptive_avg_pool2d(faces, 4).flatten(1)
-
-
-def export_backbone(path) -> None:
-    batch = torch.export.Dim("batch")
-    torch.export.save(
-        torch.export.export(PoolingBackbone(), (torch.zeros(2, 3, 112, 112),), dynamic_shapes=({0: batch},)), path
-    )
+def save_backbone(path) -> None:
+    """A stand-in ArcFace backbone built for the test: the smallest IResNet (one block per stage, 16-d embeddings)
+    with random weights and BatchNorm statistics, saved as a model-zoo state dict."""
+    torch.manual_seed(5)
+    network = IResNet((1, 1, 1, 1), 16)
+    for module in network.modules():
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    torch.save(network.state_dict(), path)
 
 
 def _face_frames(angles: np.ndarray, brighten: int = 0) -> np.ndarray:
@@ -86,7 +93,48 @@ def _rows(path) -> dict[str, dict[str, str]]:
         return {row["video"].rsplit("/", 1)[-1]: row for row in csv.DictReader(stream)}
 
 
-def test_weight_free_metrics_and_not_supplied_cells(videos, capsys):
+@pytest.fixture
+def analyses(monkeypatch) -> dict[str, VideoAnalysis]:
+    """What the CLI's one pass over each video (``analyse_video``) yields — FaceMesh track, Inception features —
+    keyed by ``folder/file``, for checking its cells against metrics computed here."""
+    seen: dict[str, VideoAnalysis] = {}
+
+    def spy(path, *args, **kwargs) -> VideoAnalysis:
+        seen[f"{Path(path).parent.name}/{Path(path).name}"] = analysis = analyse_video(path, *args, **kwargs)
+        return analysis
+
+    monkeypatch.setattr(evaluate_module, "analyse_video", spy)
+    return seen
+
+
+def _opening(landmarks: np.ndarray) -> np.ndarray:
+    """Inner-lip opening (FaceMesh 13–14) over the face height (10–152) per frame, image-plane distances."""
+    points = landmarks[..., :2].astype(np.float64)
+    return np.linalg.norm(points[:, 13] - points[:, 14], axis=-1) / np.linalg.norm(
+        points[:, 10] - points[:, 152], axis=-1
+    )
+
+
+def _frame_rms(audio: np.ndarray, frames: int) -> np.ndarray:
+    """RMS of each 40-ms (640-sample) frame of 16-kHz audio, silence past its end."""
+    samples = np.zeros(frames * FRAME_SAMPLES)
+    samples[: min(len(audio), len(samples))] = audio[: len(samples)]
+    return np.sqrt((samples.reshape(frames, FRAME_SAMPLES) ** 2).mean(axis=1))
+
+
+def _fid_by_definition(real: np.ndarray, generated: np.ndarray) -> float:
+    """‖μ_r − μ_g‖² + tr(Σ_r + Σ_g − 2 (Σ_r Σ_g)^½) with scipy's ``sqrtm``, both covariances written in an
+    orthonormal basis of the span of the centred features (where they live: a few frames span a few of the 2048
+    dimensions), so the matrix root is of a small matrix; the traces are unchanged by the basis."""
+    centred = np.concatenate([real - real.mean(0), generated - generated.mean(0)])
+    basis = np.linalg.qr(centred.T)[0]  # (2048, N_r + N_g)
+    sigma_r, sigma_g = (np.cov(features @ basis, rowvar=False) for features in (real, generated))
+    difference = real.mean(0) - generated.mean(0)
+    root = scipy.linalg.sqrtm(sigma_r @ sigma_g).real
+    return float(difference @ difference + np.trace(sigma_r) + np.trace(sigma_g) - 2.0 * np.trace(root))
+
+
+def test_weight_free_metrics_and_not_supplied_cells(videos, analyses, capsys):
     out = videos / "report.csv"
     code = main(
         [
@@ -119,8 +167,19 @@ def test_weight_free_metrics_and_not_supplied_cells(videos, capsys):
     roll_std = float(np.std(np.radians(6.0 * np.sin(np.arange(FRAMES) / 3.0))))
     assert float(clip["mouth_open_std"]) < 0.003
     assert roll_std < float(clip["head_motion"]) < roll_std + 0.15
-    assert -1.0 <= float(clip["lip_sync_r"]) <= 1.0
-    assert -1.0 <= float(clip["mouth_r"]) <= 1.0 and float(clip["mouth_amplitude_ratio"]) > 0
+    # lip-sync r and mouth r computed here from the CLI's FaceMesh tracks (to the CSV's 4 decimals): the best
+    # Pearson r over lags of ±2 frames between the opening and the RMS envelope of the clip's decoded speech,
+    # and r / std ratio of the generated and the reference openings frame by frame
+    opening, real = (_opening(analyses[key].track.landmarks) for key in ("generated/clip.mp4", "reference/clip.mp4"))
+    envelope = _frame_rms(load_audio(videos / "generated" / "clip.mp4"), FRAMES)
+    lagged = [
+        np.corrcoef(opening[max(lag, 0) : FRAMES + min(lag, 0)], envelope[max(-lag, 0) : FRAMES - max(lag, 0)])[0, 1]
+        for lag in range(-2, 3)
+    ]
+    assert float(clip["lip_sync_r"]) == pytest.approx(max(lagged), abs=1e-4)
+    assert float(clip["mouth_r"]) == pytest.approx(np.corrcoef(opening, real)[0, 1], abs=1e-4)
+    assert float(clip["mouth_amplitude_ratio"]) == pytest.approx(np.std(opening) / np.std(real), abs=1e-4)
+    assert float(clip["mouth_open_std"]) == pytest.approx(np.std(opening), abs=1e-4)
     assert seed1["mouth_r"] == seed1["mouth_amplitude_ratio"] == "n/a (no reference video)"
     # the seeds differ by a constant 8° roll: mean pairwise angle distance ≈ 8°
     assert float(seed1["pose_diversity_deg"]) == pytest.approx(8.0, abs=1.0)
@@ -135,15 +194,22 @@ def test_weight_free_metrics_and_not_supplied_cells(videos, capsys):
     assert tables in capsys.readouterr().out
 
 
-def test_stand_in_weights_turn_na_into_numbers(tmp_path):
-    """An 8-frame same-identity pair (3 SyncNet windows, 16 Inception frames) keeps the CPU time small."""
+def test_stand_in_weights_turn_na_into_numbers(tmp_path, analyses):
+    """An 8-frame same-identity pair (2 SyncNet windows, 16 Inception frames) keeps the CPU time small."""
     (tmp_path / "generated").mkdir()
     (tmp_path / "reference").mkdir()
     angles = 4.0 * np.sin(np.arange(8) / 2.0)
     _write(tmp_path / "generated" / "clip.mp4", _face_frames(angles))
     _write(tmp_path / "reference" / "clip.mp4", _face_frames(angles, brighten=10))
     torch.manual_seed(0)
-    torch.save(SyncNet().state_dict(), tmp_path / "syncnet_v2.model")
+    syncnet = SyncNet()
+    # Random towers embed lips and audio nearly orthogonally, so every offset would score ‖lip‖ (a 31-way tie at
+    # the zero-padded audio past the clip's ends). One shared bias in both last layers, larger than the rest of the
+    # embeddings, makes a window paired with audio score far closer than one paired with padding: offset 0, the
+    # only one pairing both windows with their audio, is the unique best, and LSE-C is far from 0.
+    with torch.no_grad():
+        syncnet.netfcaud[-1].bias.copy_(syncnet.netfclip[-1].bias.normal_(std=2.0))
+    torch.save(syncnet.state_dict(), tmp_path / "syncnet_v2.model")
     inception = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
     for module in inception.modules():  # calibrate BatchNorm on one random batch so features are O(1)
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -151,7 +217,7 @@ def test_stand_in_weights_turn_na_into_numbers(tmp_path):
     with torch.no_grad():
         inception.train()(torch.rand(2, 3, 299, 299) * 2 - 1)
     torch.save(inception.state_dict(), tmp_path / "pt_inception.pth")
-    export_backbone(tmp_path / "backbone.pt2")
+    save_backbone(tmp_path / "backbone.pth")
     out = tmp_path / "report.csv"
     code = main(
         [
@@ -164,7 +230,7 @@ def test_stand_in_weights_turn_na_into_numbers(tmp_path):
             "--inception-weights",
             str(tmp_path / "pt_inception.pth"),
             "--identity-weights",
-            str(tmp_path / "backbone.pt2"),
+            str(tmp_path / "backbone.pth"),
             "--out",
             str(out),
             "--quiet",
@@ -173,12 +239,32 @@ def test_stand_in_weights_turn_na_into_numbers(tmp_path):
     assert code == 0
     rows = _rows(out)
     clip, summary = rows["clip.mp4"], rows["mean (same-identity)"]
-    assert float(clip["lse_d"]) > 0.0 and float(clip["lse_c"]) >= 0.0
-    assert -15 <= int(clip["av_offset"]) <= 15
-    # CSIM reference = the reference video's first frame (same face, 10 levels brighter) → pooled colours align
-    assert 0.95 < float(clip["csim"]) <= 1.0
+    # SyncNet: the library's scores of face crops found here (FaceMesh on the decoded frames) with the same weights
+    video = tmp_path / "generated" / "clip.mp4"
+    frames = np.stack(list(iter_video_frames(video, fps=FPS)))
+    boxes = crop_boxes(np.stack([detect_face_landmarks(frame) for frame in frames]))
+    crops = np.stack([crop_face(frame, box) for frame, box in zip(frames, boxes, strict=True)])
+    scores = sync_scores(load_syncnet(tmp_path / "syncnet_v2.model"), crops, syncnet_mfcc(load_audio(video)))
+    assert float(clip["lse_d"]) == pytest.approx(scores.lse_d, abs=1e-4)
+    assert float(clip["lse_c"]) == pytest.approx(scores.lse_c, abs=1e-4)
+    assert int(clip["av_offset"]) == scores.offset == 0
+    assert (scores.mean_distances == scores.lse_d).sum() == 1  # one best offset: LSE-C and the offset are not ties
+    # CSIM: the reference video's first frame against every generated frame, each aligned from its own FaceMesh
+    # landmarks, embedded by the library's network of the same weights
+    identity = load_identity_network(tmp_path / "backbone.pth")
+    reference_frame = next(iter_video_frames(tmp_path / "reference" / "clip.mp4", fps=FPS))
+    aligned = np.stack([align_face(frame, detect_face_landmarks(frame)) for frame in [reference_frame, *frames]])
+    embeddings = identity_embeddings(identity, aligned)
+    assert float(clip["csim"]) == pytest.approx(csim(embeddings[0], embeddings[1:]), abs=1e-4)
     assert clip["fid"].startswith("n/a (set-level")
-    assert 0.01 < float(summary["fid"]) < 1e6  # frames 10 grey levels apart
+    # FID: the CLI's Inception features are those of the videos' frames (checked on each first frame), and the
+    # summary's FID (frames 10 grey levels apart) is their Fréchet distance computed by the definition
+    real, generated = (analyses[key].inception_features for key in ("reference/clip.mp4", "generated/clip.mp4"))
+    assert real.shape == generated.shape == (8, 2048)
+    firsts = [next(iter_video_frames(path, fps=FPS)) for path in (tmp_path / "reference" / "clip.mp4", video)]
+    expected = load_inception(tmp_path / "pt_inception.pth")(torch.from_numpy(np.stack(firsts))).numpy()
+    np.testing.assert_allclose(np.stack([real[0], generated[0]]), expected, rtol=1e-4, atol=1e-5)
+    assert float(summary["fid"]) == pytest.approx(_fid_by_definition(real, generated), rel=1e-4, abs=1e-4)
     assert float(summary["lse_c"]) == pytest.approx(float(clip["lse_c"]), abs=1e-4)
 
 

@@ -15,6 +15,7 @@ from talkinghead.evaluation.fid import feature_statistics, fid_from_features, fr
 from talkinghead.evaluation.identity import csim, identity_embeddings, load_identity_network
 from talkinghead.metrics import mouth_landmark_distance, psnr, ssim
 from talkinghead.metrics.pose import head_pose_diversity
+from talkinghead.models.iresnet import IResNet
 from talkinghead.models.syncnet import (
     SyncNet,
     _mel_filterbank,
@@ -183,35 +184,50 @@ def test_csim_of_identical_opposite_and_orthogonal_embeddings():
     assert csim(embedding, torch.stack([embedding, orthogonal[0]])) == pytest.approx(0.5, abs=1e-6)
 
 
-class PoolingBackbone(torch.nn.Module):
-    """Stand-in identity backbone (built for this test): 4 × 4 average colours of the aligned face, 48-d."""
+def save_backbone(path, blocks=(1, 1, 1, 1), embedding_dim=16) -> IResNet:
+    """A stand-in ArcFace backbone built for the test: an IResNet of ``blocks`` with random weights and BatchNorm
+    statistics, saved as its state dict (the model zoo's ``backbone.pth`` format)."""
+    torch.manual_seed(5)
+    network = IResNet(blocks, embedding_dim)
+    for module in network.modules():
+        if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    torch.save(network.state_dict(), path)
+    return network.eval()
 
-    def forward(self, faces: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.adaptive_avg_pool2d(faces, 4).flatten(1)
 
-
-def export_backbone(path) -> None:
-    program = torch.export.export(
-        PoolingBackbone(), (torch.zeros(2, 3, 112, 112),), dynamic_shapes=({0: torch.export.Dim("batch")},)
-    )
-    torch.export.save(program, path)
-
-
-def test_identity_backbone_archive_and_errors(tmp_path):
-    path = tmp_path / "backbone.pt2"
-    export_backbone(path)
+def test_identity_backbone_loads_a_model_zoo_state_dict_and_refuses_others(tmp_path):
+    """The depth (blocks per stage) and embedding size are read from the keys: the loaded network's embeddings equal
+    the saved one's on the same aligned faces (scaled to [−1, 1]); a state dict of another network, a file pickling
+    Python objects and a text file are one-line errors naming the file."""
+    path = tmp_path / "backbone.pth"
+    saved = save_backbone(path, blocks=(2, 1, 3, 1))
     network = load_identity_network(path)
+    assert [len(getattr(network, f"layer{i}")) for i in range(1, 5)] == [2, 1, 3, 1]
     faces = np.random.default_rng(3).integers(0, 256, (5, 112, 112, 3), dtype=np.uint8)
     embeddings = identity_embeddings(network, faces, batch_size=2)
-    expected = torch.from_numpy(faces).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-    assert embeddings.shape == (5, 48)
-    assert torch.allclose(embeddings, PoolingBackbone()(expected), atol=1e-5)
+    with torch.no_grad():
+        expected = saved(torch.from_numpy(faces).permute(0, 3, 1, 2).float().div(127.5).sub(1.0))
+    assert embeddings.shape == (5, 16)
+    torch.testing.assert_close(embeddings, expected, atol=1e-5, rtol=1e-5)
     assert csim(embeddings[0], embeddings[:1]) == pytest.approx(1.0, abs=1e-6)
-    (tmp_path / "text.pt2").write_text("not an archive")
-    with pytest.raises(WeightsError, match="not a torch.export archive"):
-        load_identity_network(tmp_path / "text.pt2")
+    torch.save(torch.nn.Linear(3, 2).state_dict(), tmp_path / "linear.pth")
+    with pytest.raises(WeightsError, match="linear.pth.*not an IResNet state dict"):
+        load_identity_network(tmp_path / "linear.pth")
+    state = torch.load(path, weights_only=True)
+    state.pop("layer2.0.prelu.weight")
+    torch.save(state, tmp_path / "partial.pth")
+    with pytest.raises(WeightsError, match=r"partial.pth.*missing keys 1 \(layer2.0.prelu.weight\)"):
+        load_identity_network(tmp_path / "partial.pth")
+    torch.save({"net": saved}, tmp_path / "pickled.pth")
+    with pytest.raises(WeightsError, match="pickled.pth.*pickles Python objects"):
+        load_identity_network(tmp_path / "pickled.pth")
+    (tmp_path / "text.pth").write_text("not weights")
+    with pytest.raises(WeightsError, match="text.pth.*not a readable torch state dict"):
+        load_identity_network(tmp_path / "text.pth")
     with pytest.raises(WeightsError, match="no such file"):
-        load_identity_network(tmp_path / "absent.pt2")
+        load_identity_network(tmp_path / "absent.pth")
 
 
 def test_head_pose_diversity_closed_form():

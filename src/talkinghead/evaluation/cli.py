@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--inception-weights", metavar="F", help=f"FID Inception weights, pytorch-fid's {WEIGHTS_FILE} (FID)"
     )
     parser.add_argument(
-        "--identity-weights", metavar="F", help="face-recognition backbone as a torch.export .pt2 (CSIM)"
+        "--identity-weights", metavar="F", help="ArcFace IResNet state dict, insightface's backbone.pth (CSIM)"
     )
     parser.add_argument("--out", type=Path, metavar="report.csv", help="write the CSV here and the tables to report.md")
     parser.add_argument("--method", default="talkinghead", help="row label in Table 1 (default %(default)s)")

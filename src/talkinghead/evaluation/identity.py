@@ -4,22 +4,19 @@
 frames of ``cos(e(reference), e(frame_t))`` with ``e`` an ArcFace-style backbone (Deng et al., "ArcFace:
 Additive angular margin loss for deep face recognition", CVPR 2019).
 
-The backbone is the user's file in one documented format, a **torch.export archive** (``.pt2``, written by
-``torch.export.save``) whose program maps
+The backbone is :class:`~talkinghead.models.iresnet.IResNet` with the user's weights: the state dict of an
+insightface ``arcface_torch`` model-zoo backbone (``backbone.pth``; r18/r34/r50/r100, the depth read from its
+keys), read with ``torch.load(weights_only=True)`` and loaded strictly. It maps
 
-    (B, 3, 112, 112) float32 RGB in [−1, 1], faces aligned to the ArcFace 5-point template → (B, D)
+    (B, 3, 112, 112) float32 RGB in [−1, 1], faces aligned to the ArcFace 5-point template → (B, D).
 
-with a dynamic batch dimension (docs/EVALUATION.md shows the export of insightface's IResNet-100). Faces
-are aligned here from the FaceMesh landmarks: eye centres, nose tip and mouth corners are mapped to the
+Faces are aligned here from the FaceMesh landmarks: eye centres, nose tip and mouth corners are mapped to the
 ArcFace template (:data:`ARCFACE_TEMPLATE`) by a least-squares similarity transform, as insightface's
 ``norm_crop`` does with its 5 detected points.
 """
 
-import contextlib
-import logging
 import os
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import lru_cache
 
 import cv2
@@ -28,7 +25,9 @@ import skimage.transform
 import torch
 
 from talkinghead.face.regions import face_regions
-from talkinghead.models.weights import checked_file, weights_error
+from talkinghead.metrics.articulation import NOSE_TIP
+from talkinghead.models.iresnet import IResNet
+from talkinghead.models.weights import load_state_dict_file, load_strict, weights_error
 
 FACE_SIZE = 112
 # insightface's 112 × 112 template: image-left eye, image-right eye, nose tip, image-left and -right mouth corner.
@@ -36,7 +35,6 @@ ARCFACE_TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64,
 )
-NOSE_TIP = 1  # FaceMesh vertex at the tip of the nose
 
 
 @lru_cache(maxsize=1)
@@ -61,30 +59,17 @@ def align_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(np.ascontiguousarray(image), transform.params[:2], (FACE_SIZE, FACE_SIZE), borderValue=0)
 
 
-@contextlib.contextmanager
-def _quiet_export_logs() -> Iterator[None]:
-    """torch.export logs a traceback as a warning before raising on a bad archive; the caller reports one line."""
-    logger = logging.getLogger("torch.export")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+def load_identity_network(path: str | os.PathLike) -> IResNet:
+    """The IResNet of a model-zoo state dict (module docstring), in eval mode; :class:`WeightsError` naming the file
+    when it is unreadable, pickles objects, or holds another network."""
+    state = load_state_dict_file("identity", path)
     try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def load_identity_network(path: str | os.PathLike) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The backbone of a ``torch.export`` archive (module docstring); :class:`WeightsError` when unusable."""
-    path = checked_file("identity", path)
-    if not zipfile.is_zipfile(path):
-        raise weights_error("identity", path, "not a torch.export archive (.pt2, written by torch.export.save)")
-    try:
-        with _quiet_export_logs():
-            program = torch.export.load(path)
-    except Exception as error:  # torch.export raises RuntimeError, KeyError, … on foreign or corrupt archives
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise weights_error("identity", path, f"not a loadable torch.export archive ({first})") from None
-    return program.module()
+        blocks, embedding_dim = IResNet.architecture(state)
+    except ValueError as error:
+        raise weights_error("identity", path, str(error)) from None
+    network = IResNet(blocks, embedding_dim)
+    load_strict(network, state, "identity", path)
+    return network.eval()
 
 
 @torch.no_grad()

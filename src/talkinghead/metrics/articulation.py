@@ -23,7 +23,7 @@ from talkinghead.conventions import FPS, SAMPLE_RATE
 from talkinghead.face.mouth import inner_lip_opening, lagged_correlations, pearson
 
 RIGHT_EYE_OUTER, LEFT_EYE_OUTER = 33, 263
-NOSE_TIP = 1
+NOSE_TIP = 1  # FaceMesh vertex at the tip of the nose
 LIP_SYNC_MAX_LAG = 2  # frames
 
 

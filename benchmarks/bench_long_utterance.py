@@ -9,7 +9,8 @@ whole utterance in context). Per channel of β (52) and of the pose (6), over th
 |mean(last) − mean(first)| / std(first); the table gives their median and extremes and the largest self-attention
 key/value cache. Two lines follow: how far the two runs differ over the last 10 s (the pose is sampled at
 temperature 1, so the runs diverge once one code differs), and the pose decoder alone, windowed and in one
-pass, against ground-truth tracks of the corpus's head-pose model for the same speech::
+pass (a causal decoder: causally, its band kept in both runs), against ground-truth tracks of the corpus's
+head-pose model for the same speech::
 
     PYTHONPATH=src python benchmarks/bench_long_utterance.py --corpus DIR [--checkpoints DIR] [--minutes 3]
 """
@@ -91,8 +92,11 @@ def first_window(corpus: Path) -> dict:
 
 
 def unbounded(facial: AudioToMotion, head: HeadPoseGenerator) -> None:
-    """Every stage-1 context set to the whole utterance (``max_context = None``)."""
-    facial.net.max_context = head.net.max_context = head.vqvae.max_context = None
+    """Every stage-1 context set to the whole utterance (``max_context = None``), but a causal pose decoder's: its
+    band of ``max_context`` frames is how it decodes at all (:meth:`PoseVQVAE.transform`), not a bound on a cache."""
+    facial.net.max_context = head.net.max_context = None
+    if not head.vqvae.causal:
+        head.vqvae.max_context = None
     for decoder in [branch.decoder for branch in facial.net.branches.values()] + [head.net.decoder]:
         decoder.max_context = None
 
@@ -154,17 +158,19 @@ def difference(bounded: dict, whole: dict, frames: int) -> str:
 
 def decoder_error(path: Path, audio: torch.Tensor, seeds: int = 3) -> str:
     """The pose VQ-VAE alone on ``seeds`` ground-truth tracks of the corpus's head-pose model for the same speech
-    (P − P⁰, encoded per training window): normalised MSE of the windowed and the one-pass decoding."""
+    (P − P⁰, encoded per training window): normalised MSE of the windowed and the one-pass decoding, or of the
+    causal decoding for a causal decoder (whose band is its architecture: it has no one-pass form)."""
     vqvae = load_network(HeadPoseGenerator, path).vqvae
     frames, window = audio.shape[1] * FPS // SAMPLE_RATE, vqvae.max_context
-    errors = {"windowed": [], "one pass": []}
+    modes = (("causal", window),) if vqvae.causal else (("windowed", window), ("one pass", None))
+    errors = {name: [] for name, _ in modes}
     for seed in range(seeds):
         track = head_pose_trajectory(audio[0].numpy(), SAMPLE_RATE, frames, FPS, np.random.default_rng(seed))
         target = torch.from_numpy(track - track[:1])[None]
         with torch.no_grad():
             parts = [vqvae.encode(target[:, s : s + window]) for s in range(0, frames, window)]
             codes, _ = vqvae.quantizer.quantize(torch.cat(parts, 1))
-            for name, context in (("windowed", window), ("one pass", None)):
+            for name, context in modes:
                 vqvae.max_context = context
                 errors[name].append(vqvae.normalized_error(vqvae.decode(codes, frames), target).item())
     text = ", ".join(f"{name} {np.mean(values):.3f}" for name, values in errors.items())

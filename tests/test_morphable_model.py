@@ -1,6 +1,8 @@
 """MorphableModel implements Eq. 1 / Eq. 4 exactly; FaceVerse files load behind the same interface."""
 
 import os
+import pickle
+import struct
 
 import numpy as np
 import pytest
@@ -143,3 +145,69 @@ def test_a_faceverse_file_that_would_build_other_objects_is_refused_not_run(tmp_
     assert not marker.exists()
     np.save(path, arrays, allow_pickle=True)
     assert load_faceverse(path).num_vertices == N
+
+
+class _ForgedDtype:
+    """A record dtype with one object field whose pickled state marks it as holding no objects."""
+
+    def __reduce__(self):
+        return (np.dtype, ("V8", False, True), (3, "|", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0))
+
+
+class _ForgedArray:
+    """One element of :class:`_ForgedDtype` whose 8 data bytes would be read as an object pointer."""
+
+    def __reduce__(self):
+        state = (1, (1,), _ForgedDtype(), False, struct.pack("<Q", 0x4141414141414141))
+        return (np.core.multiarray._reconstruct, (np.ndarray, (0,), b"b"), state)
+
+
+def _write_pickled_npy(path, content) -> None:
+    """``content`` pickled after a 0-d object-array header, as ``np.save`` writes a dict."""
+    with open(path, "wb") as stream:
+        np.lib.format.write_array_header_1_0(stream, {"descr": "|O", "fortran_order": False, "shape": ()})
+        stream.write(pickle.dumps(content, protocol=3))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(exp_name_list=_ForgedArray()), r"an array of dtype \[\('a', 'O'\)\] with altered flags"),
+        (lambda d: d.update(exp_name_list=5), "key 'exp_name_list' must hold blendshape names, got int"),
+        (lambda d: d.update(tri=np.full((2, 3), "x")), "key 'tri' must hold numbers, got an array of <U1"),
+        (lambda d: d.update(idBase=np.array([None, "a"], dtype=object)), "key 'idBase' must hold numbers"),
+    ],
+    ids=["forged dtype", "names not a list", "tri of strings", "idBase of objects"],
+)
+def test_a_faceverse_file_with_forged_or_wrongly_typed_content_is_one_error(tmp_path, change, message):
+    """A dtype whose pickled flags hide an object field (it made the process crash reading the field's bytes as a
+    pointer) and keys of the wrong type: each a :class:`FaceVerseFormatError` naming it, nothing else raised."""
+    arrays = _stand_in_arrays()
+    change(arrays)
+    path = tmp_path / "model.npy"
+    _write_pickled_npy(path, arrays)
+    with pytest.raises(FaceVerseFormatError, match=message):
+        load_faceverse(path)
+
+
+def test_a_faceverse_pickle_of_the_wrong_shape_is_one_error_and_old_protocols_load(tmp_path):
+    """A pickle that builds state onto a dict (``AttributeError`` inside the unpickler) is a one-line
+    :class:`FaceVerseFormatError`; a genuine dict pickled with protocol 2 (numpy before 1.17: bytes through
+    ``_codecs.encode``) or 5 (out-of-band buffers, ``_frombuffer``) loads like the one ``np.save`` writes today."""
+    path = tmp_path / "model.npy"
+    with open(path, "wb") as stream:
+        np.lib.format.write_array_header_1_0(stream, {"descr": "|O", "fortran_order": False, "shape": ()})
+        stream.write(b"\x80\x03}q\x00}q\x01b.")  # an empty dict, then BUILD with a dict as its state
+    with pytest.raises(FaceVerseFormatError, match="not a readable .npy file"):
+        load_faceverse(path)
+    expected = load_faceverse(_saved(tmp_path / "today.npy", _stand_in_arrays())).vertices()
+    for protocol in (2, 5):
+        with open(path, "wb") as stream:
+            np.lib.format.write_array_header_1_0(stream, {"descr": "|O", "fortran_order": False, "shape": ()})
+            stream.write(pickle.dumps(np.array(_stand_in_arrays(), dtype=object), protocol=protocol))
+        torch.testing.assert_close(load_faceverse(path).vertices(), expected, rtol=0, atol=0)
+
+
+def _saved(path, arrays):
+    np.save(path, arrays, allow_pickle=True)
+    return path

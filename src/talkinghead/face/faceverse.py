@@ -40,13 +40,18 @@ class FaceVerseFormatError(ValueError):
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays, dtypes and plain containers (dict, list, str, numbers) only."""
+    """Unpickles numpy arrays, dtypes and plain containers (dict, list, str, numbers) only: numpy's array, dtype and
+    scalar constructors, and the byte-string helpers that older (protocol 2) and newer (protocol 5) pickles use."""
 
-    ALLOWED = {
-        (module, name)
-        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
-        for name in ("_reconstruct", "scalar")
-    } | {("numpy", "ndarray"), ("numpy", "dtype")}
+    ALLOWED = (
+        {
+            (module, name)
+            for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+            for name in ("_reconstruct", "scalar")
+        }
+        | {(module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")}
+        | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    )
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
@@ -54,14 +59,39 @@ class _ArrayUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
+def _check_arrays(content, depth: int = 0) -> None:
+    """Refuse an array whose dtype's flags differ from those of the same dtype built afresh (a pickle can set them,
+    and an object array marked as holding none would read raw bytes as object pointers) before any element of it is
+    read; then the same for the elements of object arrays and containers."""
+    if depth > 64:
+        raise ValueError("nested too deeply")
+    if isinstance(content, np.ndarray):
+        dtype = content.dtype
+        fresh = np.dtype(dtype.descr) if dtype.fields is not None else np.dtype(dtype.str)
+        if dtype.flags != fresh.flags or dtype.itemsize != fresh.itemsize:
+            raise ValueError(f"an array of dtype {dtype} with altered flags")
+        items = content.ravel().tolist() if dtype.hasobject else ()
+    elif isinstance(content, dict):
+        items = [*content.keys(), *content.values()]
+    elif isinstance(content, (list, tuple)):
+        items = content
+    else:
+        return
+    for item in items:
+        _check_arrays(item, depth + 1)
+
+
 def _load_npy(path: Path):
-    """The content of a ``.npy`` file; an object array goes through :class:`_ArrayUnpickler`."""
+    """The content of a ``.npy`` file; an object array goes through :class:`_ArrayUnpickler` and
+    :func:`_check_arrays`."""
     with open(path, "rb") as stream:
         major, _ = np.lib.format.read_magic(stream)
         read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
         _, _, dtype = read_header(stream)
         if dtype.hasobject:
-            return _ArrayUnpickler(stream).load()
+            content = _ArrayUnpickler(stream).load()
+            _check_arrays(content)
+            return content
     return np.load(path, allow_pickle=False)
 
 
@@ -70,8 +100,8 @@ def _read_dict(path: Path) -> dict:
         raise FaceVerseFormatError(f"FaceVerse model file not found: {path}")
     try:
         content = _load_npy(path)
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as error:
-        raise FaceVerseFormatError(f"{path} is not a readable .npy file ({error})") from None
+    except Exception as error:  # a malformed pickle raises TypeError, AttributeError, KeyError, … as well
+        raise FaceVerseFormatError(f"{path} is not a readable .npy file ({error or type(error).__name__})") from None
     if isinstance(content, np.ndarray) and content.dtype == object and content.shape == ():
         content = content.item()
     if not isinstance(content, dict):
@@ -80,9 +110,16 @@ def _read_dict(path: Path) -> dict:
 
 
 def _array(model: dict, key: str, path: Path) -> np.ndarray:
+    """``model[key]`` as a real-valued numeric array; :class:`FaceVerseFormatError` naming the key otherwise."""
     if key not in model:
         raise FaceVerseFormatError(f"{path}: missing key {key!r}")
-    return np.asarray(model[key])
+    try:
+        array = np.asarray(model[key])
+    except ValueError:  # ragged nesting
+        array = np.asarray(None, dtype=object)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise FaceVerseFormatError(f"{path}: key {key!r} must hold numbers, got an array of {array.dtype}")
+    return array
 
 
 def _per_vertex(basis: np.ndarray, scale: float) -> torch.Tensor:
@@ -102,12 +139,24 @@ def load_faceverse(path: str | Path, lip_ids: Sequence[int] | None = None, scale
     for key, basis in (("idBase", id_base), ("exBase", ex_base)):
         if basis.ndim != 2 or basis.shape[0] != 3 * n:
             raise FaceVerseFormatError(f"{path}: key {key!r} must be (3N={3 * n}, K), got shape {basis.shape}")
-    if tri.ndim != 2 or tri.shape[1] != 3 or tri.size == 0 or tri.min() < 0 or tri.max() >= n:
+    if (
+        tri.ndim != 2
+        or tri.shape[1] != 3
+        or tri.size == 0
+        or not np.isfinite(tri).all()
+        or tri.min() < 0
+        or tri.max() >= n
+    ):
         raise FaceVerseFormatError(f"{path}: key 'tri' must be (F, 3) vertex ids below {n}, got shape {tri.shape}")
     keypoints = keypoints.reshape(-1).astype(np.int64)
     if keypoints.size == 0 or keypoints.min() < 0 or keypoints.max() >= n:
         raise FaceVerseFormatError(f"{path}: key 'keypoints' must hold vertex ids below {n}")
-    names = next((list(map(str, model[k])) for k in NAME_KEYS if k in model), None)
+    names = next((model[k] for k in NAME_KEYS if k in model), None)
+    if names is not None and (isinstance(names, str) or not isinstance(names, (list, tuple, np.ndarray))):
+        raise FaceVerseFormatError(
+            f"{path}: key 'exp_name_list' must hold blendshape names, got {type(names).__name__}"
+        )
+    names = None if names is None else [str(name) for name in np.asarray(names).reshape(-1).tolist()]
     if names is None:
         if ex_base.shape[1] != len(ARKIT_BLENDSHAPES):
             raise FaceVerseFormatError(f"{path}: key 'exBase' has {ex_base.shape[1]} columns and no 'exp_name_list'")

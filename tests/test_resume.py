@@ -92,16 +92,26 @@ def test_resuming_the_last_checkpoint_of_a_run_that_has_none_is_one_line(tiny_co
 
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [(b"", "EOFError"), (b"not a checkpoint\n" * 100, "UnpicklingError"), (bytes(3000), "RuntimeError")],
-    ids=["empty", "text", "zeros"],
+    [
+        (b"", "not a readable checkpoint (EOFError)"),
+        (b"not a checkpoint\n" * 100, "not a readable checkpoint (UnpicklingError)"),
+        (bytes(3000), "not a readable checkpoint (RuntimeError)"),
+        (b"trainer:\n  max_epochs: 3\n", "not a readable checkpoint (IndexError)"),
+        (b"hello", "not a readable checkpoint (KeyError)"),
+        ("tensor", "not a checkpoint (it holds a Tensor, not a dict)"),
+    ],
+    ids=["empty", "text", "zeros", "a config", "hello", "a tensor"],
 )
 def test_a_ckpt_path_that_is_no_checkpoint_is_one_line(tiny_corpus, tmp_path, capsys, content, reason):
-    """An empty file, a text file and one of zero bytes, given as ``--ckpt_path``: one line naming the file and exit
-    2, before anything is built (without the check torch's unpickling traceback ended the run)."""
+    """Files that are no checkpoint (empty, text, zero bytes, a YAML config, a saved tensor), given as ``--ckpt_path``:
+    one line naming the file and exit 2, before anything is built (torch's unpickling traceback ended the run)."""
     bad = tmp_path / "bad.ckpt"
-    bad.write_bytes(content)
+    if content == "tensor":
+        torch.save(torch.zeros(3), bad)
+    else:
+        bad.write_bytes(content)
     argv = ["fit", "--config", str(TINY_CONFIG), "--config", str(CSV_LOGGER_CONFIG), "--data.root", str(tiny_corpus)]
     argv += ["--trainer.default_root_dir", str(tmp_path / "run"), "--ckpt_path", str(bad)]
     assert cli_main(argv) == 2
-    assert capsys.readouterr().err == f"talkinghead: error: --ckpt_path {bad}: not a readable checkpoint ({reason})\n"
+    assert capsys.readouterr().err == f"talkinghead: error: --ckpt_path {bad}: {reason}\n"
     assert not (tmp_path / "run").exists()

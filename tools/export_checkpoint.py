@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(verbosity(args))
     try:
         source = export(args.run_dir, args.out)
-    except (FileNotFoundError, IsADirectoryError, UnreadableCheckpointError) as error:
+    except (OSError, UnreadableCheckpointError) as error:  # OSError: also OUT below a file or not writable
         print(f"export_checkpoint: error: {error}", file=sys.stderr)
         return 2
     print(f"{args.out} ← {source}")

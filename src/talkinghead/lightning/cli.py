@@ -42,7 +42,6 @@ Lightning's own loggers (device summary, model summary, tips) to errors only.
 import importlib
 import inspect
 import logging
-import pickle
 import sys
 from pathlib import Path
 
@@ -56,7 +55,7 @@ from talkinghead.data.datamodule import EmptySplitError, TalkingHeadDataModule
 from talkinghead.data.shards import CorruptShardError
 from talkinghead.lightning.checkpointing import newest_last_checkpoint
 from talkinghead.lightning.stage import ConfigurationError
-from talkinghead.models.checkpoints import UnreadableCheckpointError
+from talkinghead.models.checkpoints import UnreadableCheckpointError, read_checkpoint
 
 log = logging.getLogger(__name__)
 USER_ERRORS = (ConfigurationError, CorruptShardError, EmptySplitError, FileNotFoundError, UnreadableCheckpointError)
@@ -187,13 +186,13 @@ class TalkingHeadCLI(LightningCLI):
             log.info("resuming from %s", config.ckpt_path)
         model = self.config[subcommand].get("model") if subcommand else None
         given = model.clone() if isinstance(model, Namespace) and model.get("init_args") is not None else None
-        try:
-            super()._parse_ckpt_path()
-        except (pickle.UnpicklingError, EOFError, RuntimeError) as error:  # torch.load on a corrupt file
-            path = self.config[subcommand].get("ckpt_path")
-            raise UnreadableCheckpointError(
-                f"--ckpt_path {path}: not a readable checkpoint ({type(error).__name__})"
-            ) from None
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if path and Path(path).is_file():
+            try:
+                read_checkpoint(path)  # the file read once more, so that one that is not a checkpoint is one line
+            except UnreadableCheckpointError as error:
+                raise UnreadableCheckpointError(f"--ckpt_path {error}") from None
+        super()._parse_ckpt_path()
         model = self.config[subcommand].get("model") if subcommand else None
         if given is None or not isinstance(model, Namespace) or model.get("class_path") != given.class_path:
             return

@@ -8,7 +8,6 @@ Files are read with ``weights_only=True``.
 """
 
 import inspect
-import pickle
 from pathlib import Path
 from typing import TypeVar
 
@@ -30,9 +29,14 @@ def read_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError) as error:  # what torch.load raises for a corrupt file
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # UnpicklingError, EOFError, RuntimeError, KeyError, IndexError, … for other files
         raise UnreadableCheckpointError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
+    if not isinstance(checkpoint, dict):
+        raise UnreadableCheckpointError(
+            f"{path}: not a checkpoint (it holds a {type(checkpoint).__name__}, not a dict)"
+        )
+    return checkpoint
 
 
 def substate(checkpoint: dict, prefix: str) -> dict[str, torch.Tensor]:

@@ -8,8 +8,9 @@ astronaut cropped to the face at 256², driven by random expressions and head po
 Inference table, per config and batch size B (frames driven by one reference):
 
 * ``before``: the straightforward computation — the reference expanded to the batch and rendered once per
-  frame, the mesh and prior flows always rendered (:meth:`MeshToVideo.render_inputs` with ``mesh_flow=True`` on the
-  expanded reference, the painted mouth interior included), then the motion-VAE and generator;
+  frame, the mesh flow always rendered and the prior flow where the network uses it
+  (:meth:`MeshToVideo.render_inputs` with ``mesh_flow=True`` on the expanded reference, the painted mouth interior
+  included), then the motion-VAE and generator;
 * ``after``: :meth:`MeshToVideo.synthesize` (the reference rendered once, the flows only where used);
 * FLOPs per frame (:func:`flops.stage2_flops_per_frame`: convolutions and matrix products), the GFLOP/s they
   reach in ``after`` and that rate's fraction of the measured float32 matmul peak;

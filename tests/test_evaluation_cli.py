@@ -2,9 +2,9 @@
 
 The videos are written with VideoWriter from a real face photo (scikit-image's ``astronaut``), rotated
 in-plane per frame by known angles, with a synthetic AAC tone as speech. The networks are stand-ins
-built in the tests: the real SyncNet and Inception v3 architectures with random weights, and an
-average-pooling identity backbone exported with torch.export — they check the plumbing and that numbers
-replace the ``n/a (weights not supplied)`` cells, not the quality of any model.
+built in the tests: the real SyncNet, Inception v3 and (smallest) IResNet architectures with random weights —
+every cell they fill is compared with the library's own computation on the same frames, not with the quality of
+any model.
 """
 
 import csv

@@ -37,14 +37,14 @@ def test_a_clip_rendered_again_reuses_the_pages_of_the_last_render_with_the_same
     """A 1-s clip (one render batch of 25 × 256² pixels) rendered again, three times, in a fresh process: by default
     the renders fault in fresh pages by the ten thousand (how many varies with glibc's adaptive threshold: the most of
     the three measured 43 602–124 703); with the heap kept, the best of them faults in next to none (measured 0–2;
-    the others up to 11 126, so the test takes the best, and asks for a tenth of the default's most, not for
-    none: once, on a loaded machine, the best of three still faulted 3 200 times). The frames are the same every
-    time."""
+    the others up to 11 126, so the test takes the best). The renders run on one thread: with an intra-op pool the
+    best of three once faulted 3 200 times on a loaded machine; on one thread, beside three busy processes, it
+    faulted 0–1 times. The frames are the same every time."""
     retained = render_again("retain")
     if not retained["retained"]:
         pytest.skip("needs glibc's mallopt")
     default = render_again("default")
     assert not default["retained"]
     assert max(default["faults"]) > 5_000, default
-    assert min(retained["faults"]) < max(default["faults"]) / 10, (default, retained)
+    assert min(retained["faults"]) < 1_000, (default, retained)
     assert len(default["frames"]) == 1 and retained["frames"] == default["frames"]

@@ -130,4 +130,6 @@ def test_tool_refuses_a_single_identity_and_a_missing_source(tmp_path, monkeypat
     monkeypatch.setattr(tool, "analyse_video", lambda path: tracked.append(path))
     assert tool.main(["--videos", str(clips), "--csv", str(tmp_path / "missing" / "table.csv")]) == 2
     assert capsys.readouterr().err == f"error: --csv: folder {str(tmp_path / 'missing')!r} does not exist\n"
-    assert tracked == []  # refused before any video was tracked
+    assert tool.main(["--videos", str(clips), "--csv", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == f"error: --csv: {tmp_path} is a folder\n"
+    assert tracked == []  # both refused before any video was tracked

@@ -62,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.csv is not None and not args.csv.parent.is_dir():  # checked before minutes of tracking, not after
-        print(f"error: --csv: folder {str(args.csv.parent)!r} does not exist", file=sys.stderr)
+    if args.csv is not None and (args.csv.is_dir() or not args.csv.parent.is_dir()):  # before minutes of tracking
+        problem = f"{args.csv} is a folder" if args.csv.is_dir() else f"folder {str(args.csv.parent)!r} does not exist"
+        print(f"error: --csv: {problem}", file=sys.stderr)
         return 2
     if len({video.identity for video in videos}) < 2:
         print("error: --videos: at least two identities are needed for the other-speakers fit", file=sys.stderr)

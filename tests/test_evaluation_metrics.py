@@ -228,6 +228,31 @@ def test_identity_backbone_loads_a_model_zoo_state_dict_and_refuses_others(tmp_p
         load_identity_network(tmp_path / "text.pth")
     with pytest.raises(WeightsError, match="no such file"):
         load_identity_network(tmp_path / "absent.pth")
+    program = torch.export.export(torch.nn.Flatten(), (torch.zeros(2, 3, 112, 112),))
+    torch.export.save(program, tmp_path / "backbone.pt2")
+    with pytest.raises(WeightsError, match="backbone.pt2.*a torch.export archive, which is not read"):
+        load_identity_network(tmp_path / "backbone.pt2")
+
+
+def test_iresnet_has_the_model_zoo_layout():
+    """The parameter names and shapes of insightface's ``arcface_torch`` r18 (``backbone.pth``), which is what lets
+    its files load strictly: 8 blocks, a strided 1 × 1 projection opening every stage, the 512 × 7 × 7 → 512 layer."""
+    state = IResNet((2, 2, 2, 2)).state_dict()
+    shapes = {key: tuple(value.shape) for key, value in state.items()}
+    assert IResNet.architecture(state) == ((2, 2, 2, 2), 512)
+    assert {key for key in shapes if key.endswith("conv1.weight")} == {"conv1.weight"} | {
+        f"layer{stage}.{block}.conv1.weight" for stage in range(1, 5) for block in range(2)
+    }
+    assert [shapes[f"layer{stage}.0.downsample.0.weight"] for stage in range(1, 5)] == [
+        (64, 64, 1, 1), (128, 64, 1, 1), (256, 128, 1, 1), (512, 256, 1, 1),
+    ]  # fmt: skip
+    assert not any(key.startswith(f"layer{stage}.1.downsample") for key in shapes for stage in range(1, 5))
+    assert shapes["conv1.weight"] == (64, 3, 3, 3) and shapes["prelu.weight"] == (64,)
+    assert shapes["layer3.1.prelu.weight"] == (256,) and shapes["layer4.0.conv2.weight"] == (512, 512, 3, 3)
+    assert shapes["bn2.running_var"] == (512,) and shapes["fc.weight"] == (512, 512 * 7 * 7)
+    # entries: stem conv + BN (5) + PReLU; a block's 3 BNs, 2 convs and PReLU (18), 6 more with a projection; head
+    assert shapes["features.running_mean"] == (512,) and len(state) == 7 + 4 * (18 + 6) + 4 * 18 + (5 + 2 + 5)
+    assert IResNet((2, 2, 2, 2))(torch.zeros(2, 3, 112, 112)).shape == (2, 512)
 
 
 def test_head_pose_diversity_closed_form():

@@ -16,6 +16,7 @@ ArcFace template (:data:`ARCFACE_TEMPLATE`) by a least-squares similarity transf
 """
 
 import os
+import zipfile
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -59,9 +60,24 @@ def align_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(np.ascontiguousarray(image), transform.params[:2], (FACE_SIZE, FACE_SIZE), borderValue=0)
 
 
+def _is_export_archive(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a ``torch.export.save`` archive (a zip with an ``archive_format`` entry)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/archive_format") for name in archive.namelist())
+
+
 def load_identity_network(path: str | os.PathLike) -> IResNet:
     """The IResNet of a model-zoo state dict (module docstring), in eval mode; :class:`WeightsError` naming the file
     when it is unreadable, pickles objects, or holds another network."""
+    if _is_export_archive(path):
+        raise weights_error(
+            "identity",
+            path,
+            "a torch.export archive, which is not read (loading one unpickles code); pass the "
+            "model zoo's backbone.pth state dict",
+        )
     state = load_state_dict_file("identity", path)
     try:
         blocks, embedding_dim = IResNet.architecture(state)

@@ -74,6 +74,6 @@ class IResNet(nn.Module):
             if match:
                 stage = int(match.group(1)) - 1
                 counts[stage] = max(counts[stage], int(match.group(2)) + 1)
-        if min(counts) == 0 or "fc.weight" not in state:
-            raise ValueError("not an IResNet state dict (expected keys layer1–4.N.conv1.weight and fc.weight)")
+        if min(counts) == 0 or "fc.weight" not in state or state["fc.weight"].ndim != 2:
+            raise ValueError("not an IResNet state dict (expected keys layer1–4.N.conv1.weight and a 2-D fc.weight)")
         return tuple(counts), int(state["fc.weight"].shape[0])

@@ -14,12 +14,11 @@ is written. The folder appears complete or not at all; bad input is one line on 
 
 import argparse
 import json
-import pickle
 import sys
 from pathlib import Path
 
 from talkinghead.cli_conventions import add_common_arguments, configure_logging, verbosity
-from talkinghead.models.checkpoints import build_network, network_arguments, read_checkpoint
+from talkinghead.models.checkpoints import UnreadableCheckpointError, build_network, network_arguments, read_checkpoint
 from talkinghead.models.export import EXPORTED_NETWORKS, ExportError, write_export
 
 STAGES = {"facial_motion": "audio_to_motion", "pose_mapper": "head_pose", "motion_vae": "mesh_to_video"}
@@ -37,9 +36,9 @@ def read_stage(folder: Path, stage: str) -> dict:
         raise ExportError(f"{path}: no such file (a checkpoint folder holds {', '.join(f'{s}.ckpt' for s in STAGES)})")
     try:
         checkpoint = read_checkpoint(path)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:
-        raise ExportError(f"{path}: not a readable checkpoint ({type(error).__name__})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+    except UnreadableCheckpointError as error:
+        raise ExportError(str(error)) from None
+    if "state_dict" not in checkpoint:
         raise ExportError(f"{path}: not a Lightning checkpoint (no state_dict)")
     return checkpoint
 

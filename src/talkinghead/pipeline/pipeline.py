@@ -31,7 +31,6 @@ when set), a few MB for ten minutes.
 import copy
 import math
 import os
-import pickle
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -51,7 +50,7 @@ from talkinghead.face.portrait import Portrait, fit_portrait
 from talkinghead.image_tensors import to_uint8
 from talkinghead.media import VideoWriter
 from talkinghead.models.audio_to_motion import AudioToMotion
-from talkinghead.models.checkpoints import Network, build_network, read_checkpoint
+from talkinghead.models.checkpoints import Network, UnreadableCheckpointError, build_network, read_checkpoint
 from talkinghead.models.export import ExportError, export_files, is_export, is_hub_id, load_export, locate_export
 from talkinghead.models.head_pose import HeadPoseGenerator
 from talkinghead.models.mesh_to_video import MeshToVideo, PreparedReference
@@ -221,7 +220,7 @@ def load_stage(network: type[Network], path: Path, stage: str) -> Network:
     :class:`GenerationInputError` naming it."""
     try:
         checkpoint = read_checkpoint(path)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError) as error:
+    except UnreadableCheckpointError as error:
         raise GenerationInputError(f"checkpoint {str(path)!r} ({stage}): not a readable checkpoint") from error
     try:
         return build_network(network, checkpoint, f"checkpoint {path}")

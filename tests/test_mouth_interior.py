@@ -71,6 +71,19 @@ def test_interior_is_painted_only_inside_a_mouth_opened_wider_than_the_portraits
     assert painter(source, far)[1].numel() == 0  # lips outside the frame: an empty box
 
 
+def test_teeth_under_the_upper_lip_and_a_cavity_dark_down_to_the_lower_lip():
+    """Across the opening (lip coordinate 0 at the upper inner lip, 1 at the lower): teeth-white under the upper
+    lip, the cavity's colour from the middle down to the lower lip, where no pale band is painted."""
+    rows = torch.linspace(0.0, 1.0, 41)
+    lip_coordinate = rows[None, None, :, None].expand(1, 1, 41, 20).contiguous()
+    colour, coverage = interior_colour(lip_coordinate, torch.ones_like(lip_coordinate))
+    luminance = colour[0].mean(0).mean(1)  # per row
+    torch.testing.assert_close(coverage[..., 2:-2, 2:-2], torch.ones(1, 1, 37, 16))  # beyond the blur's reach
+    assert (luminance[rows < 0.12] > 0.75).all()  # the teeth: TEETH_COLOR's mean is 0.84
+    assert (luminance[rows > 0.4] < 0.1).all()  # the cavity: CAVITY_COLOR's mean is 0.073, shaded 0.7-1
+    assert luminance[rows > 0.95].max() <= luminance[(rows > 0.4) & (rows < 0.6)].max()
+
+
 @pytest.mark.parametrize("yaw", [0.0, 0.3])
 def test_interior_is_the_corpus_renderers(model, yaw):
     """The painter and the corpus renderer paint the same interior, where the lips hide part of the fan too."""

@@ -103,7 +103,7 @@ def test_mouth_opens_with_jaw_open_and_the_cavity_is_dark(model, portrait, rende
     rows, cols = np.nonzero(outer)
     box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
     assert (frame - image).abs()[:, box[0], box[1]].mean() > 0.1
-    # Cavity: the middle of the opening, away from the teeth bands; lips: between the outer and inner contour.
+    # Cavity: the middle of the opening, away from the teeth band; lips: between the outer and inner contour.
     lip_coordinate = renderer.warp_field(source, opened[None]).lip_coordinate[0, 0].numpy()
     cavity = inner & (lip_coordinate > 0.4) & (lip_coordinate < 0.8)
     lips = outer & ~inner

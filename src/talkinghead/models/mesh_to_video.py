@@ -12,7 +12,7 @@ interior, the mesh's fitting error — instead of discovering the whole correspo
 needs far more steps than a few CPU minutes give. ``flow_prior=False`` is the paper.
 
 With ``mouth_interior`` (a departure too) the frames get the mouth interior drawn the way the embedded corpus draws
-it (:mod:`talkinghead.render.mouth_interior`: a cavity with teeth bands where the driven mouth opens wider than
+it (:mod:`talkinghead.render.mouth_interior`: a cavity with a teeth band where the driven mouth opens wider than
 the reference's), composited over the generator's output in training and inference alike. A generator trained for
 a few CPU minutes warps the reference almost unchanged (its occlusion map stays near 1), so a closed-mouth
 portrait would otherwise open only by stretching its lips; the paper's generator (``False``) learns the interior

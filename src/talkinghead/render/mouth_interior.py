@@ -1,4 +1,4 @@
-"""A drawn mouth interior: a dark cavity with teeth bands inside a driven face's inner-lip polygon.
+"""A drawn mouth interior: a dark cavity with a teeth band inside a driven face's inner-lip polygon.
 
 The morphable model leaves the inner-lip loop as a hole. A driven mouth that opens wider than the portrait's own
 reveals what the portrait never showed (a closed-mouth photo has no teeth or cavity to warp), so it is painted:
@@ -7,7 +7,10 @@ reveals what the portrait never showed (a closed-mouth photo has no teeth or cav
   lower inner lip (FaceMesh 13 and 14), rasterized on the driven mesh (:class:`LipFan`); a lip coordinate runs
   from 0 on the upper inner lip through 0.5 at the hub to 1 on the lower one;
 * **what** (:func:`interior_colour`): :data:`CAVITY_COLOR`, darkest near the lips' shadow, with a
-  :data:`TEETH_COLOR` band under the upper lip and a dimmer one over the lower lip, its edge blurred (σ 0.8 px);
+  :data:`TEETH_COLOR` band under the upper lip, its edge blurred (σ 0.8 px). The cavity stays dark down to the
+  lower lip (in speech the lower lip mostly hides the lower teeth): over a lower lip no darker or redder than
+  the skin (a painting, a black-and-white photo, a statue) a pale band there is taken for the lip's edge by
+  MediaPipe FaceMesh, which then measures the mouth less open than the mesh (docs/RESULTS.md, twenty-ninth pass);
 * **how much** (:func:`interior_opacity`): ``clamp(2 (1 − A_src / A_drv), 0, 1)``, A the screen areas of the
   portrait's and the driven inner-lip polygons: nothing where the driven mouth is no wider than the portrait's
   own (whatever the portrait shows there is warped unchanged), fully painted from twice its area.
@@ -82,12 +85,11 @@ def interior_colour(lip_coordinate: torch.Tensor, mouth: torch.Tensor) -> tuple[
     coverage ``mouth`` (B, 1, H, W) and the lip coordinate interpolated over it (0 off the fan)."""
     dtype, device = mouth.dtype, mouth.device
     s = lip_coordinate
-    upper_teeth = smoothstep((0.24 - s) / 0.06)
-    lower_teeth = 0.6 * smoothstep((s - 0.9) / 0.05)
+    teeth_band = smoothstep((0.24 - s) / 0.06)
     cavity = torch.tensor(CAVITY_COLOR, dtype=dtype, device=device)[None, :, None, None]
     teeth = torch.tensor(TEETH_COLOR, dtype=dtype, device=device)[None, :, None, None]
     shade = 0.7 + 0.3 * (1.0 - (2.0 * s - 1.0).abs())  # the cavity is darkest near the lips' shadow
-    colour = cavity * shade + (upper_teeth + lower_teeth).clamp(max=1.0) * (teeth - cavity * shade)
+    colour = cavity * shade + teeth_band * (teeth - cavity * shade)
     # One blur for both (zero outside the mouth, so the image border needs nothing but zeros).
     blurred = gaussian_blur2d(
         torch.cat((colour * mouth, mouth), dim=1), (5, 5), (EDGE_SIGMA,) * 2, border_type="constant"

@@ -13,8 +13,8 @@ a driven mesh ``S_drv = (S̄ + α U_id + β U_exp + O_lip) ⊗ P`` is a *backwar
    stays put; rows below the chin are faded to zero flow, so the torso stays still;
 3. the portrait is sampled with ``grid_sample``;
 4. inside the driven inner-lip polygon a mouth interior (a dark cavity with a light teeth band under the
-   upper lip and a dimmer one over the lower lip) is blended in, in proportion to how much wider the driven
-   opening is than the portrait's own (so driven == source returns the portrait, mouth included;
+   upper lip) is blended in, in proportion to how much wider the driven opening is than the portrait's own
+   (so driven == source returns the portrait, mouth included;
    :mod:`talkinghead.render.mouth_interior`, which stage 2 can paint the same way).
 
 *Identity reshaping*: a driven mesh built with another α than the fitted one reshapes the face through the

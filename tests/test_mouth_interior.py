@@ -14,7 +14,14 @@ from talkinghead.face import PerspectiveCamera, apply_pose, builtin_morphable_mo
 from talkinghead.face.expression_basis import ARKIT_BLENDSHAPES
 from talkinghead.models import MeshToVideo
 from talkinghead.render import FaceParser, make_rasterizer
-from talkinghead.render.mouth_interior import MouthInterior, interior_colour, paint
+from talkinghead.render.mouth_interior import (
+    FULL_COLOUR_LIPS_CHROMA,
+    MouthInterior,
+    interior_colour,
+    lips_chroma,
+    paint,
+    toned_to_portrait,
+)
 from tests.helpers import SMALL_MESH_TO_VIDEO
 
 JAW_OPEN = ARKIT_BLENDSHAPES.index("jawOpen")
@@ -117,3 +124,46 @@ def test_mesh_to_video_composites_the_interior_and_changes_nothing_else():
     changed = (drawn[1] - plain[1]).abs().amax(0) > 1e-6
     assert 10 < changed.sum() < 0.05 * 64 * 64  # the opened mouth only
     assert drawn[1][:, changed].mean() < plain[1][:, changed].mean()  # darker: the cavity
+
+
+def test_lips_chroma_is_the_mean_chroma_of_the_box_around_the_lips():
+    """A grey portrait with one coloured 10 × 20 px patch: the box that holds it reads the patch's chroma (0.5),
+    a box twice as tall half of it, a box beside it none."""
+    portrait = torch.full((1, 3, 64, 64), 0.4)
+    portrait[0, :, 20:30, 10:30] = torch.tensor([0.7, 0.3, 0.2])[:, None, None]
+    patch = torch.tensor([[[10.0, 20.0], [30.0, 30.0]]])  # corner points of the patch (pixel edges)
+    taller = torch.tensor([[[10.0, 10.0], [30.0, 30.0]]])
+    beside = torch.tensor([[[40.0, 20.0], [60.0, 30.0]]])
+    measured = lips_chroma(portrait.expand(3, -1, -1, -1), torch.cat((patch, taller, beside)))
+    torch.testing.assert_close(measured, torch.tensor([0.5, 0.25, 0.0]))
+
+
+def test_the_interior_keeps_its_colour_on_coloured_lips_and_turns_grey_on_grey_ones():
+    """Toned to lips as colourful as ``FULL_COLOUR_LIPS_CHROMA`` or more the painted colour is unchanged to the bit;
+    to grey lips (chroma 0) every channel is the luma; half-way, half the chroma around the same luma."""
+    colour, _ = interior_colour(torch.linspace(0, 1, 32).view(1, 1, 32, 1).expand(1, 1, 32, 8), torch.ones(1, 1, 32, 8))
+    colour = colour.expand(3, -1, -1, -1)
+    toned = toned_to_portrait(colour, torch.tensor([FULL_COLOUR_LIPS_CHROMA * 3, 0.0, FULL_COLOUR_LIPS_CHROMA / 2]))
+    assert torch.equal(toned[0], colour[0])
+    luma = 0.299 * colour[1, 0] + 0.587 * colour[1, 1] + 0.114 * colour[1, 2]
+    torch.testing.assert_close(toned[1], luma.expand(3, -1, -1))
+    torch.testing.assert_close(toned[2], (colour[2] + luma) / 2)
+    spread = lambda image: (image.amax(0) - image.amin(0)).mean()  # noqa: E731
+    assert spread(colour[0]) > 0.05 and spread(toned[1]) < 1e-6
+
+
+def test_the_painter_tones_the_interior_to_the_portraits_lips(model):
+    """MouthInterior given the portraits: a grey one gets a grey interior, a coloured one the interior painted
+    without them; the opacity does not change."""
+    camera = PerspectiveCamera()
+    painter = MouthInterior(model, camera, "torch")
+    source, opened = posed(model).expand(2, -1, -1), posed(model, jaw_open=1.0).expand(2, -1, -1)
+    portraits = torch.full((2, 3, 256, 256), 0.5)
+    portraits[1, 0] = 0.8  # reddish
+    plain, plain_opacity, box = painter(source, opened)
+    toned, opacity, toned_box = painter(source, opened, portraits)
+    assert torch.equal(box, toned_box) and torch.equal(opacity, plain_opacity)
+    painted = plain_opacity[0, 0] > 0.5
+    assert (plain[0].amax(0) - plain[0].amin(0))[painted].mean() > 0.05
+    assert (toned[0].amax(0) - toned[0].amin(0))[painted].abs().max() < 1e-6
+    assert torch.equal(toned[1], plain[1])

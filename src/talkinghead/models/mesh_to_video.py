@@ -153,7 +153,7 @@ class MeshToVideo(nn.Module):
             index = torch.arange(driven["beta"].shape[0], device=alpha.device) if pairs is None else pairs
             shape = rendered.shape if rendered is not None else self.inputs.unposed(alpha, reference)
             source = apply_pose(shape, reference["pose"]).index_select(0, index)
-            painted = self.interior(source, inputs["vertices_driven"])
+            painted = self.interior(source, inputs["vertices_driven"], reference_image.index_select(0, index))
             inputs["interior_colour"], inputs["interior_opacity"], inputs["interior_box"] = painted
         return inputs
 

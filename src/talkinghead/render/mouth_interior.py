@@ -98,6 +98,42 @@ def interior_colour(lip_coordinate: torch.Tensor, mouth: torch.Tensor) -> tuple[
     return (colour / coverage.clamp(min=1e-3)).clamp(0.0, 1.0), coverage
 
 
+def chroma(image: torch.Tensor) -> torch.Tensor:
+    """Per-pixel chroma (B, 1, H, W) of images (B, 3, H, W): the largest channel minus the smallest."""
+    return image.amax(dim=1, keepdim=True) - image.amin(dim=1, keepdim=True)
+
+
+INTERIOR_CHROMA = max(CAVITY_COLOR) - min(CAVITY_COLOR)  # the cavity's; the teeth's is the same
+# Lips at least half as colourful as the painted interior keep its full colour: every colour portrait measured
+# (real photos and paintings 0.10-0.47 around the lips, the embedded corpus' faces 0.074 and more) does, and only
+# near-grey faces fade towards a grey interior (a marble bust 0.025, black-and-white photos and a sketch 0).
+FULL_COLOUR_LIPS_CHROMA = INTERIOR_CHROMA / 2
+
+
+def lips_chroma(portraits: torch.Tensor, lips: torch.Tensor) -> torch.Tensor:
+    """Mean chroma (B,) of portraits (B, 3, H, W) over the box (pixel centres) around their lips' screen points
+    (B, V, 2); 0 where the box holds no pixel centre."""
+    height, width = portraits.shape[-2:]
+    x = torch.arange(width, device=portraits.device, dtype=lips.dtype) + 0.5
+    y = torch.arange(height, device=portraits.device, dtype=lips.dtype) + 0.5
+    low, high = lips.amin(dim=1), lips.amax(dim=1)  # (B, 2)
+    inside_x = (x[None] >= low[:, :1]) & (x[None] <= high[:, :1])
+    inside_y = (y[None] >= low[:, 1:]) & (y[None] <= high[:, 1:])
+    box = (inside_y[:, :, None] & inside_x[:, None, :]).unsqueeze(1).to(portraits.dtype)  # (B, 1, H, W)
+    return (chroma(portraits) * box).sum(dim=(1, 2, 3)) / box.sum(dim=(1, 2, 3)).clamp(min=1.0)
+
+
+def toned_to_portrait(colour: torch.Tensor, portrait_chroma: torch.Tensor) -> torch.Tensor:
+    """The interior's colour (B, 3, h, w) toned to the portrait's lips (chroma (B,), :func:`lips_chroma`): its
+    chroma scaled by ``min(1, portrait_chroma / FULL_COLOUR_LIPS_CHROMA)`` around its luma (ITU-R BT.601 weights).
+    A black-and-white photo or a sketch gets a grey interior, a colour portrait the painted one to the bit; a
+    cavity coloured inside a grey face is also read as less open by MediaPipe (docs/RESULTS.md, thirtieth pass)."""
+    weights = torch.tensor((0.299, 0.587, 0.114), dtype=colour.dtype, device=colour.device)
+    luma = (colour * weights[None, :, None, None]).sum(dim=1, keepdim=True)
+    fade = 1.0 - (portrait_chroma / FULL_COLOUR_LIPS_CHROMA).clamp(max=1.0)
+    return colour - fade[:, None, None, None].to(colour.dtype) * (colour - luma)
+
+
 class MouthInterior(nn.Module):
     """Paints the mouth interior of driven faces over frames of their portrait (module docstring).
 
@@ -120,15 +156,19 @@ class MouthInterior(nn.Module):
         self.num_lip_triangles = int(near_fan.sum())
         self.triangles = torch.cat((triangles[near_fan], self.fan.triangles), dim=0)
         self.vertices = self.triangles.unique()
+        self.lips = model.region("lips").cpu()
         self.camera = camera
         self.backend = rasterizer
         self._rasterizers: dict[str, object] = {}
 
-    def forward(self, source: torch.Tensor, driven: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, source: torch.Tensor, driven: torch.Tensor, portraits: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The interior of driven meshes ``driven`` over their portraits' posed meshes ``source``, both (B, N, 3)
         world cm, in the one box of the frame that can be painted (the lips and the blur's reach):
         ``(colour (B, 3, h, w), opacity (B, 1, h, w), box)``, ``box`` (4,) long = x0, y0, x1, y1 pixels
-        (h = y1 − y0, w = x1 − x0; empty when the lips are outside the frame). :func:`paint` composites it."""
+        (h = y1 − y0, w = x1 − x0; empty when the lips are outside the frame). With the portraits (B, 3, H, W)
+        the colour is toned to their lips' (:func:`toned_to_portrait`). :func:`paint` composites it."""
         device = driven.device
         if str(device) not in self._rasterizers:
             self._rasterizers[str(device)] = make_rasterizer(self.backend, device)
@@ -149,6 +189,9 @@ class MouthInterior(nn.Module):
         coordinate = self.fan.lip_coordinate.to(device, driven.dtype)[None, :, None].expand(batch, -1, -1)
         lip_coordinate = rasterizer.interpolate(coordinate, raster, self.triangles) * mouth
         colour, coverage = interior_colour(lip_coordinate, mouth)
+        if portraits is not None:
+            lips = source_screen[:, self.lips.to(device), :2].detach()
+            colour = toned_to_portrait(colour, lips_chroma(portraits.detach(), lips))
         loop = self.fan.loop
         opacity = interior_opacity(source_screen[:, loop, :2], driven_screen[:, loop, :2])
         return colour, coverage * opacity[:, None, None, None], box

@@ -36,7 +36,14 @@ from talkinghead.face.camera import PerspectiveCamera
 from talkinghead.face.morphable_model import MorphableModel
 from talkinghead.render.base import Rasterizer
 from talkinghead.render.flow_extension import extend_flow
-from talkinghead.render.mouth_interior import LipFan, interior_colour, interior_opacity, smoothstep
+from talkinghead.render.mouth_interior import (
+    LipFan,
+    interior_colour,
+    interior_opacity,
+    lips_chroma,
+    smoothstep,
+    toned_to_portrait,
+)
 
 CHIN_VERTEX = 152  # FaceMesh landmark at the bottom of the chin
 
@@ -92,6 +99,7 @@ class MeshWarpRenderer:
         self.reach, self.smoothing = reach, smoothing
         self.torso_margin, self.torso_ramp = torso_margin, torso_ramp
         self.fan = LipFan(model)
+        self.lips = model.region("lips").cpu()
         self.num_face_triangles = model.triangles.shape[0]
         self.triangles = torch.cat((model.triangles.cpu(), self.fan.triangles), dim=0)  # both faces rasterize
 
@@ -149,5 +157,7 @@ class MeshWarpRenderer:
         if portrait.shape[0] != 3:
             return frames
         mouth, coverage = interior_colour(field.lip_coordinate, field.mouth)
+        lips = self.camera.project(source_vertices[None].to(frames.dtype))[:, self.lips.to(frames.device), :2]
+        mouth = toned_to_portrait(mouth, lips_chroma(portrait[None].to(frames.dtype), lips))
         alpha = coverage * field.opening[:, None, None, None]
         return frames * (1.0 - alpha) + mouth * alpha

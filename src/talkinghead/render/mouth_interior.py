@@ -10,7 +10,8 @@ reveals what the portrait never showed (a closed-mouth photo has no teeth or cav
   :data:`TEETH_COLOR` band under the upper lip, its edge blurred (σ 0.8 px). The cavity stays dark down to the
   lower lip (in speech the lower lip mostly hides the lower teeth): over a lower lip no darker or redder than
   the skin (a painting, a black-and-white photo, a statue) a pale band there is taken for the lip's edge by
-  MediaPipe FaceMesh, which then measures the mouth less open than the mesh (docs/RESULTS.md, twenty-ninth pass);
+  MediaPipe FaceMesh, which then measures the mouth less open than the mesh (docs/RESULTS.md, twenty-ninth pass).
+  Given the portrait, the colour is toned to its lips (:func:`toned_to_portrait`): grey in a grey face;
 * **how much** (:func:`interior_opacity`): ``clamp(2 (1 − A_src / A_drv), 0, 1)``, A the screen areas of the
   portrait's and the driven inner-lip polygons: nothing where the driven mouth is no wider than the portrait's
   own (whatever the portrait shows there is warped unchanged), fully painted from twice its area.

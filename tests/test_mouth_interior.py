@@ -167,3 +167,28 @@ def test_the_painter_tones_the_interior_to_the_portraits_lips(model):
     assert (plain[0].amax(0) - plain[0].amin(0))[painted].mean() > 0.05
     assert (toned[0].amax(0) - toned[0].amin(0))[painted].abs().max() < 1e-6
     assert torch.equal(toned[1], plain[1])
+
+
+def test_mesh_to_video_tones_the_interior_to_its_reference():
+    """With a grey reference the pixels the interior covers fully are grey; with a coloured one they are not."""
+    small = {**SMALL_MESH_TO_VIDEO, "face_parser": f"{__name__}._HeadParser"}
+    torch.manual_seed(0)
+    network = MeshToVideo(**small, mouth_interior=True).eval()
+    model = network.inputs.model
+    lips = torch.zeros(1, model.num_lip_vertices, 3)
+    reference = {"alpha": torch.zeros(1, model.num_identity), "beta": torch.zeros(1, 52), "pose": torch.zeros(1, 6)}
+    reference["lip_offsets"] = lips
+    opened = torch.zeros(1, 52)
+    opened[0, JAW_OPEN] = 1.0
+    driven = {"beta": opened, "pose": torch.zeros(1, 6), "lip_offsets": lips}
+    grey = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(1)).expand(1, 3, 64, 64)
+    coloured = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    spreads = []
+    for image in (grey, coloured):
+        faces = {key: value for key, value in reference.items() if key != "alpha"}
+        inputs = network.render_inputs(image, reference["alpha"], faces, driven)
+        covered = inputs["interior_opacity"][0, 0] > 0.999
+        assert covered.sum() >= 4
+        colour = inputs["interior_colour"][0][:, covered]
+        spreads.append(float((colour.amax(0) - colour.amin(0)).max()))
+    assert spreads[0] < 1e-6 < 0.05 < spreads[1]

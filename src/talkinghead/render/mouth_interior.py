@@ -22,6 +22,7 @@ over its frames (:class:`MouthInterior`).
 """
 
 import torch
+from kornia.color import rgb_to_grayscale
 from kornia.filters import gaussian_blur2d
 from torch import nn
 
@@ -126,11 +127,10 @@ def lips_chroma(portraits: torch.Tensor, lips: torch.Tensor) -> torch.Tensor:
 
 def toned_to_portrait(colour: torch.Tensor, portrait_chroma: torch.Tensor) -> torch.Tensor:
     """The interior's colour (B, 3, h, w) toned to the portrait's lips (chroma (B,), :func:`lips_chroma`): its
-    chroma scaled by ``min(1, portrait_chroma / FULL_COLOUR_LIPS_CHROMA)`` around its luma (ITU-R BT.601 weights).
+    chroma scaled by ``min(1, portrait_chroma / FULL_COLOUR_LIPS_CHROMA)`` around its luma (kornia's BT.601 grey).
     A black-and-white photo or a sketch gets a grey interior, a colour portrait the painted one to the bit; a
     cavity coloured inside a grey face is also read as less open by MediaPipe (docs/RESULTS.md, thirtieth pass)."""
-    weights = torch.tensor((0.299, 0.587, 0.114), dtype=colour.dtype, device=colour.device)
-    luma = (colour * weights[None, :, None, None]).sum(dim=1, keepdim=True)
+    luma = rgb_to_grayscale(colour)
     fade = 1.0 - (portrait_chroma / FULL_COLOUR_LIPS_CHROMA).clamp(max=1.0)
     return colour - fade[:, None, None, None].to(colour.dtype) * (colour - luma)
 
